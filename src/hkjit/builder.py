@@ -1,0 +1,200 @@
+"""Building one cache entry: compile in a fresh temp folder, then publish it atomically.
+
+Called with the entry's build lock held (loader.py). Steps, each crash-safe:
+
+1. clean this key's orphaned temp folders (their builder is dead);
+2. compile in ``<root>/v1/tmp/<kernel>-<key>.<host>.<pid>.<n>/`` through ``load_inline(build_directory=...)`` in a
+   subprocess (never torch's shared extensions folder, so torch's FileBaton is never contended);
+3. write key.json, drop intermediates, fsync, and ``rename`` the folder to ``<root>/v1/<arch>/<kernel>-<key>``;
+4. write manifest.json (module size + xxh3) last, atomically. An entry without it is never loaded.
+
+A failed compile raises BuildError with the compiler's last lines and the kept log's path.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from itertools import count
+from pathlib import Path
+
+from .cache import BUILD_LOG, KEY_JSON, MANIFEST, entry_dir, file_xxh3, format_dir, host_id, move_aside
+from .errors import BuildError, CacheError
+from .fsutil import atomic_write_text, fsync_dir, fsync_tree
+from .libraries import find_library
+from .specs import KernelSpec, kernels_dir
+from .version import CACHE_FORMAT, __version__
+
+log = logging.getLogger("hkjit")
+_counter = count()
+TAIL_LINES = 30
+
+
+def module_name(spec: KernelSpec, key: str) -> str:
+    return f"hkjit_{spec.name}_{spec.arch}_{key[:16]}"
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for tests/reliability: HKJIT_TEST_CRASH_AT=<name> SIGKILLs this process here."""
+    if os.environ.get("HKJIT_TEST_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> list[Path]:
+    """Remove temp build folders whose builder is dead (same host) or that are older than max_age (any host)."""
+    removed = []
+    tmp = format_dir(root) / "tmp"
+    if not tmp.is_dir():
+        return removed
+    me = host_id()
+    for d in tmp.iterdir():
+        if not d.name.startswith(prefix):
+            continue
+        parts = d.name.rsplit(".", 3)   # <kernel>-<key>.<host>.<pid>.<n>
+        try:
+            host, pid = parts[1], int(parts[2])
+        except (IndexError, ValueError):
+            host, pid = "", -1
+        try:
+            age = time.time() - d.stat().st_mtime
+        except OSError:
+            continue
+        if (host == me and pid != os.getpid() and not _pid_alive(pid)) or age > max_age:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _request(spec: KernelSpec, name: str, build_dir: Path, library_roots: dict[str, str] | None) -> dict:
+    kdir = kernels_dir()
+    includes = [f"-I{kdir}"] + [f"-I{find_library(lib, (library_roots or {}).get(lib))}" for lib in spec.libraries]
+    extra = os.environ.get("HKJIT_EXTRA_CFLAGS", "").split()
+    return {
+        "name": name,
+        "host_sources": [str(kdir / f) for f in spec.host_sources],
+        "device_sources": [str(kdir / f) for f in spec.device_sources],
+        "functions": list(spec.functions),
+        "cflags": list(spec.cflags) + includes + extra,
+        "device_cflags": list(spec.device_cflags) + includes + extra,
+        "ldflags": list(spec.ldflags),
+        "build_directory": str(build_dir),
+    }
+
+
+def _set_pdeathsig() -> None:
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _tail(path: Path, n: int = TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _keep_failed_log(root: Path, spec: KernelSpec, key: str, log_path: Path) -> Path | None:
+    dest = format_dir(root) / "failed" / f"{spec.arch}-{spec.name}-{key}.log"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log_path, dest)
+        return dest
+    except OSError:
+        return None
+
+
+def _prune_intermediates(build_dir: Path, module_file: str) -> None:
+    for p in build_dir.iterdir():
+        if p.is_file() and (p.suffix == ".o" or p.name.startswith(".ninja") or p.name == "lock"):
+            p.unlink()
+
+
+def build_entry(spec: KernelSpec, root: Path, key: str, inputs: dict,
+                library_roots: dict[str, str] | None = None) -> Path:
+    """Build `spec` into the cache entry for `key` and publish it; returns the entry's folder. Lock held."""
+    final = entry_dir(root, spec.arch, spec.name, key)
+    stem = f"{spec.name}-{key}"
+    clean_orphans(root, prefix=stem)
+    build_dir = format_dir(root) / "tmp" / f"{stem}.{host_id()}.{os.getpid()}.{next(_counter)}"
+    try:
+        build_dir.mkdir(parents=True)
+    except OSError as e:
+        raise CacheError(f"cannot create a build folder in {root}: {e}. Set HKJIT_CACHE_DIR to a writable folder, "
+                         f"or put a pre-built cache in HKJIT_CACHE_PATH") from e
+    try:
+        return _build_and_publish(spec, root, key, inputs, library_roots, build_dir, final)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise CacheError(f"disk full while building {spec.name} for {spec.arch} in {root}: free space or "
+                             f"point HKJIT_CACHE_DIR elsewhere (`python -m hkjit cache prune --max-size ...`)") from e
+        raise
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, final: Path) -> Path:
+    name = module_name(spec, key)
+    request = _request(spec, name, build_dir, library_roots)
+    req_path = build_dir / "request.json"
+    req_path.write_text(json.dumps(request, indent=1))
+    log_path = build_dir / BUILD_LOG
+    t0 = time.time()
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_buildworker.py")), str(req_path)], stdout=logf,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if os.environ.get("HKJIT_TEST_CRASH_AT") == "compile":
+            time.sleep(1.0)
+            _crash_point("compile")
+        rc = proc.wait()
+    seconds = time.time() - t0
+    modules = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
+    if rc != 0 or not modules:
+        tail = _tail(log_path)
+        kept = _keep_failed_log(root, spec, key, log_path)
+        if "No space left on device" in tail:
+            raise CacheError(f"disk full while building {spec.name} for {spec.arch} in {root} (log: {kept}); free "
+                             f"space or point HKJIT_CACHE_DIR elsewhere")
+        raise BuildError(f"building {spec.name} for {spec.arch} failed (exit {rc}) after {seconds:.1f} s; "
+                         f"last lines of the compiler's output:\n{tail}\nfull log: {kept}", str(kept), tail)
+    module = modules[0]
+    req_path.unlink()
+    _prune_intermediates(build_dir, module.name)
+    atomic_write_text(build_dir / KEY_JSON, json.dumps(inputs, indent=1, sort_keys=True))
+    fsync_tree(build_dir)
+    _crash_point("before_rename")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():                       # an unpublished remnant (crash after rename): never reused
+        move_aside(final, "left without a manifest by an interrupted build")
+    os.rename(build_dir, final)
+    fsync_dir(final.parent)
+    _crash_point("before_manifest")
+    manifest = {
+        "format": CACHE_FORMAT, "kernel": spec.name, "arch": spec.arch, "key": key,
+        "module_file": module.name, "module_name": module.stem.split(".")[0],
+        "size": (final / module.name).stat().st_size, "xxh3": file_xxh3(final / module.name),
+        "built_at": time.time(), "build_seconds": round(seconds, 2), "host": host_id(),
+        "hkjit_version": __version__,
+    }
+    atomic_write_text(final / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    log.info("hkjit: built %s for %s in %.1f s -> %s", spec.name, spec.arch, seconds, final)
+    return final

@@ -1,0 +1,167 @@
+"""The on-disk cache: where entries live, what makes an entry valid, and moving bad ones aside.
+
+Layout (one writable root, plus read-only layers from HKJIT_CACHE_PATH)::
+
+    <root>/v1/<arch>/<kernel>-<key>/      a published entry
+        <module>.so                       the built extension module
+        key.json                          every key input (hashes to <key>)
+        build.log                         the compiler's output
+        manifest.json                     written last: module name, size and xxh3 checksum
+    <root>/v1/tmp/                        builds in progress (renamed into place when done)
+    <root>/v1/trash/                      entries that failed verification, moved aside
+    <root>/v1/failed/<kernel>-<key>.log   the log of the last failed build of a key
+    <root>/v1/locks/                      build locks and leases (see locking.py)
+    <root>/v1/memo.json                   compiler versions / header hashes by stat signature (keys.py)
+
+An entry is loaded only after ``verify_entry`` passes: the manifest exists, names this format and this key,
+key.json hashes to the key, and the module file has the recorded size and checksum.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+import xxhash
+
+from .config import env_str
+from .errors import CacheError
+from .keys import key_of
+from .version import CACHE_FORMAT
+
+log = logging.getLogger("hkjit")
+FORMAT_DIR = f"v{CACHE_FORMAT}"
+MANIFEST = "manifest.json"
+KEY_JSON = "key.json"
+BUILD_LOG = "build.log"
+USED_STAMP = ".last_used"
+
+
+def cache_root() -> Path:
+    """The writable cache root: HKJIT_CACHE_DIR, else the platform's user cache dir (~/.cache/hkjit)."""
+    raw = env_str("HKJIT_CACHE_DIR")
+    root = Path(os.path.expanduser(raw)) if raw else Path(platformdirs.user_cache_dir("hkjit"))
+    if root.exists() and not root.is_dir():
+        raise CacheError(f"HKJIT_CACHE_DIR={root} is a file, not a directory: point it at a folder")
+    return root
+
+
+def cache_layers() -> list[Path]:
+    """Read-only cache roots from HKJIT_CACHE_PATH (os.pathsep-separated), e.g. a cache pre-baked in CI."""
+    return [Path(os.path.expanduser(p)) for p in env_str("HKJIT_CACHE_PATH").split(os.pathsep) if p.strip()]
+
+
+def format_dir(root: Path) -> Path:
+    return root / FORMAT_DIR
+
+
+def entry_dir(root: Path, arch: str, kernel: str, key: str) -> Path:
+    return format_dir(root) / arch / f"{kernel}-{key}"
+
+
+def memo_path(root: Path) -> Path:
+    return format_dir(root) / "memo.json"
+
+
+def file_xxh3(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    reason: str = ""
+    manifest: dict | None = None
+
+
+def verify_entry(path: Path, expected_key: str | None = None) -> Verdict:
+    """Whether the entry at `path` may be loaded; the reason when it may not."""
+    if not path.is_dir():
+        return Verdict(False, "missing")
+    dir_key = path.name.rsplit("-", 1)[-1]
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        return Verdict(False, "no manifest (build interrupted before it was published)")
+    except (OSError, ValueError) as e:
+        return Verdict(False, f"unreadable manifest ({e})")
+    if manifest.get("format") != CACHE_FORMAT:
+        return Verdict(False, f"cache format {manifest.get('format')} (this hkjit writes {CACHE_FORMAT})")
+    if manifest.get("key") != dir_key or (expected_key and dir_key != expected_key):
+        return Verdict(False, f"manifest of another key ({manifest.get('key')})")
+    try:
+        inputs = json.loads((path / KEY_JSON).read_text())
+    except (OSError, ValueError):
+        return Verdict(False, "key.json missing or unreadable")
+    if key_of(inputs) != dir_key:
+        return Verdict(False, "key.json does not hash to the entry's key (inputs of another build)")
+    module = path / str(manifest.get("module_file", ""))
+    try:
+        size = module.stat().st_size
+    except OSError:
+        return Verdict(False, "module file missing")
+    if size != manifest.get("size"):
+        return Verdict(False, f"module is {size} bytes, manifest says {manifest.get('size')} (truncated?)")
+    if file_xxh3(module) != manifest.get("xxh3"):
+        return Verdict(False, "module checksum mismatch (corrupted)")
+    return Verdict(True, "ok", manifest)
+
+
+def move_aside(path: Path, reason: str) -> Path | None:
+    """Move a bad entry into <root>/v1/trash so it is never loaded again and can be inspected."""
+    trash = path.parent.parent / "trash"
+    dest = trash / f"{path.name}.{int(time.time())}.{os.getpid()}"
+    try:
+        trash.mkdir(parents=True, exist_ok=True)
+        os.rename(path, dest)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        log.warning("hkjit: cache entry %s is bad (%s) and could not be moved aside: %s", path, reason, e)
+        return None
+    log.warning("hkjit: cache entry %s is bad (%s); moved to %s and rebuilding", path, reason, dest)
+    return dest
+
+
+def touch_used(path: Path) -> None:
+    """Record a use (for LRU pruning); silently skipped on read-only layers."""
+    try:
+        (path / USED_STAMP).touch()
+    except OSError:
+        pass
+
+
+def last_used(path: Path) -> float:
+    for p in (path / USED_STAMP, path / MANIFEST):
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            continue
+    return 0.0
+
+
+def iter_entries(root: Path):
+    """(arch, kernel, key, path) of every entry folder under root (valid or not)."""
+    fmt = format_dir(root)
+    if not fmt.is_dir():
+        return
+    for arch_dir in sorted(fmt.iterdir()):
+        if not arch_dir.is_dir() or arch_dir.name in ("tmp", "trash", "failed", "locks"):
+            continue
+        for entry in sorted(arch_dir.iterdir()):
+            if entry.is_dir() and "-" in entry.name:
+                kernel, key = entry.name.rsplit("-", 1)
+                yield arch_dir.name, kernel, key, entry
+
+
+def host_id() -> str:
+    return socket.gethostname()

@@ -1,0 +1,141 @@
+"""The cache key: a content hash of everything that can change a built module.
+
+``key_inputs()`` gathers the inputs as a JSON-able dict (stored beside every entry as key.json, so a miss can be
+explained later by `python -m hkjit cache why`), ``key_of()`` hashes its canonical JSON with xxh3_128. Paths
+never enter the key (content does), so the same sources give the same key from any folder or machine.
+
+Two facts cost a subprocess or a directory walk: the compiler's version and a header tree's hash. Both are
+memoized per process, and on disk (``<cache>/v1/memo.json``) keyed by the compiler binary's / tree's stat
+signature, so a warm start in a fresh process costs a few stats, not a `--version` run.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sysconfig
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import xxhash
+
+from .version import CACHE_FORMAT
+from .libraries import find_library, tree_files, tree_hash
+from .specs import KernelSpec, kernels_dir
+from .targets import compiler_path, compiler_version, target_for_arch
+
+#: Environment variables that change what the compiler produces; unset and empty are the same (the default).
+BUILD_ENV_VARS = ("HIPCC_COMPILE_FLAGS_APPEND", "HIPCC_LINK_FLAGS_APPEND", "HIP_PLATFORM", "NVCC_APPEND_FLAGS",
+                  "NVCC_PREPEND_FLAGS", "HKJIT_EXTRA_CFLAGS")
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def key_of(inputs: dict) -> str:
+    return xxhash.xxh3_128_hexdigest(canonical(inputs))
+
+
+def file_hash(path: Path) -> str:
+    return xxhash.xxh3_128_hexdigest(path.read_bytes())
+
+
+class Memo:
+    """A small JSON memo (stat signature -> value) shared by processes through an atomically replaced file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._data: dict[str, list] | None = None
+
+    def _load(self) -> dict[str, list]:
+        if self._data is None:
+            try:
+                self._data = json.loads(self.path.read_text()) if self.path else {}
+            except (OSError, ValueError):
+                self._data = {}
+        return self._data
+
+    def get(self, name: str, signature: str, compute: Callable[[], str]) -> str:
+        data = self._load()
+        hit = data.get(name)
+        if hit and hit[0] == signature:
+            return hit[1]
+        value = compute()
+        data[name] = [signature, value]
+        if self.path is not None:
+            from .fsutil import atomic_write_text
+            try:
+                atomic_write_text(self.path, json.dumps(data, indent=0, sort_keys=True))
+            except OSError:
+                pass  # read-only cache: the memo stays in this process
+        return value
+
+
+def _stat_sig(paths: list[Path]) -> str:
+    h = xxhash.xxh3_64()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
+def torch_identity() -> dict:
+    return {
+        "version": torch.__version__,
+        "git": getattr(torch.version, "git_version", ""),
+        "hip": torch.version.hip or "",
+        "cuda": torch.version.cuda or "",
+        "cxx11abi": bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True)),
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_identity(arch: str, memo_path: str | None) -> str:
+    path = Path(os.path.realpath(compiler_path(target_for_arch(arch))))
+    memo = Memo(Path(memo_path) if memo_path else None)
+    return memo.get(f"compiler:{path}", _stat_sig([path]), lambda: compiler_version(str(path)))
+
+
+def library_hash(name: str, memo_path: str | None, root: str | None = None) -> str:
+    inc = find_library(name, root)
+    memo = Memo(Path(memo_path) if memo_path else None)
+    return memo.get(f"tree:{inc}", _stat_sig([p for _, p in tree_files(inc)]), lambda: tree_hash(inc))
+
+
+def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None) -> dict:
+    """Everything that can change the module `spec` builds into, as a JSON-able dict."""
+    memo = str(memo_path) if memo_path else None
+    kdir = kernels_dir()
+    roots = library_roots or {}
+    return {
+        "format": CACHE_FORMAT,
+        "kernel": spec.name,
+        "arch": spec.arch,
+        "files": {f: file_hash(kdir / f) for f in spec.files},
+        "libraries": {lib: library_hash(lib, memo, roots.get(lib)) for lib in spec.libraries},
+        "flags": {"cflags": list(spec.cflags), "device_cflags": list(spec.device_cflags),
+                  "ldflags": list(spec.ldflags), "functions": list(spec.functions)},
+        "compiler": _compiler_identity(spec.arch, memo),
+        "torch": torch_identity(),
+        "python": sysconfig.get_config_var("SOABI") or "",
+        "env": {v: os.environ.get(v, "") for v in BUILD_ENV_VARS},
+    }
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def diff_inputs(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) for every key input that differs: why a cache entry did not match."""
+    a, b = flatten(old), flatten(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

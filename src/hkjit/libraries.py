@@ -1,0 +1,87 @@
+"""Finding the header libraries kernels include (HipKittens, ThunderKittens) and hashing their content.
+
+Third-party code stays out of the repository: a library is found through its environment variable (or an
+argument), then a list of known locations. The cache key takes the *content* of its include tree, never its path,
+so two checkouts in different folders give the same key and an edited header gives a new one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from .errors import MissingLibraryError
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Library:
+    name: str            # "hipkittens" | "thunderkittens"
+    env_var: str         # the variable users set
+    marker: str          # a file that must exist under the include dir
+    url: str             # where to get it
+
+
+LIBRARIES = {
+    "hipkittens": Library("hipkittens", "HIPKITTENS_ROOT", "kittens.cuh", "https://github.com/HazyResearch/HipKittens"),
+    "thunderkittens": Library("thunderkittens", "THUNDERKITTENS_ROOT", "kittens.cuh",
+                              "https://github.com/HazyResearch/ThunderKittens"),
+}
+
+_KNOWN_PLACES = {
+    "hipkittens": ["~/HipKittens", "/opt/HipKittens", "/root/agent/HipKittens", str(_REPO.parent / "HipKittens"),
+                   str(_REPO.parent / "shared/toolchain/HipKittens")],
+    "thunderkittens": ["~/ThunderKittens", "/opt/ThunderKittens", str(_REPO.parent / "ThunderKittens"),
+                       str(_REPO / ".carry/ThunderKittens"), str(_REPO.parent / "shared/toolchain/ThunderKittens")],
+}
+
+
+def _include_dir(root: Path, marker: str) -> Path | None:
+    for cand in (root / "include", root):
+        if (cand / marker).is_file():
+            return cand
+    return None
+
+
+def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The include directory of library `name` (the folder holding kittens.cuh).
+
+    Order: `root` argument, the library's environment variable, known locations. Raises MissingLibraryError naming
+    the variable to set."""
+    lib = LIBRARIES[name]
+    explicit = root or os.environ.get(lib.env_var)
+    candidates = [explicit] if explicit else _KNOWN_PLACES[name]
+    for cand in candidates:
+        found = _include_dir(Path(os.path.expanduser(cand)), lib.marker)
+        if found is not None:
+            return found.resolve()
+    if explicit:
+        raise MissingLibraryError(f"{lib.env_var}={explicit} has no {lib.marker} (in it or in its include/); "
+                                  f"point it at a {lib.name} checkout ({lib.url})")
+    raise MissingLibraryError(f"{lib.name} headers not found: clone {lib.url} and set {lib.env_var} to it "
+                              f"(looked in {', '.join(candidates)}); `python -m hkjit doctor` shows what was found")
+
+
+def tree_files(root: Path) -> list[tuple[str, Path]]:
+    """(posix relative path, absolute path) of every regular file under root, sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for f in filenames:
+            p = Path(dirpath) / f
+            out.append((p.relative_to(root).as_posix(), p))
+    out.sort()
+    return out
+
+
+def tree_hash(root: Path) -> str:
+    """xxh3_128 over (relative path, content) of every file: location-independent content identity."""
+    h = xxhash.xxh3_128()
+    for rel, path in tree_files(root):
+        data = path.read_bytes()
+        h.update(rel.encode() + b"\0" + len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()

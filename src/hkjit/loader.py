@@ -1,0 +1,128 @@
+"""Getting a kernel's module: in-process memo, then the cache (writable root and read-only layers), then a build.
+
+A hit never runs ninja or load_inline: the published module file is imported directly with importlib after its
+manifest is verified (cache.verify_entry). A miss takes the entry's build lock, checks again (another process
+may have built it meanwhile), and builds (builder.py).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from .builder import build_entry
+from .cache import cache_layers, cache_root, entry_dir, memo_path, move_aside, touch_used, verify_entry
+from .errors import CaptureError
+from .validation import check_not_rejected
+from .keys import key_inputs, key_of
+from .locking import BuildLock
+from .specs import KernelSpec
+
+log = logging.getLogger("hkjit")
+
+
+@dataclass
+class Loaded:
+    module: ModuleType
+    path: Path          # the entry folder it came from
+    key: str
+    built: bool         # True when this call compiled it
+    seconds: float      # time spent in load_module
+
+
+_loaded: dict[tuple[str, str, str], Loaded] = {}
+_mutex = threading.Lock()
+
+
+def _import(path: Path, manifest: dict) -> ModuleType:
+    name = manifest["module_name"]
+    spec = importlib.util.spec_from_file_location(name, path / manifest["module_file"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _capturing() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def entry_key(spec: KernelSpec, root: Path | None = None, library_roots: dict[str, str] | None = None
+              ) -> tuple[str, dict]:
+    root = root or cache_root()
+    inputs = key_inputs(spec, memo_path(root), library_roots)
+    return key_of(inputs), inputs
+
+
+def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] | None:
+    """The first valid entry for key in root, then in each read-only layer; bad layer entries are skipped."""
+    for layer in [root] + cache_layers():
+        path = entry_dir(layer, spec.arch, spec.name, key)
+        if not path.exists():
+            continue
+        verdict = verify_entry(path, key)
+        if verdict.ok:
+            return path, verdict.manifest
+        if layer != root:
+            log.warning("hkjit: skipping bad entry %s in read-only layer (%s)", path, verdict.reason)
+    return None
+
+
+def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = None,
+                library_roots: dict[str, str] | None = None, call_site: bool = False) -> Loaded:
+    """The module for `spec`, building it if it is not cached (unless build=False: then None is never returned,
+    a miss raises LookupError). Thread-safe; once per process per (spec, root)."""
+    root = root or cache_root()
+    memo_key = (spec.arch, spec.name, str(root))
+    if (hit := _loaded.get(memo_key)) is not None:
+        return hit
+    with _mutex:
+        if (hit := _loaded.get(memo_key)) is not None:
+            return hit
+        t0 = time.perf_counter()
+        key, inputs = entry_key(spec, root, library_roots)
+        check_not_rejected(spec, key, root)
+        found = find_published(spec, key, root)
+        built = False
+        if found is None:
+            if not build:
+                raise LookupError(f"{spec.name} for {spec.arch} is not in the cache (key {key})")
+            if _capturing():
+                raise CaptureError(f"hkjit.gemm needs {spec.name} for {spec.arch} compiled, and a CUDA/HIP graph is "
+                                   f"being captured: call it once before capturing, or run `python -m hkjit warmup`")
+            found, built = _build_locked(spec, key, inputs, root, library_roots, call_site)
+        path, manifest = found
+        module = _import(path, manifest)
+        touch_used(path)
+        loaded = Loaded(module, path, key, built, time.perf_counter() - t0)
+        _loaded[memo_key] = loaded
+        return loaded
+
+
+def _build_locked(spec, key, inputs, root, library_roots, call_site) -> tuple[tuple[Path, dict], bool]:
+    with BuildLock(root, f"{spec.arch}-{spec.name}-{key}", what=f"{spec.name} for {spec.arch}"):
+        path = entry_dir(root, spec.arch, spec.name, key)
+        if path.exists():
+            verdict = verify_entry(path, key)
+            if verdict.ok:                       # another process built it while we waited
+                return (path, verdict.manifest), False
+            move_aside(path, verdict.reason)
+        if call_site:
+            log.warning("hkjit: compiling %s for %s (first use; about a minute). `python -m hkjit warmup` builds "
+                        "it ahead of time.", spec.name, spec.arch)
+        path = build_entry(spec, root, key, inputs, library_roots)
+        verdict = verify_entry(path, key)
+        if not verdict.ok:
+            raise RuntimeError(f"hkjit: freshly built entry {path} fails verification: {verdict.reason}")
+        return (path, verdict.manifest), True
+
+
+def forget_loaded() -> None:
+    """Drop the in-process memo (tests, and `cache clear` in a long-lived process)."""
+    _loaded.clear()

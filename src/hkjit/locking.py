@@ -1,0 +1,117 @@
+"""Cross-process build locks with leases, so waiters can say whom they wait for.
+
+One ``filelock`` lock per cache entry (flock: the OS releases it when the holder dies, so a crashed builder
+never leaves a lock behind — the failure torch's FileBaton is known for). Beside it a *lease* file records the
+holder's pid, host and start time. Waiters log the holder every few seconds and give up after
+HKJIT_LOCK_TIMEOUT seconds with an error naming the holder and the lock path.
+
+Where locks live: HKJIT_LOCK_DIR if set; else, when the cache root is on a network filesystem (NFS, Lustre,
+CIFS, ...: flock there is unreliable), a local runtime dir (``platformdirs.user_runtime_dir("hkjit")``) — one
+node's processes then still build once; else ``<root>/v1/locks``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import filelock
+import platformdirs
+import xxhash
+
+from .cache import format_dir, host_id
+from .config import env_str, lock_timeout
+from .errors import LockTimeoutError
+from .fsutil import atomic_write_text
+
+log = logging.getLogger("hkjit")
+
+NETWORK_FS = {"nfs", "nfs4", "lustre", "cifs", "smb3", "smbfs", "gpfs", "beegfs", "fuse.sshfs", "9p", "ceph",
+              "fuse.glusterfs", "afs", "orangefs", "panfs", "wekafs", "fuse.juicefs"}
+POLL_SECONDS = 5.0
+
+
+def filesystem_type(path: Path) -> str:
+    """fstype of the mount holding `path` (from /proc/mounts; '' where unknown)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    real = os.path.realpath(p)
+    best, fstype = "", ""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    mnt = parts[1].replace("\\040", " ")
+                    if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                        best, fstype = mnt, parts[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def lock_dir(root: Path) -> Path:
+    explicit = env_str("HKJIT_LOCK_DIR")
+    if explicit:
+        return Path(explicit)
+    if filesystem_type(root) in NETWORK_FS:
+        return Path(platformdirs.user_runtime_dir("hkjit")) / f"locks-{xxhash.xxh3_64_hexdigest(str(root))}"
+    return format_dir(root) / "locks"
+
+
+def read_lease(lease: Path) -> dict:
+    try:
+        return json.loads(lease.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_holder(info: dict) -> str:
+    if not info:
+        return "an unknown process"
+    since = time.strftime("%H:%M:%S", time.localtime(info.get("started", 0)))
+    return f"pid {info.get('pid')} on {info.get('host')} (building since {since})"
+
+
+class BuildLock:
+    """``with BuildLock(root, name): ...`` — exclusive, cross-process, logged while waiting, bounded by a timeout."""
+
+    def __init__(self, root: Path, name: str, timeout: float | None = None, what: str = "") -> None:
+        d = lock_dir(root)
+        d.mkdir(parents=True, exist_ok=True)
+        self.path = d / f"{name}.lock"
+        self.lease = d / f"{name}.lease"
+        self.timeout = lock_timeout() if timeout is None else timeout
+        self.what = what or name
+        self._lock = filelock.FileLock(str(self.path), thread_local=False)
+        self.waited = 0.0
+
+    def __enter__(self) -> "BuildLock":
+        start = time.monotonic()
+        deadline = start + self.timeout
+        while True:
+            try:
+                self._lock.acquire(timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                break
+            except filelock.Timeout:
+                holder = describe_holder(read_lease(self.lease))
+                if time.monotonic() >= deadline:
+                    raise LockTimeoutError(
+                        f"gave up after {self.timeout:.0f} s waiting for {holder} to finish building {self.what} "
+                        f"(lock {self.path}); raise HKJIT_LOCK_TIMEOUT, or end that process if it hangs") from None
+                log.info("hkjit: waiting for %s to finish building %s (%.0f s so far; lock %s)",
+                         holder, self.what, time.monotonic() - start, self.path)
+        self.waited = time.monotonic() - start
+        atomic_write_text(self.lease, json.dumps({"pid": os.getpid(), "host": host_id(), "started": time.time(),
+                                                  "what": self.what}))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.lease.unlink()
+        except OSError:
+            pass
+        self._lock.release()

@@ -1,0 +1,102 @@
+"""Kernel specs: what each kernel is made of, as data the builder consumes.
+
+A spec names the files (in ``kernels/``), the flags, the header libraries, the functions its torch binding
+exports and the tile constraints the dispatcher must respect. Adding a kernel is adding a spec here; the cache,
+lock, build and load code never branches on a kernel's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UnsupportedTargetError
+from .targets import KNOWN_ARCHS
+
+_HERE = Path(__file__).resolve().parent
+
+
+def kernels_dir() -> Path:
+    """kernels/ of a source checkout (editable install), or the copy shipped inside the wheel."""
+    for cand in (_HERE / "kernels", _HERE.parents[1] / "kernels"):
+        if (cand / "hkjit_gemm.h").is_file():
+            return cand
+    raise FileNotFoundError("hkjit's kernels/ folder is missing from the installation; reinstall hkjit")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the kernel's launcher accepts without copies (the dispatcher pads/copies to meet the rest).
+
+    block_m/block_n/block_k: the block tile; ragged_*: whether sizes that are not a multiple of the tile are
+    handled inside the kernel (else the operand is padded with zeros); align: the row strides and base pointers
+    of A, Bt and C must be multiples of this many elements (16-byte loads)."""
+    block_m: int
+    block_n: int
+    block_k: int
+    align: int = 1
+    ragged_m: bool = True
+    ragged_n: bool = True
+    ragged_k: bool = True
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str                       # kernel family, e.g. "gemm_bf16"; the cache folder is <arch>/<name>-<key>
+    arch: str
+    host_sources: tuple[str, ...]   # C++ files compiled by the host compiler (the torch binding among them)
+    device_sources: tuple[str, ...] = ()   # HIP/CUDA files compiled by hipcc/nvcc (no torch headers in them)
+    headers: tuple[str, ...] = ("hkjit_gemm.h",)  # our own headers the sources include (hashed into the key)
+    libraries: tuple[str, ...] = ()  # header libraries (libraries.LIBRARIES keys), found by configuration
+    cflags: tuple[str, ...] = ()     # host compiler flags
+    device_cflags: tuple[str, ...] = ()
+    ldflags: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ("gemm_forward", "gemm_out")
+    constraints: Constraints = field(default_factory=lambda: Constraints(64, 64, 64))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.host_sources + self.device_sources + self.headers
+
+
+GFX950_FLAGS = ("--offload-arch=gfx950", "-DKITTENS_CDNA4", "-O3", "-std=c++20", "-DHIP_ENABLE_WARP_SYNC_BUILTINS")
+
+SPECS: tuple[KernelSpec, ...] = (
+    KernelSpec(
+        name="gemm_bf16", arch="cpu",
+        host_sources=("gemm_reference.cpp", "gemm_binding.cpp"),
+        cflags=("-O3",),
+        constraints=Constraints(block_m=64, block_n=64, block_k=256),
+    ),
+    KernelSpec(
+        name="gemm_bf16", arch="gfx950",
+        host_sources=("gemm_binding.cpp",), device_sources=("gemm_gfx950.hip",),
+        headers=("hkjit_gemm.h", "gemm_gfx950_plan.h"),
+        libraries=("hipkittens",),
+        cflags=("-O3", "-DHKJIT_GPU"),
+        device_cflags=GFX950_FLAGS,
+        constraints=Constraints(block_m=256, block_n=256, block_k=64, align=8),
+    ),
+    KernelSpec(
+        name="gemm_bf16", arch="sm_90a",
+        host_sources=("gemm_binding.cpp",), device_sources=("gemm_sm90a.cu",),
+        libraries=("thunderkittens",),
+        cflags=("-O3", "-DHKJIT_GPU"),
+        device_cflags=("-gencode=arch=compute_90a,code=sm_90a", "-O3", "-std=c++20", "--expt-relaxed-constexpr",
+                       "--expt-extended-lambda", "-DKITTENS_HOPPER"),
+        ldflags=("-lcuda",),
+        constraints=Constraints(block_m=128, block_n=256, block_k=64, align=8),
+    ),
+)
+
+
+def specs_for(arch: str, kernel: str | None = None) -> list[KernelSpec]:
+    found = [s for s in SPECS if s.arch == arch and (kernel is None or s.name == kernel)]
+    if not found:
+        names = sorted({s.name for s in SPECS})
+        raise UnsupportedTargetError(f"no kernel {kernel or ''} for arch {arch!r}; archs: {', '.join(KNOWN_ARCHS)}; "
+                                     f"kernels: {', '.join(names)}")
+    return found
+
+
+def get_spec(arch: str, kernel: str = "gemm_bf16") -> KernelSpec:
+    return specs_for(arch, kernel)[0]
