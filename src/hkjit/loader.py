@@ -20,7 +20,6 @@ import torch
 from .builder import build_entry
 from .cache import cache_layers, cache_root, entry_dir, memo_path, move_aside, touch_used, verify_entry
 from .errors import CaptureError
-from .validation import check_not_rejected
 from .keys import key_inputs, key_of
 from .locking import BuildLock
 from .specs import KernelSpec
@@ -30,7 +29,7 @@ log = logging.getLogger("hkjit")
 
 @dataclass
 class Loaded:
-    module: ModuleType
+    module: ModuleType | None   # None when loaded with import_module=False (warmup)
     path: Path          # the entry folder it came from
     key: str
     built: bool         # True when this call compiled it
@@ -38,7 +37,8 @@ class Loaded:
 
 
 _loaded: dict[tuple[str, str, str], Loaded] = {}
-_mutex = threading.Lock()
+_mutexes: dict[tuple[str, str, str], threading.Lock] = {}
+_mutexes_guard = threading.Lock()
 
 
 def _import(path: Path, manifest: dict) -> ModuleType:
@@ -75,19 +75,23 @@ def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] 
 
 
 def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = None,
-                library_roots: dict[str, str] | None = None, call_site: bool = False) -> Loaded:
-    """The module for `spec`, building it if it is not cached (unless build=False: then None is never returned,
-    a miss raises LookupError). Thread-safe; once per process per (spec, root)."""
+                library_roots: dict[str, str] | None = None, call_site: bool = False,
+                import_module: bool = True) -> Loaded:
+    """The module for `spec`, building it if it is not cached (build=False: a miss raises LookupError).
+
+    Thread-safe; the lookup happens once per process per (spec, root). import_module=False finds or builds the
+    entry without importing it (warmup for another arch)."""
     root = root or cache_root()
     memo_key = (spec.arch, spec.name, str(root))
-    if (hit := _loaded.get(memo_key)) is not None:
+    if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
         return hit
-    with _mutex:
-        if (hit := _loaded.get(memo_key)) is not None:
+    with _mutexes_guard:
+        mutex = _mutexes.setdefault(memo_key, threading.Lock())
+    with mutex:
+        if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
             return hit
         t0 = time.perf_counter()
         key, inputs = entry_key(spec, root, library_roots)
-        check_not_rejected(spec, key, root)
         found = find_published(spec, key, root)
         built = False
         if found is None:
@@ -98,10 +102,11 @@ def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = Non
                                    f"being captured: call it once before capturing, or run `python -m hkjit warmup`")
             found, built = _build_locked(spec, key, inputs, root, library_roots, call_site)
         path, manifest = found
-        module = _import(path, manifest)
+        module = _import(path, manifest) if import_module else None
         touch_used(path)
         loaded = Loaded(module, path, key, built, time.perf_counter() - t0)
-        _loaded[memo_key] = loaded
+        if module is not None:
+            _loaded[memo_key] = loaded
         return loaded
 
 

@@ -1,43 +1,98 @@
-"""Per-(device, toolchain) validation records written by `python -m hkjit selftest`.
+"""Validation records: a kernel is checked once per (device, toolchain key) before its results are trusted.
 
 A compiled kernel is not a correct kernel (hk-dsl saw a ROCm 7.1 build of the MI350X GEMM compute wrong rows
-without any error). The selftest records a pass or a fail for the toolchain key of each kernel it ran, in
-``<root>/v1/<arch>/validated/<kernel>-<key>.json``. A fail marks that toolchain bad: later builds of the same key
-refuse with a message until the record is cleared (`python -m hkjit cache clear --validation`).
+without any error). On first use in a process, hkjit.gemm looks for a record for (device, entry key) in
+``<root>/v1/<arch>/validated/``; without one it runs a small product that spans several K tiles and ragged edges
+against an fp32 reference (milliseconds), and records the outcome, so later processes skip it.
+`python -m hkjit selftest` writes the same records over its full grid. A *fail* marks that toolchain bad:
+the kernel is refused (ToolchainRejectedError) until `python -m hkjit cache clear --validation`.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
-from .cache import format_dir, host_id
-from .errors import ToolchainRejectedError
+import torch
+
+from .cache import cache_root, format_dir, host_id
+from .errors import CaptureError, ToolchainRejectedError
 from .fsutil import atomic_write_text
-from .specs import KernelSpec
+
+#: relative Frobenius error above which a bf16 product (fp32 accumulation) is wrong, not just rounded
+REL_TOL = 1e-2
+_checked: set[tuple[str, str]] = set()
 
 
-def record_path(root: Path, spec: KernelSpec, key: str) -> Path:
-    return format_dir(root) / spec.arch / "validated" / f"{spec.name}-{key}.json"
+def device_label(device: torch.device) -> str:
+    if device.type == "cpu":
+        return "cpu"
+    props = torch.cuda.get_device_properties(device)
+    return f"{props.name} {getattr(props, 'gcnArchName', '') or f'sm_{props.major}{props.minor}'}".strip()
 
 
-def read_record(root: Path, spec: KernelSpec, key: str) -> dict | None:
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)[:80]
+
+
+def record_path(root: Path, arch: str, kernel: str, key: str, device: str) -> Path:
+    return format_dir(root) / arch / "validated" / f"{kernel}-{key}-{_slug(device)}.json"
+
+
+def read_record(root: Path, arch: str, kernel: str, key: str, device: str) -> dict | None:
     try:
-        return json.loads(record_path(root, spec, key).read_text())
+        return json.loads(record_path(root, arch, kernel, key, device).read_text())
     except (OSError, ValueError):
         return None
 
 
-def write_record(root: Path, spec: KernelSpec, key: str, passed: bool, device: str, detail: str = "") -> Path:
-    path = record_path(root, spec, key)
-    atomic_write_text(path, json.dumps({"passed": passed, "device": device, "host": host_id(), "time": time.time(),
-                                        "detail": detail}, indent=1))
+def write_record(root: Path, arch: str, kernel: str, key: str, device: str, passed: bool, detail: str = "") -> Path:
+    path = record_path(root, arch, kernel, key, device)
+    atomic_write_text(path, json.dumps({"passed": passed, "device": device, "key": key, "host": host_id(),
+                                        "time": time.time(), "detail": detail}, indent=1))
     return path
 
 
-def check_not_rejected(spec: KernelSpec, key: str, root: Path) -> None:
-    rec = read_record(root, spec, key)
-    if rec is not None and not rec.get("passed", True):
+def relative_error(c: torch.Tensor, ref: torch.Tensor) -> float:
+    c64, r64 = c.double(), ref.double()
+    if not torch.isfinite(c64).all():
+        return float("inf")
+    return ((c64 - r64).norm() / r64.norm().clamp_min(1e-30)).item()
+
+
+def quick_check(module, device: torch.device) -> tuple[bool, str]:
+    """A product with 7 K tiles of 64 and ragged M/N, poisoned output, against an fp32 reference."""
+    m, n, k = (320, 272, 448) if device.type != "cpu" else (96, 80, 200)
+    gen = torch.Generator(device="cpu").manual_seed(int(time.time_ns()) & 0xFFFFFFFF)
+    a = torch.randn(m, k, generator=gen).bfloat16().to(device)
+    bt = torch.randn(n, k, generator=gen).bfloat16().to(device)
+    c = torch.full((m, n), float("nan"), dtype=torch.bfloat16, device=device)
+    module.gemm_out(a, bt, c)
+    err = relative_error(c, a.float() @ bt.float().t())
+    return err <= REL_TOL, f"{m}x{n}x{k} relative error {err:.2e}"
+
+
+def ensure_validated(arch: str, kernel: str, key: str, module, device: torch.device) -> None:
+    """Raise ToolchainRejectedError if this (device, key) failed; run and record the quick check if unchecked."""
+    label = device_label(device)
+    if (label, key) in _checked:
+        return
+    root = cache_root()
+    rec = read_record(root, arch, kernel, key, label)
+    if rec is None:
+        if device.type != "cpu" and torch.cuda.is_current_stream_capturing():
+            raise CaptureError("hkjit validates each kernel once per device before first use, and a graph is being "
+                               "captured: call hkjit.gemm once before capturing, or run `python -m hkjit selftest`")
+        passed, detail = quick_check(module, device)
+        rec = {"passed": passed, "detail": detail}
+        try:
+            write_record(root, arch, kernel, key, label, passed, f"first-use check: {detail}")
+        except OSError:
+            pass  # read-only cache: the check is repeated by the next process
+    if not rec.get("passed"):
         raise ToolchainRejectedError(
-            f"the selftest failed for {spec.name} on {spec.arch} with this toolchain (key {key}, {rec.get('detail')}); "
-            f"builds are refused until `python -m hkjit cache clear --validation` (upgrade ROCm/CUDA first)")
+            f"{kernel} for {arch} built with this toolchain (key {key[:12]}…) computed wrong results on {label} "
+            f"({rec.get('detail')}). It is refused until `python -m hkjit cache clear --validation`; check your "
+            f"ROCm/CUDA version and report it with `python -m hkjit doctor` output")
+    _checked.add((label, key))

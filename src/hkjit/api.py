@@ -1,0 +1,111 @@
+"""The public functions: hkjit.gemm, hkjit.prepare, hkjit.explain, hkjit.dispatch, hkjit.Linear, hkjit.warmup.
+
+Argument checks live here, in plain Python before the custom op, so that bad input fails with a message naming
+the problem and the fix — also under torch.compile, where they run on fake tensors at trace time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import ops
+from .plan import Plan, make_plan, rows_ok, to_rows
+from .policy import dispatch
+from .specs import get_spec
+from .targets import detect_target
+from .warmup import warmup
+
+__all__ = ["gemm", "prepare", "explain", "dispatch", "Linear", "warmup"]
+
+
+def _check(a: torch.Tensor, b: torch.Tensor) -> None:
+    for name, t in (("A", a), ("B", b)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"hkjit.gemm: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype != torch.bfloat16:
+            raise TypeError(f"hkjit.gemm: {name} is {t.dtype}, hkjit computes in bfloat16: convert with "
+                            f"{name}.bfloat16() (or use torch.matmul for other dtypes)")
+        if t.dim() < 2:
+            raise ValueError(f"hkjit.gemm: {name} is {t.dim()}-D; both operands must be at least 2-D "
+                             f"(use {name}.unsqueeze(0) for a vector, as torch.matmul does implicitly)")
+    if a.device != b.device:
+        raise ValueError(f"hkjit.gemm: A is on {a.device} but B is on {b.device}: move both to one device, "
+                         f"e.g. B.to(A.device)")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"hkjit.gemm: A and B shapes cannot be multiplied ({'x'.join(map(str, a.shape))} and "
+                         f"{'x'.join(map(str, b.shape))}): A's last dim must equal B's second-to-last")
+    if b.dim() > 2:
+        try:
+            torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except RuntimeError:
+            raise ValueError(f"hkjit.gemm: batch dims {tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} do not "
+                             f"broadcast") from None
+
+
+def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` for bfloat16: a (..., M, K), b (K, N) or broadcastable (..., K, N) -> (..., M, N), contiguous.
+
+    fp32 accumulation, bf16 result, on a's device. Runs hkjit's kernel where the dispatch policy expects it to
+    win, else torch.matmul (see hkjit.explain). ``out``: a bf16 tensor of the result's shape to write into
+    (no autograd through it, as with torch's out= functions)."""
+    _check(a, b)
+    if out is None:
+        return ops.gemm_op(a, b)
+    expected = ops._out_shape(a, b)
+    if out.dtype != torch.bfloat16 or tuple(out.shape) != tuple(expected) or out.device != a.device:
+        raise ValueError(f"hkjit.gemm: out must be a bfloat16 tensor of shape {tuple(expected)} on {a.device}, got "
+                         f"{out.dtype} {tuple(out.shape)} on {out.device}")
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        raise RuntimeError("hkjit.gemm(out=...) does not support automatic differentiation; call it without out=")
+    ops.gemm_out_op(a, b, out)
+    return out
+
+
+def explain(a: torch.Tensor, b: torch.Tensor) -> Plan:
+    """Which path hkjit.gemm(a, b) takes and why: kernel (tile, copies made) or torch (the rule that chose it).
+
+    ``print(hkjit.explain(A, B))`` gives one line; the Plan's fields give the same programmatically."""
+    _check(a, b)
+    if b.dim() == 2:
+        return make_plan(a.reshape(-1, a.shape[-1]), b)
+    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    plan = make_plan(a.expand(*batch, *a.shape[-2:])[(0,) * len(batch)], b.expand(*batch, *b.shape[-2:])[(0,) * len(batch)])
+    plan.batch = tuple(batch)
+    return plan
+
+
+def prepare(b: torch.Tensor) -> torch.Tensor:
+    """B (K, N) in the layout the kernel reads without a copy: a (K, N) view of Bᵀ rows.
+
+    Use it once for a weight that is multiplied many times (hkjit.gemm also caches this copy itself while B is
+    unchanged). Mathematically the result equals b; mutate the original afterwards and the prepared copy is stale,
+    so prepare again."""
+    if b.dim() != 2 or b.dtype != torch.bfloat16:
+        raise ValueError(f"hkjit.prepare: expects a 2-D bfloat16 tensor, got {b.dim()}-D {b.dtype}")
+    align = get_spec(detect_target(b.device).arch).constraints.align
+    if rows_ok(b.t(), align):
+        return b
+    return to_rows(b.detach().t(), align).t().requires_grad_(b.requires_grad)
+
+
+class Linear(nn.Linear):
+    """Drop-in nn.Linear whose product runs through hkjit.gemm (bf16 parameters by default).
+
+    ``hkjit.Linear.from_linear(layer)`` converts an existing layer, sharing its parameters."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=torch.bfloat16) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+
+    @classmethod
+    def from_linear(cls, layer: nn.Linear) -> "Linear":
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.in_features, new.out_features = layer.in_features, layer.out_features
+        new.weight = layer.weight
+        new.bias = layer.bias
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = gemm(x, self.weight.t())        # (out, in) contiguous weight: its .t() is read with no copy
+        return y if self.bias is None else y + self.bias

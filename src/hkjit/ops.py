@@ -1,0 +1,84 @@
+"""The ``hkjit::gemm`` custom op: one opaque node for torch.compile, autograd through the same op.
+
+Registered with torch.library so that ``torch.compile(fullgraph=True)`` sees a single op with a fake (meta)
+implementation instead of graph-breaking on the kernel call, and so that autograd works:
+``dA = dC · Bᵀ`` and ``dB = Aᵀ · dC``, each computed by hkjit::gemm itself (broadcast batch dims summed away).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from .plan import matmul2d
+
+
+def _out_shape(a: torch.Tensor, b: torch.Tensor) -> tuple[int, ...]:
+    if b.dim() == 2:
+        return (*a.shape[:-1], b.shape[1])
+    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return (*batch, a.shape[-2], b.shape[-1])
+
+
+def compute(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Fill `out` (contiguous, of _out_shape) with a @ b."""
+    k, n = b.shape[-2], b.shape[-1]
+    if b.dim() == 2:                                    # (..., M, K) @ (K, N): leading dims flattened into M
+        m = math.prod(a.shape[:-1])
+        a2d = a.reshape(m, k)                           # a view whenever the strides allow it
+        matmul2d(a2d, b, out.view(m, n))
+        return out
+    batch = out.shape[:-2]                              # broadcast batch: one 2-D product per matrix
+    a_e = a.expand(*batch, *a.shape[-2:])
+    b_e = b.expand(*batch, *b.shape[-2:])
+    for idx in itertools.product(*map(range, batch)):
+        matmul2d(a_e[idx], b_e[idx], out[idx])
+    return out
+
+
+@torch.library.custom_op("hkjit::gemm", mutates_args=())
+def gemm_op(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(_out_shape(a, b), dtype=a.dtype, device=a.device)
+    return compute(a, b, out)
+
+
+@gemm_op.register_fake
+def _gemm_fake(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a.new_empty(_out_shape(a, b))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    a, b = inputs
+    ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b if ctx.needs_input_grad[0] else None)
+    ctx.a_shape, ctx.b_shape = a.shape, b.shape
+
+
+def _backward(ctx, grad: torch.Tensor):
+    a, b = ctx.saved_tensors
+    grad_a = grad_b = None
+    if ctx.needs_input_grad[0]:
+        grad_a = gemm_op(grad, b.transpose(-1, -2)).sum_to_size(ctx.a_shape)
+    if ctx.needs_input_grad[1]:
+        if len(ctx.b_shape) == 2:
+            k, n = ctx.b_shape
+            grad_b = gemm_op(a.reshape(-1, k).t(), grad.reshape(-1, n))
+        else:
+            grad_b = gemm_op(a.transpose(-1, -2), grad).sum_to_size(ctx.b_shape)
+    return grad_a, grad_b
+
+
+gemm_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("hkjit::gemm_out", mutates_args=("out",))
+def gemm_out_op(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    if out.is_contiguous():
+        compute(a, b, out)
+    else:
+        out.copy_(compute(a, b, torch.empty(out.shape, dtype=out.dtype, device=out.device)))
+
+
+@gemm_out_op.register_fake
+def _gemm_out_fake(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    return None

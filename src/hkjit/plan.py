@@ -1,0 +1,145 @@
+"""Planning and running one 2-D product C = A @ B on the kernel or on torch: layouts, copies and padding.
+
+``make_plan`` decides everything (path, rule, copies) from the operands' metadata alone, so ``hkjit.explain``
+reports exactly what ``hkjit.gemm`` then does. The kernel consumes A as rows (M x K, unit column stride) and B
+as Bᵀ rows (N x K): a B given as ``W.t()`` of a contiguous (N, K) weight — the nn.Linear layout — is used as it
+is; any other B is copied once into that layout and the copy is reused while B is unchanged (prepared.py).
+Row strides and base pointers must be multiples of the spec's ``align`` elements; sizes a kernel cannot do
+ragged are padded with zeros to its tile. The output is always a fresh contiguous M x N tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .loader import load_module
+from .policy import decide
+from .prepared import PREPARED
+from .specs import Constraints, KernelSpec, get_spec
+from .targets import detect_target
+from .validation import ensure_validated
+
+
+def _round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+def rows_ok(t: torch.Tensor, align: int) -> bool:
+    """Whether t (2-D) is usable as kernel rows: unit column stride, aligned row stride and base pointer."""
+    rows, cols = t.shape
+    unit = cols <= 1 or t.stride(1) == 1
+    ld = t.stride(0) if rows > 1 else _round_up(max(cols, 1), align)
+    return unit and ld >= cols and ld % align == 0 and t.data_ptr() % (2 * align) == 0
+
+
+def to_rows(t: torch.Tensor, align: int, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
+    """A copy of t (2-D) as kernel rows, zero-padded to rows x cols, row stride a multiple of align."""
+    r, c = t.shape
+    rows, cols = rows or r, cols or c
+    ld = _round_up(cols, align)
+    buf = torch.empty((rows, ld), dtype=t.dtype, device=t.device)
+    buf[:r, :c].copy_(t)
+    if rows > r:
+        buf[r:].zero_()
+    if ld > c:
+        buf[:r, c:].zero_()
+    return buf[:, :cols]
+
+
+@dataclass
+class Plan:
+    """What hkjit.gemm does for one call (returned by hkjit.explain)."""
+    path: str                 # "kernel" | "torch" | "empty"
+    arch: str
+    rule: str
+    reason: str
+    m: int
+    n: int
+    k: int
+    kernel: str | None = None
+    tile: tuple[int, int, int] | None = None
+    copies: list[str] = field(default_factory=list)
+    batch: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
+        if self.path == "kernel":
+            body = (f" -> kernel {self.kernel} for {self.arch}, tile {self.tile[0]}x{self.tile[1]}x{self.tile[2]} "
+                    f"(rule {self.rule}: {self.reason}); copies: {'; '.join(self.copies) or 'none'}")
+        elif self.path == "torch":
+            body = f" -> torch.matmul on {self.arch} (rule {self.rule}: {self.reason})"
+        else:
+            body = f" -> no kernel ({self.reason})"
+        return head + body
+
+
+def _padded(c: Constraints, m: int, n: int, k: int) -> tuple[int, int, int]:
+    return (m if c.ragged_m else _round_up(m, c.block_m), n if c.ragged_n else _round_up(n, c.block_n),
+            k if c.ragged_k else _round_up(k, c.block_k))
+
+
+def make_plan(a2d: torch.Tensor, b: torch.Tensor) -> Plan:
+    m, k = a2d.shape
+    n = b.shape[1]
+    target = detect_target(a2d.device)
+    decision = decide(target.arch, m, n, k)
+    plan = Plan(decision.path, target.arch, decision.rule, decision.reason, m, n, k)
+    if plan.path != "kernel":
+        return plan
+    spec = get_spec(target.arch)
+    c = spec.constraints
+    plan.kernel, plan.tile = spec.name, (c.block_m, c.block_n, c.block_k)
+    mp, np_, kp = _padded(c, m, n, k)
+    if (mp, kp) != (m, k):
+        plan.copies.append(f"A padded to {mp}x{kp} (kernel needs multiples of its tile)")
+    elif not rows_ok(a2d, c.align):
+        plan.copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
+    if (np_, kp) != (n, k):
+        plan.copies.append(f"B transposed and padded to {np_}x{kp} (cached while B is unchanged)")
+    elif not rows_ok(b.t(), c.align):
+        plan.copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
+                           "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
+    if (mp, np_) != (m, n) or n % c.align:
+        plan.copies.append("C computed into a padded buffer, then copied out contiguous")
+    return plan
+
+
+def run_kernel(spec: KernelSpec, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """C = a2d @ b on the kernel, following make_plan's layout rules; writes `out` (M x N) if given."""
+    loaded = load_module(spec, call_site=True)
+    ensure_validated(spec.arch, spec.name, loaded.key, loaded.module, a2d.device)
+    c = spec.constraints
+    m, k = a2d.shape
+    n = b.shape[1]
+    mp, np_, kp = _padded(c, m, n, k)
+    if (mp, kp) != (m, k) or not rows_ok(a2d, c.align):
+        a2d = to_rows(a2d, c.align, mp, kp)
+    bt = b.t()
+    if (np_, kp) != (n, k) or not rows_ok(bt, c.align):
+        bt, _ = PREPARED.get(b, ("bt", c.align, np_, kp), lambda: to_rows(b.t(), c.align, np_, kp))
+    direct = (mp, np_) == (m, n) and n % c.align == 0
+    if direct and (out is None or rows_ok(out, c.align)):
+        result = out if out is not None else torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
+        loaded.module.gemm_out(a2d, bt, result)
+        return result
+    buf = torch.empty((mp, _round_up(np_, c.align)), dtype=a2d.dtype, device=a2d.device)[:, :np_]
+    loaded.module.gemm_out(a2d, bt, buf)
+    if out is None:
+        return buf[:m, :n].contiguous()
+    out.copy_(buf[:m, :n])
+    return out
+
+
+def matmul2d(a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """One 2-D product on the path the policy picks. `out`, if given, is an M x N bf16 tensor to fill."""
+    plan = make_plan(a2d, b)
+    m, n = plan.m, plan.n
+    if plan.path == "empty":
+        result = out if out is not None else torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
+        return result.zero_()
+    if plan.path == "torch":
+        if out is not None:
+            return torch.mm(a2d, b, out=out)
+        return torch.mm(a2d, b)
+    return run_kernel(get_spec(plan.arch), a2d, b, out)
