@@ -140,12 +140,21 @@ struct Pipeline {
 
     template <Op OP, int A, int B>
     __device__ __forceinline__ void step(int t) {
+        // Waits and barriers are fences for the compiler's scheduler too (sched_barrier(0): nothing moves across).
+        // They must be: HipKittens' LDS->register loads are inline asm whose results the compiler believes are
+        // ready at once, so an MFMA hoisted above its lgkmcnt wait would read registers still being filled.
         if constexpr (OP == Op::WaitVm) {
+            __builtin_amdgcn_sched_barrier(0);
             asm volatile("s_waitcnt vmcnt(%0)" ::"n"(A) : "memory");
+            __builtin_amdgcn_sched_barrier(0);
         } else if constexpr (OP == Op::WaitLgkm) {
+            __builtin_amdgcn_sched_barrier(0);
             asm volatile("s_waitcnt lgkmcnt(%0)" ::"n"(A) : "memory");
+            __builtin_amdgcn_sched_barrier(0);
         } else if constexpr (OP == Op::Barrier) {
+            __builtin_amdgcn_sched_barrier(0);
             asm volatile("s_barrier" ::: "memory");
+            __builtin_amdgcn_sched_barrier(0);
         } else if constexpr (OP == Op::LoadA) {
             la.issue(t + A, plan::stage_of(t + A));
         } else if constexpr (OP == Op::LoadB) {
