@@ -15,7 +15,8 @@
 //     read it has retired (one wgmma group kept in flight).
 //   * The ring continues across output tiles, so the producer fetches the next tile while the consumers store
 //     this one. The epilogue converts to bf16 through stmatrix into a double-buffered 64 x 64 staging tile per
-//     consumer and writes it out with TMA stores (bulk groups), which clip at the M / N edges.
+//     consumer and writes it out with TMA stores (bulk groups), which clip at the M / N edges. TMA stores write
+//     whole 16-byte chunks, so when N is not a multiple of 8 the chunk holding column N-1 is stored element-wise.
 //   * Ragged M, N and K are handled by the tensor maps: out-of-bounds loads fill zeros, stores are clipped.
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
 //
@@ -47,7 +48,7 @@ constexpr int STAGES = 4;
 constexpr int CONSUMERS = 2;                      // consumer warpgroups, 64 rows each
 constexpr int NUM_THREADS = (CONSUMERS + 1) * 128;
 #ifndef HKJIT_SM90A_GROUP_M
-#define HKJIT_SM90A_GROUP_M 8
+#define HKJIT_SM90A_GROUP_M 16
 #endif
 constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
 
@@ -112,7 +113,8 @@ __device__ static inline tile_coord tile_of(int t, int m_tiles, int n_tiles) {
 
 __global__ void __launch_bounds__(NUM_THREADS, 1)
 gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
-            const __grid_constant__ CUtensorMap tm_c, int M, int N, int K) {
+            const __grid_constant__ CUtensorMap tm_c, __nv_bfloat16* __restrict__ Cptr, int64_t ldc,
+            int M, int N, int K) {
     extern __shared__ uint8_t smem_raw[];
     smem_t& sm = *reinterpret_cast<smem_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
 
@@ -184,7 +186,17 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                     warpgroup::store(buf, *reinterpret_cast<const acc_chunk_t*>(&acc.tiles[0][4 * j]));
                     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
                     named_sync(1 + cid, 128);
-                    if (issuer) tma_store_2d(&tm_c, &buf, col0, row0);
+                    if ((N & 7) == 0 || col0 + 64 <= N) {
+                        if (issuer) tma_store_2d(&tm_c, &buf, col0, row0);
+                    } else {
+                        // TMA stores write whole 16-byte chunks: past an N that is not a multiple of 8 they would
+                        // overwrite the padding up to the next 16 bytes. This edge chunk is stored element-wise.
+                        const int lt = threadIdx.x % 128;
+                        for (int i = lt; i < 64 * 64; i += 128) {
+                            const int r = i / 64, c = i % 64;
+                            if (row0 + r < M && col0 + c < N) Cptr[(int64_t)(row0 + r) * ldc + col0 + c] = buf[{r, c}];
+                        }
+                    }
                 }
             }
         }
@@ -314,7 +326,8 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     const int64_t tiles = ((M + BM - 1) / BM) * ((N + BN - 1) / BN);
     if (tiles > LIM) return cudaErrorInvalidValue;
     const int grid = (int)std::min<int64_t>(tiles, sms);
-    gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, (int)M, (int)N, (int)K);
+    gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc,
+                                                        (int)M, (int)N, (int)K);
     return (int)cudaGetLastError();
 }
 

@@ -55,7 +55,8 @@ def check_one(lib, M, N, K, gen, extra_ld=0, stream=None, twice=False):
     lda, ldb, ldc = pad8(K) + extra_ld, pad8(K) + extra_ld, pad8(N) + extra_ld
     Abuf, A = padded(M, K, lda, gen)
     Bbuf, Bt = padded(N, K, ldb, gen)
-    Cbuf, C = padded(M, N, ldc, gen, fill=float("nan"))
+    Cbuf, _ = padded(M + 1, N, ldc, gen, fill=float("nan"))  # one poisoned row past M, columns past N
+    C = Cbuf[:M, :N]
     rc = call(lib, A, lda, Bt, ldb, C, ldc, M, N, K, stream)
     if rc != 0:
         return dict(ok=False, err=float("nan"), note=f"rc={rc} {lib.hkjit_gemm_bf16_error(rc).decode()}")
@@ -68,6 +69,8 @@ def check_one(lib, M, N, K, gen, extra_ld=0, stream=None, twice=False):
         note.append(f"{int((~torch.isfinite(out)).sum())} unwritten/NaN")
     if ldc > N and not bool(torch.isnan(Cbuf[:, N:].float()).all()):
         note.append("wrote past N")
+    if not bool(torch.isnan(Cbuf[M].float()).all()):
+        note.append("wrote past M")
     refn = ref.norm().item()
     err = (out - ref).norm().item() / refn if refn > 0 else (0.0 if finite and out.abs().max().item() == 0 else 1.0)
     if K == 0:
@@ -122,7 +125,7 @@ def bench(libs, shapes, reps=40, warm=10):
     results = []
     for (M, N, K) in shapes:
         set_bytes = 2 * (M * K + N * K + M * N)
-        nsets = max(2, math.ceil(3 * l2 / set_bytes))
+        nsets = max(3, math.ceil(3 * l2 / set_bytes))
         sets = []
         for _ in range(nsets):
             A = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
@@ -131,31 +134,31 @@ def bench(libs, shapes, reps=40, warm=10):
             sets.append((A, Bt, C))
         flops = 2.0 * M * N * K
 
-        def run_hk(lib, i):
-            A, Bt, C = sets[i % nsets]
+        def run_hk(lib, A, Bt, C):
             rc = lib.hkjit_gemm_bf16(A.data_ptr(), K, Bt.data_ptr(), K, C.data_ptr(), N, M, N, K,
                                      torch.cuda.current_stream().cuda_stream)
             assert rc == 0, rc
 
-        def run_torch(_, i):
-            A, Bt, C = sets[i % nsets]
+        def run_torch(_, A, Bt, C):
             torch.matmul(A, Bt.T, out=C)
 
         cands = [("torch", None, run_torch)] + [(name, lib, run_hk) for name, lib in libs]
         times = {name: [] for name, _, _ in cands}
-        for name, lib, fn in cands:
-            for i in range(warm):
-                fn(lib, i)
-        torch.cuda.synchronize()
-        for rnd in range(2):  # interleave the candidates
+        g = 0  # every call takes the next input set, whichever candidate makes it
+        for i in range(warm):
             for name, lib, fn in cands:
-                ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-                for i in range(reps):
-                    ev[i][0].record()
-                    fn(lib, i)
-                    ev[i][1].record()
-                torch.cuda.synchronize()
-                times[name] += [a.elapsed_time(b) for a, b in ev]
+                fn(lib, *sets[g % nsets]); g += 1
+        torch.cuda.synchronize()
+        for half in range(2):  # candidates interleaved call by call, so they see the same clocks
+            ev = {name: [] for name, _, _ in cands}
+            for i in range(reps):
+                for name, lib, fn in cands:
+                    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    a.record(); fn(lib, *sets[g % nsets]); b.record(); g += 1
+                    ev[name].append((a, b))
+            torch.cuda.synchronize()
+            for name in ev:
+                times[name] += [a.elapsed_time(b) for a, b in ev[name]]
         med = {name: statistics.median(t) for name, t in times.items()}
         spread = {name: (statistics.median(t[:reps]), statistics.median(t[reps:])) for name, t in times.items()}
         results.append(((M, N, K), {n: flops / (ms * 1e-3) / 1e12 for n, ms in med.items()}, med, spread))
@@ -181,10 +184,15 @@ def main():
 
     bshapes = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (4096, 4096, 1024),
                (8192, 8192, 1024), (4096, 14336, 4096), (8192, 4096, 14336), (16384, 4096, 4096),
-               (4000, 4000, 4000)]
+               (4000, 4000, 4000),
+               # smaller and skinny shapes, for the dispatch policy's thresholds
+               (1024, 1024, 1024), (512, 512, 512), (256, 256, 256), (1024, 1024, 8192), (128, 4096, 4096),
+               (4096, 128, 4096), (16, 4096, 4096), (64, 8192, 8192), (2048, 8192, 2048), (3000, 5000, 712)]
     only = os.environ.get("BENCH_SHAPES")
     if only:
         bshapes = [tuple(int(x) for x in s.split("x")) for s in only.split(",")]
+    bad = [sh for sh in bshapes if sh[2] % 8]
+    assert not bad, f"bench shapes need K % 8 == 0 (contiguous operands): {bad}"
     res = bench(libs, bshapes)
 
     print("\n== correctness (rel. Frobenius error vs float64; tol 1e-2) ==")
