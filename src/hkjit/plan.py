@@ -4,8 +4,9 @@
 reports exactly what ``hkjit.gemm`` then does. The kernel consumes A as rows (M x K, unit column stride) and B
 as Bᵀ rows (N x K): a B given as ``W.t()`` of a contiguous (N, K) weight — the nn.Linear layout — is used as it
 is; any other B is copied once into that layout and the copy is reused while B is unchanged (prepared.py).
-Row strides and base pointers must be multiples of the spec's ``align`` elements; sizes a kernel cannot do
-ragged are padded with zeros to its tile. The output is always a fresh contiguous M x N tensor.
+Row strides and base pointers must be multiples of the spec's ``align`` elements (else the operand is copied),
+K is zero-padded to the spec's ``pad_k_to``; ragged M and N cost nothing (every kernel masks its edges). The
+output is always a fresh contiguous M x N tensor (or the caller's ``out``).
 """
 from __future__ import annotations
 
@@ -74,34 +75,34 @@ class Plan:
         return head + body
 
 
-def _padded(c: Constraints, m: int, n: int, k: int) -> tuple[int, int, int]:
-    return (m if c.ragged_m else _round_up(m, c.block_m), n if c.ragged_n else _round_up(n, c.block_n),
-            k if c.ragged_k else _round_up(k, c.block_k))
+def _padded_k(c: Constraints, k: int) -> int:
+    return _round_up(k, c.pad_k_to)
 
 
 def make_plan(a2d: torch.Tensor, b: torch.Tensor) -> Plan:
     m, k = a2d.shape
     n = b.shape[1]
     target = detect_target(a2d.device)
-    decision = decide(target.arch, m, n, k)
+    spec = get_spec(target.arch)
+    c = spec.constraints
+    decision = decide(target.arch, m, n, k, (c.block_m, c.block_n))
     plan = Plan(decision.path, target.arch, decision.rule, decision.reason, m, n, k)
     if plan.path != "kernel":
         return plan
-    spec = get_spec(target.arch)
-    c = spec.constraints
     plan.kernel, plan.tile = spec.name, (c.block_m, c.block_n, c.block_k)
-    mp, np_, kp = _padded(c, m, n, k)
-    if (mp, kp) != (m, k):
-        plan.copies.append(f"A padded to {mp}x{kp} (kernel needs multiples of its tile)")
+    kp = _padded_k(c, k)
+    if kp != k:
+        plan.copies.append(f"A zero-padded to K={kp} (the kernel needs K % {c.pad_k_to} == 0)")
     elif not rows_ok(a2d, c.align):
         plan.copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
-    if (np_, kp) != (n, k):
-        plan.copies.append(f"B transposed and padded to {np_}x{kp} (cached while B is unchanged)")
+    if kp != k:
+        plan.copies.append(f"B transposed and zero-padded to {n}x{kp} (cached while B is unchanged)")
     elif not rows_ok(b.t(), c.align):
         plan.copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
                            "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
-    if (mp, np_) != (m, n) or n % c.align:
-        plan.copies.append("C computed into a padded buffer, then copied out contiguous")
+    if n % c.align_c:
+        plan.copies.append(f"C computed with a row stride padded to {c.align_c} elements, then copied out "
+                           f"contiguous (N % {c.align_c} != 0)")
     return plan
 
 
@@ -112,23 +113,24 @@ def run_kernel(spec: KernelSpec, a2d: torch.Tensor, b: torch.Tensor, out: torch.
     c = spec.constraints
     m, k = a2d.shape
     n = b.shape[1]
-    mp, np_, kp = _padded(c, m, n, k)
-    if (mp, kp) != (m, k) or not rows_ok(a2d, c.align):
-        a2d = to_rows(a2d, c.align, mp, kp)
+    kp = _padded_k(c, k)
+    if kp != k or not rows_ok(a2d, c.align):
+        a2d = to_rows(a2d, c.align, m, kp)
     bt = b.t()
-    if (np_, kp) != (n, k) or not rows_ok(bt, c.align):
-        bt, _ = PREPARED.get(b, ("bt", c.align, np_, kp), lambda: to_rows(b.t(), c.align, np_, kp))
-    direct = (mp, np_) == (m, n) and n % c.align == 0
-    if direct and (out is None or rows_ok(out, c.align)):
-        result = out if out is not None else torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
-        loaded.module.gemm_out(a2d, bt, result)
-        return result
-    buf = torch.empty((mp, _round_up(np_, c.align)), dtype=a2d.dtype, device=a2d.device)[:, :np_]
+    if kp != k or not rows_ok(bt, c.align):
+        bt, _ = PREPARED.get(b, ("bt", c.align, kp), lambda: to_rows(b.t(), c.align, n, kp))
+    if out is not None and rows_ok(out, c.align_c):
+        loaded.module.gemm_out(a2d, bt, out)
+        return out
+    if out is None and n % c.align_c == 0:
+        out = torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
+        loaded.module.gemm_out(a2d, bt, out)
+        return out
+    buf = torch.empty((m, _round_up(n, c.align_c)), dtype=a2d.dtype, device=a2d.device)[:, :n]
     loaded.module.gemm_out(a2d, bt, buf)
     if out is None:
-        return buf[:m, :n].contiguous()
-    out.copy_(buf[:m, :n])
-    return out
+        return buf.contiguous()
+    return out.copy_(buf)
 
 
 def matmul2d(a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

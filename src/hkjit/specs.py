@@ -25,18 +25,18 @@ def kernels_dir() -> Path:
 
 @dataclass(frozen=True)
 class Constraints:
-    """What the kernel's launcher accepts without copies (the dispatcher pads/copies to meet the rest).
+    """What the kernel's launcher accepts without copies (plan.py copies or pads to meet the rest).
 
-    block_m/block_n/block_k: the block tile; ragged_*: whether sizes that are not a multiple of the tile are
-    handled inside the kernel (else the operand is padded with zeros); align: the row strides and base pointers
-    of A, Bt and C must be multiples of this many elements (16-byte loads)."""
+    block_m/block_n/block_k: the block tile (the policy's tile-fill rule and explain() use it). Every kernel
+    handles ragged M and N in-kernel. pad_k_to: K must be a multiple of this (operands are zero-padded along K
+    otherwise). align: row strides and base pointers of A and Bt must be multiples of this many elements
+    (16-byte loads); align_c: the same for C (TMA stores need it, masked stores don't)."""
     block_m: int
     block_n: int
     block_k: int
     align: int = 1
-    ragged_m: bool = True
-    ragged_n: bool = True
-    ragged_k: bool = True
+    align_c: int = 1
+    pad_k_to: int = 1
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ SPECS: tuple[KernelSpec, ...] = (
         name="gemm_bf16", arch="cpu",
         host_sources=("gemm_reference.cpp", "gemm_binding.cpp"),
         cflags=("-O3",),
-        constraints=Constraints(block_m=64, block_n=64, block_k=256),
+        constraints=Constraints(block_m=1, block_n=64, block_k=256),
     ),
     KernelSpec(
         name="gemm_bf16", arch="gfx950",
@@ -74,7 +74,9 @@ SPECS: tuple[KernelSpec, ...] = (
         libraries=("hipkittens",),
         cflags=("-O3", "-DHKJIT_GPU"),
         device_cflags=GFX950_FLAGS,
-        constraints=Constraints(block_m=256, block_n=256, block_k=64, align=8),
+        # 8 waves, 256x256 block, 4 LDS stages of 32-wide K tiles (kernels/gemm_gfx950_plan.h); buffer loads are
+        # range-checked, stores masked: ragged M, N, K in-kernel, but K % 8 == 0 (16-byte rows).
+        constraints=Constraints(block_m=256, block_n=256, block_k=32, align=8, align_c=1, pad_k_to=8),
     ),
     KernelSpec(
         name="gemm_bf16", arch="sm_90a",
@@ -83,8 +85,9 @@ SPECS: tuple[KernelSpec, ...] = (
         cflags=("-O3", "-DHKJIT_GPU"),
         device_cflags=("-gencode=arch=compute_90a,code=sm_90a", "-O3", "-std=c++20", "--expt-relaxed-constexpr",
                        "--expt-extended-lambda", "-DKITTENS_HOPPER"),
-        ldflags=("-lcuda",),
-        constraints=Constraints(block_m=128, block_n=256, block_k=64, align=8),
+        # 2 consumer warpgroups + 1 TMA producer, persistent grid, 4-stage ring of 64-wide K tiles; TMA bounds give
+        # ragged M, N, K, but TMA needs 16-byte aligned bases and row strides (A, Bt and C).
+        constraints=Constraints(block_m=128, block_n=256, block_k=64, align=8, align_c=8),
     ),
 )
 
