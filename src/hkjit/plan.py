@@ -85,7 +85,7 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor) -> Plan:
     target = detect_target(a2d.device)
     spec = get_spec(target.arch)
     c = spec.constraints
-    decision = decide(target.arch, m, n, k, (c.block_m, c.block_n))
+    decision = decide(target.arch, m, n, k)
     plan = Plan(decision.path, target.arch, decision.rule, decision.reason, m, n, k)
     if plan.path != "kernel":
         return plan

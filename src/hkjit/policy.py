@@ -12,6 +12,7 @@ import contextvars
 from dataclasses import dataclass
 
 from .config import env_str
+from .specs import get_spec
 
 MODES = ("auto", "kernel", "torch")
 
@@ -89,13 +90,14 @@ def tile_fill(m: int, n: int, block_m: int, block_n: int) -> float:
     return (m * n) / (-(-m // block_m) * block_m * -(-n // block_n) * block_n)
 
 
-def decide(arch: str, m: int, n: int, k: int, block: tuple[int, int] = (1, 1)) -> Decision:
+def decide(arch: str, m: int, n: int, k: int) -> Decision:
     if m == 0 or n == 0 or k == 0:
         return Decision("empty", "empty", "a zero-size dimension: the result is empty or all zeros, no kernel needed")
     mode = current_mode()
     if mode != "auto":
         return Decision(mode, f"forced-{mode}", f"forced by {'hkjit.dispatch' if _mode.get() else 'HKJIT_DISPATCH'}")
-    metrics = {"mnk": m * n * k, "m": m, "n": n, "k": k, "fill": tile_fill(m, n, *block)}
+    c = get_spec(arch).constraints
+    metrics = {"mnk": m * n * k, "m": m, "n": n, "k": k, "fill": tile_fill(m, n, c.block_m, c.block_n)}
     policy = POLICY[arch]
     for rule in policy.rules:
         if metrics[rule.metric] < rule.below:
