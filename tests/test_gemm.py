@@ -14,7 +14,7 @@ import torch
 import hkjit
 from hkjit.plan import rows_ok
 from hkjit.prepared import PREPARED
-from conftest import DEVICES
+from helpers import DEVICES
 
 TOL = 1e-2
 

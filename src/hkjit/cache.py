@@ -56,6 +56,19 @@ def cache_layers() -> list[Path]:
     return [Path(os.path.expanduser(p)) for p in env_str("HKJIT_CACHE_PATH").split(os.pathsep) if p.strip()]
 
 
+def ensure_writable(root: Path) -> None:
+    """Raise CacheError (naming the fix) unless a build can write under root."""
+    try:
+        format_dir(root).mkdir(parents=True, exist_ok=True)
+        probe = format_dir(root) / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CacheError(f"the hkjit cache {root} is not writable ({e.strerror}): set HKJIT_CACHE_DIR to a writable "
+                         f"folder, or list a pre-built cache in HKJIT_CACHE_PATH (made by `python -m hkjit warmup` "
+                         f"where it can write)") from None
+
+
 def format_dir(root: Path) -> Path:
     return root / FORMAT_DIR
 

@@ -17,11 +17,9 @@ from types import ModuleType
 
 import torch
 
-from .builder import build_entry
-from .cache import cache_layers, cache_root, entry_dir, memo_path, move_aside, touch_used, verify_entry
+from .cache import ensure_writable, cache_layers, cache_root, entry_dir, memo_path, move_aside, touch_used, verify_entry
 from .errors import CaptureError
 from .keys import key_inputs, key_of
-from .locking import BuildLock
 from .specs import KernelSpec
 
 log = logging.getLogger("hkjit")
@@ -111,6 +109,10 @@ def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = Non
 
 
 def _build_locked(spec, key, inputs, root, library_roots, call_site) -> tuple[tuple[Path, dict], bool]:
+    from .builder import build_entry       # imported on a miss only: a hit needs neither filelock nor subprocess
+    from .locking import BuildLock
+
+    ensure_writable(root)
     with BuildLock(root, f"{spec.arch}-{spec.name}-{key}", what=f"{spec.name} for {spec.arch}"):
         path = entry_dir(root, spec.arch, spec.name, key)
         if path.exists():

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import filelock
@@ -58,7 +59,10 @@ def lock_dir(root: Path) -> Path:
     if explicit:
         return Path(explicit)
     if filesystem_type(root) in NETWORK_FS:
-        return Path(platformdirs.user_runtime_dir("hkjit")) / f"locks-{xxhash.xxh3_64_hexdigest(str(root))}"
+        with warnings.catch_warnings():      # no XDG_RUNTIME_DIR: platformdirs falls back to /tmp/runtime-<uid>
+            warnings.simplefilter("ignore")
+            runtime = platformdirs.user_runtime_dir("hkjit")
+        return Path(runtime) / f"locks-{xxhash.xxh3_64_hexdigest(str(root).encode())}"
     return format_dir(root) / "locks"
 
 
@@ -92,9 +96,10 @@ class BuildLock:
     def __enter__(self) -> "BuildLock":
         start = time.monotonic()
         deadline = start + self.timeout
+        poll = min(POLL_SECONDS, max(0.5, self.timeout / 4))
         while True:
             try:
-                self._lock.acquire(timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                self._lock.acquire(timeout=min(poll, max(0.0, deadline - time.monotonic())))
                 break
             except filelock.Timeout:
                 holder = describe_holder(read_lease(self.lease))

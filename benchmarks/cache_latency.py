@@ -1,0 +1,115 @@
+"""Cache latency: cold build, warm hit in a fresh process, and per-call host overhead versus torch.matmul.
+
+    python benchmarks/cache_latency.py [--processes 7] [--device cpu|cuda] [--cold]
+
+Warm hit = time from `import hkjit` to the kernel being ready in a new process (median of N processes), reported
+next to the process's `import torch` time. torch's own load_inline takes about 0.5 s warm on CUDA (it runs ninja
+and checks timestamps); hkjit's goal is <= 5 ms beyond `import torch`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import hkjit
+from hkjit.loader import load_module
+from hkjit.specs import get_spec
+from hkjit.targets import detect_target
+spec = get_spec(detect_target(sys.argv[1]).arch)
+loaded = load_module(spec)
+t2 = time.perf_counter()
+manifest = json.loads((loaded.path / "manifest.json").read_text())
+print(json.dumps({"torch_ms": (t1 - t0) * 1e3, "hit_ms": (t2 - t1) * 1e3, "built": loaded.built,
+                  "build_s": manifest["build_seconds"]}))
+"""
+
+
+def child(device: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, device], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def per_call_overhead(device: str, shapes, repeat: int = 200) -> list[tuple]:
+    import torch
+    import hkjit
+    rows = []
+    for m, n, k in shapes:
+        a = torch.randn(m, k, device=device).bfloat16()
+        w = torch.randn(n, k, device=device).bfloat16()
+        timings = {}
+        for name, fn in (("torch.matmul", lambda: torch.matmul(a, w.t())),
+                         ("hkjit.gemm", lambda: hkjit.gemm(a, w.t()))):
+            for _ in range(10):
+                fn()
+            samples = []
+            for _ in range(repeat):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                fn()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                samples.append((time.perf_counter() - t) * 1e6)
+            timings[name] = statistics.median(samples)
+        rows.append((f"{m}x{n}x{k}", timings["torch.matmul"], timings["hkjit.gemm"]))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--processes", type=int, default=7)
+    ap.add_argument("--device", default="cuda" if _has_cuda() else "cpu")
+    ap.add_argument("--cache-dir", help="cache to use (default: a fresh temporary one, so the first run is cold)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="hkjit-latency-")
+    env = {**os.environ, "HKJIT_CACHE_DIR": cache}
+    cold = child(args.device, env)
+    warm = [child(args.device, env) for _ in range(args.processes)]
+    os.environ["HKJIT_CACHE_DIR"] = cache
+    os.environ["HKJIT_DISPATCH"] = "kernel"
+    overhead = per_call_overhead(args.device, [(1, 64, 64), (16, 128, 128), (64, 256, 256)])
+    result = {
+        "device": args.device,
+        "cold_build_s": cold["build_s"],          # from the entry's manifest if it was already built
+        "warm_hit_ms_median": statistics.median(w["hit_ms"] for w in warm),
+        "warm_hit_ms_all": [round(w["hit_ms"], 2) for w in warm],
+        "import_torch_ms_median": statistics.median(w["torch_ms"] for w in warm),
+        "per_call_us": [{"shape": s, "torch_us": t, "hkjit_us": h} for s, t, h in overhead],
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"device: {args.device}   cache: {cache}")
+    print(f"{'measure':<44}{'value':>14}")
+    print(f"{'cold build (s)':<44}{result['cold_build_s']:>14.1f}")
+    print(f"{'import torch in a fresh process (ms, median)':<44}{result['import_torch_ms_median']:>14.1f}")
+    print(f"{'warm hit beyond import torch (ms, median)':<44}{result['warm_hit_ms_median']:>14.2f}")
+    print(f"{'  (each of ' + str(args.processes) + ' processes)':<44}{str(result['warm_hit_ms_all']):>14}")
+    print()
+    print(f"{'shape (MxNxK)':<16}{'torch.matmul us':>18}{'hkjit.gemm us':>16}{'overhead us':>14}")
+    for s, t, h in overhead:
+        print(f"{s:<16}{t:>18.1f}{h:>16.1f}{h - t:>14.1f}")
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

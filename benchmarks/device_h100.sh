@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One device run on the lent H100 (or any CUDA Hopper machine): install hkjit, build the sm_90a kernel through
+# the cache, run the GPU tests, the selftest and the bench against cuBLAS. From the repository root:
+#     bash benchmarks/device_h100.sh
+# Needs: torch (CUDA), nvcc, ninja, filelock, xxhash; platformdirs as a wheel in .whl/ and ThunderKittens in
+# .carry/ThunderKittens (or THUNDERKITTENS_ROOT) when the machine cannot download them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! python3 -c "import platformdirs" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export THUNDERKITTENS_ROOT=${THUNDERKITTENS_ROOT:-$PWD/.carry/ThunderKittens}
+export HKJIT_CACHE_DIR=${HKJIT_CACHE_DIR:-/tmp/hkjit-cache}
+OUT=${OUT:-/tmp/hkjit-out}; mkdir -p "$OUT"
+step() { echo; echo "===== $* ====="; }
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv
+step doctor;   python3 -m hkjit doctor 2>&1 | tee "$OUT/doctor.txt"
+step "warmup (cold)"; python3 -m hkjit warmup 2>&1 | tee "$OUT/warmup.txt"
+step "warmup (warm)"; python3 -m hkjit warmup 2>&1 | tee -a "$OUT/warmup.txt"
+step "cache latency"; python3 benchmarks/cache_latency.py --device cuda --cache-dir "$HKJIT_CACHE_DIR" 2>&1 | tee "$OUT/latency.txt"
+step "pytest -m gpu"; HKJIT_TEST_CACHE_DIR=$HKJIT_CACHE_DIR timeout 400 python3 -m pytest -m gpu -q -rs -s tests 2>&1 | tee "$OUT/pytest_gpu.txt"
+step selftest; python3 -m hkjit selftest 2>&1 | tee "$OUT/selftest.txt"
+step bench;    python3 -m hkjit bench --plot "$OUT/bench.png" 2>&1 | tee "$OUT/bench.txt"
