@@ -75,6 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="hkjit-latency-")
     env = {**os.environ, "HKJIT_CACHE_DIR": cache}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)     # measure what users get: imports from .pyc files
     cold = child(args.device, env)
     warm = [child(args.device, env) for _ in range(args.processes)]
     os.environ["HKJIT_CACHE_DIR"] = cache

@@ -95,7 +95,7 @@ def write_figures(tr) -> None:
         return
     tr.section("hkjit reliability figures")
     for name in ("processes", "compiles", "kills", "corruptions", "lock_scenarios", "disk_scenarios",
-                 "skew_scenarios", "wrong_loads"):
+                 "skew_scenarios"):
         tr.write_line(f"{name:>16}: {FIGURES.get(name, 0)}")
     for line in OUTCOMES:
         tr.write_line(f"  - {line}")

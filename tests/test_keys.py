@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import shutil
 import subprocess
 import sys
@@ -38,13 +37,13 @@ def test_key_covers_every_input_kind():
 
 
 def test_key_changes_with_flag_torch_version_env_and_header_byte(library_tree, monkeypatch):
-    spec = dataclasses.replace(get_spec("cpu"), libraries=("hipkittens",))
+    spec = get_spec("cpu")._replace(libraries=("hipkittens",))
     roots = {"hipkittens": str(library_tree)}
     base = key_inputs(spec, library_roots=roots)
     k0 = key_of(base)
     assert key_of(key_inputs(spec, library_roots=roots)) == k0                       # deterministic
 
-    flagged = key_inputs(dataclasses.replace(spec, cflags=spec.cflags + ("-DHKJIT_X=1",)), library_roots=roots)
+    flagged = key_inputs(spec._replace(cflags=spec.cflags + ("-DHKJIT_X=1",)), library_roots=roots)
     assert key_of(flagged) != k0 and [d[0] for d in diff_inputs(base, flagged)] == ["flags.cflags"]
 
     other_torch = copy.deepcopy(base)
@@ -65,8 +64,8 @@ def test_key_changes_with_flag_torch_version_env_and_header_byte(library_tree, m
 
 def test_same_key_from_two_checkouts_in_different_folders(tmp_path, library_tree):
     """Two copies of the project and of the library, in different folders: the same key (content, not paths)."""
-    code = ("import dataclasses\nfrom hkjit.keys import key_inputs, key_of\nfrom hkjit.specs import get_spec\n"
-            "import sys\nspec = dataclasses.replace(get_spec('cpu'), libraries=('hipkittens',))\n"
+    code = ("from hkjit.keys import key_inputs, key_of\nfrom hkjit.specs import get_spec\n"
+            "import sys\nspec = get_spec('cpu')._replace(libraries=('hipkittens',))\n"
             "print(key_of(key_inputs(spec, library_roots={'hipkittens': sys.argv[1]})))")
     keys = []
     for name in ("checkout one", "elsewhere/checkout-two"):

@@ -23,10 +23,9 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
-import platformdirs
 import xxhash
 
 from .config import env_str
@@ -45,7 +44,11 @@ USED_STAMP = ".last_used"
 def cache_root() -> Path:
     """The writable cache root: HKJIT_CACHE_DIR, else the platform's user cache dir (~/.cache/hkjit)."""
     raw = env_str("HKJIT_CACHE_DIR")
-    root = Path(os.path.expanduser(raw)) if raw else Path(platformdirs.user_cache_dir("hkjit"))
+    if raw:
+        root = Path(os.path.expanduser(raw))
+    else:
+        import platformdirs  # imported only here: ~2 ms of a warm start that HKJIT_CACHE_DIR saves
+        root = Path(platformdirs.user_cache_dir("hkjit"))
     if root.exists() and not root.is_dir():
         raise CacheError(f"HKJIT_CACHE_DIR={root} is a file, not a directory: point it at a folder")
     return root
@@ -89,8 +92,7 @@ def file_xxh3(path: Path) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class Verdict:
+class Verdict(NamedTuple):
     ok: bool
     reason: str = ""
     manifest: dict | None = None

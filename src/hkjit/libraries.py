@@ -7,7 +7,7 @@ so two checkouts in different folders give the same key and an edited header giv
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import xxhash
@@ -17,8 +17,7 @@ from .errors import MissingLibraryError
 _REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass(frozen=True)
-class Library:
+class Library(NamedTuple):
     name: str            # "hipkittens" | "thunderkittens"
     env_var: str         # the variable users set
     marker: str          # a file that must exist under the include dir

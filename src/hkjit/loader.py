@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 from types import ModuleType
 
@@ -25,8 +25,7 @@ from .specs import KernelSpec
 log = logging.getLogger("hkjit")
 
 
-@dataclass
-class Loaded:
+class Loaded(NamedTuple):
     module: ModuleType | None   # None when loaded with import_module=False (warmup)
     path: Path          # the entry folder it came from
     key: str

@@ -6,7 +6,7 @@ lock, build and load code never branches on a kernel's name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 from .errors import UnsupportedTargetError
@@ -23,8 +23,7 @@ def kernels_dir() -> Path:
     raise FileNotFoundError("hkjit's kernels/ folder is missing from the installation; reinstall hkjit")
 
 
-@dataclass(frozen=True)
-class Constraints:
+class Constraints(NamedTuple):
     """What the kernel's launcher accepts without copies (plan.py copies or pads to meet the rest).
 
     block_m/block_n/block_k: the block tile (the policy's tile-fill rule and explain() use it). Every kernel
@@ -39,8 +38,7 @@ class Constraints:
     pad_k_to: int = 1
 
 
-@dataclass(frozen=True)
-class KernelSpec:
+class KernelSpec(NamedTuple):
     name: str                       # kernel family, e.g. "gemm_bf16"; the cache folder is <arch>/<name>-<key>
     arch: str
     host_sources: tuple[str, ...]   # C++ files compiled by the host compiler (the torch binding among them)
@@ -51,7 +49,7 @@ class KernelSpec:
     device_cflags: tuple[str, ...] = ()
     ldflags: tuple[str, ...] = ()
     functions: tuple[str, ...] = ("gemm_forward", "gemm_out")
-    constraints: Constraints = field(default_factory=lambda: Constraints(64, 64, 64))
+    constraints: Constraints = Constraints(64, 64, 64)
 
     @property
     def files(self) -> tuple[str, ...]:

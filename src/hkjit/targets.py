@@ -12,7 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -22,8 +22,7 @@ from .errors import MissingLibraryError, UnsupportedTargetError
 KNOWN_ARCHS = ("cpu", "gfx950", "sm_90a")
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     arch: str      # "cpu" | "gfx950" | "sm_90a"
     backend: str   # "cpu" | "hip" | "cuda": which torch build and device compiler the arch needs
 

@@ -243,12 +243,12 @@ def test_read_only_cache_uses_a_layer_or_fails_clearly(built_cache, tmp_path):
 
 
 def test_disk_full_during_build_leaves_no_partial_entry(tmp_path):
-    with small_filesystem(tmp_path / "small", "3m") as root:
+    with small_filesystem(tmp_path / "small", "400k") as root:
         proc = run_child(root)
         assert proc.returncode != 0
         assert "disk full" in proc.stderr and "HKJIT_CACHE_DIR" in proc.stderr, proc.stderr[-2000:]
         assert list(iter_entries(root)) == [] and tmp_dirs(root) == []
-    record("disk full (3 MB tmpfs) during a build -> CacheError 'disk full', no entry, no temp left",
+    record("disk full (400 KB tmpfs) during a build -> CacheError 'disk full', no entry, no temp left",
            processes=1, disk_scenarios=1)
 
 
