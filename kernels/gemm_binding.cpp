@@ -39,8 +39,10 @@ void gemm_out(torch::Tensor A, torch::Tensor Bt, torch::Tensor C) {
 #else
   TORCH_CHECK(A.is_cpu(), "hkjit: this module runs CPU tensors, got ", A.device());
 #endif
-  // Leading dims of 1-row/1-column operands may be anything torch likes; the kernel wants at least the row.
-  const int64_t lda = M > 1 ? A.stride(0) : K, ldb = N > 1 ? Bt.stride(0) : K, ldc = M > 1 ? C.stride(0) : N;
+  // A single row's stride never addresses memory, and torch may report anything for it: pass the row length
+  // rounded up to 8 elements, which every kernel's alignment rule (16-byte rows) accepts.
+  auto ld = [](const torch::Tensor& t, int64_t row) { return t.size(0) > 1 ? t.stride(0) : (row + 7) / 8 * 8; };
+  const int64_t lda = ld(A, K), ldb = ld(Bt, K), ldc = ld(C, N);
   const int err = hkjit_gemm_bf16(A.data_ptr(), lda, Bt.data_ptr(), ldb, C.data_ptr(), ldc, M, N, K, stream);
   TORCH_CHECK(err == 0, "hkjit: kernel launch failed for M=", M, " N=", N, " K=", K, ": ",
               hkjit_gemm_bf16_error(err), " (error ", err, ")");

@@ -5,6 +5,8 @@ the problem and the fix — also under torch.compile, where they run on fake ten
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -67,7 +69,7 @@ def explain(a: torch.Tensor, b: torch.Tensor) -> Plan:
     ``print(hkjit.explain(A, B))`` gives one line; the Plan's fields give the same programmatically."""
     _check(a, b)
     if b.dim() == 2:
-        return make_plan(a.reshape(-1, a.shape[-1]), b)
+        return make_plan(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b)
     batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     plan = make_plan(a.expand(*batch, *a.shape[-2:])[(0,) * len(batch)], b.expand(*batch, *b.shape[-2:])[(0,) * len(batch)])
     plan.batch = tuple(batch)

@@ -18,6 +18,7 @@ key.json hashes to the key, and the module file has the recorded size and checks
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -43,13 +44,19 @@ USED_STAMP = ".last_used"
 
 def cache_root() -> Path:
     """The writable cache root: HKJIT_CACHE_DIR, else the platform's user cache dir (~/.cache/hkjit)."""
-    raw = env_str("HKJIT_CACHE_DIR")
+    return _root_for(env_str("HKJIT_CACHE_DIR"))
+
+
+@functools.lru_cache(maxsize=16)
+def _root_for(raw: str) -> Path:
+    # Resolved once per value: cache_root() is on every call's path and must not stat or import each time.
     if raw:
         root = Path(os.path.expanduser(raw))
     else:
         import platformdirs  # imported only here: ~2 ms of a warm start that HKJIT_CACHE_DIR saves
         root = Path(platformdirs.user_cache_dir("hkjit"))
     if root.exists() and not root.is_dir():
+        _root_for.cache_clear()
         raise CacheError(f"HKJIT_CACHE_DIR={root} is a file, not a directory: point it at a folder")
     return root
 
@@ -131,7 +138,7 @@ def verify_entry(path: Path, expected_key: str | None = None) -> Verdict:
     return Verdict(True, "ok", manifest)
 
 
-def move_aside(path: Path, reason: str) -> Path | None:
+def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None:
     """Move a bad entry into <root>/v1/trash so it is never loaded again and can be inspected."""
     trash = path.parent.parent / "trash"
     dest = trash / f"{path.name}.{int(time.time())}.{os.getpid()}"
@@ -143,7 +150,7 @@ def move_aside(path: Path, reason: str) -> Path | None:
     except OSError as e:
         log.warning("hkjit: cache entry %s is bad (%s) and could not be moved aside: %s", path, reason, e)
         return None
-    log.warning("hkjit: cache entry %s is bad (%s); moved to %s and rebuilding", path, reason, dest)
+    log.warning("hkjit: cache entry %s is bad (%s); moved to %s%s", path, reason, dest, f" and {then}" if then else "")
     return dest
 
 

@@ -22,7 +22,7 @@ from .fsutil import atomic_write_text
 
 #: relative Frobenius error above which a bf16 product (fp32 accumulation) is wrong, not just rounded
 REL_TOL = 1e-2
-_checked: set[tuple[str, str]] = set()
+_checked: set[tuple[str, int | None, str]] = set()
 
 
 def device_label(device: torch.device) -> str:
@@ -73,11 +73,16 @@ def quick_check(module, device: torch.device) -> tuple[bool, str]:
     return err <= REL_TOL, f"{m}x{n}x{k} relative error {err:.2e}"
 
 
+def mark_checked(device: torch.device, key: str) -> None:
+    """Skip the first-use check for (device, key) in this process: `python -m hkjit selftest` runs the full grid."""
+    _checked.add((device.type, device.index, key))
+
+
 def ensure_validated(arch: str, kernel: str, key: str, module, device: torch.device) -> None:
     """Raise ToolchainRejectedError if this (device, key) failed; run and record the quick check if unchecked."""
-    label = device_label(device)
-    if (label, key) in _checked:
+    if (device.type, device.index, key) in _checked:
         return
+    label = device_label(device)
     root = cache_root()
     rec = read_record(root, arch, kernel, key, label)
     if rec is None:
@@ -95,4 +100,4 @@ def ensure_validated(arch: str, kernel: str, key: str, module, device: torch.dev
             f"{kernel} for {arch} built with this toolchain (key {key[:12]}…) computed wrong results on {label} "
             f"({rec.get('detail')}). It is refused until `python -m hkjit cache clear --validation`; check your "
             f"ROCm/CUDA version and report it with `python -m hkjit doctor` output")
-    _checked.add((label, key))
+    mark_checked(device, key)

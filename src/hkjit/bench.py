@@ -1,0 +1,162 @@
+"""`python -m hkjit bench`: TFLOP/s and time of hkjit.gemm (kernel forced) against torch.matmul, per shape.
+
+Method: B is given as ``W.t()`` of a contiguous (N, K) weight (the nn.Linear layout, which the kernel reads with
+no copy; torch.matmul gets the same view). Several input sets are allocated per shape and rotated between calls,
+so that no call finds its operands in cache from the previous one. Each function is warmed up, then timed call by
+call (CUDA/HIP events on a GPU, time.perf_counter on the CPU); the median is reported. FLOPs are 2*M*N*K.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+GPU_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192),
+              (4096, 4096, 4160), (4097, 4095, 4096), (8192, 1024, 8192), (16384, 8192, 1024), (256, 8192, 8192))
+CPU_SHAPES = ((128, 128, 128), (256, 256, 256), (384, 384, 384), (512, 512, 512), (257, 193, 320))
+
+
+@dataclass
+class BenchRow:
+    m: int
+    n: int
+    k: int
+    hkjit_ms: float
+    torch_ms: float
+    hkjit_tflops: float
+    torch_tflops: float
+    speedup: float          # torch time / hkjit time (> 1: hkjit faster)
+    path: str               # what hkjit.gemm ran here ("kernel": forced)
+    auto: str               # what hkjit.gemm does by default (policy.py): "kernel" or "torch"
+    repeat: int
+    sets: int
+
+    @property
+    def shape(self) -> str:
+        return f"{self.m}x{self.n}x{self.k}"
+
+
+def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
+    """A function timing one call in seconds: device events on a GPU, perf_counter on the CPU."""
+    if device.type == "cuda":
+        def gpu(fn):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        return gpu
+
+    def cpu(fn):
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    return cpu
+
+
+def _median_seconds(fn: Callable[[int], object], timer, repeat: int, warmup: int, sets: int) -> float:
+    for i in range(max(warmup, sets)):       # every input set is touched once before timing
+        fn(i % sets)
+    return statistics.median(timer(lambda i=i: fn(i % sets)) for i in range(repeat))
+
+
+def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
+                seed: int = 0) -> BenchRow:
+    import hkjit
+    from .policy import dispatch
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    data = [(torch.randn(m, k, generator=gen).to(torch.bfloat16).to(device),
+             torch.randn(n, k, generator=gen).to(torch.bfloat16).to(device).t()) for _ in range(sets)]
+    timer = _timer(device)
+    auto = hkjit.explain(*data[0])
+    with dispatch("kernel"):
+        path = hkjit.explain(*data[0]).path
+        t_hk = _median_seconds(lambda i: hkjit.gemm(*data[i]), timer, repeat, warmup, sets)
+    t_th = _median_seconds(lambda i: torch.matmul(*data[i]), timer, repeat, warmup, sets)
+    flop = 2.0 * m * n * k
+    return BenchRow(m, n, k, t_hk * 1e3, t_th * 1e3, flop / t_hk / 1e12, flop / t_th / 1e12, t_th / t_hk, path,
+                    auto.path if auto.path != "torch" else f"torch ({auto.rule})", repeat, sets)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = None, warmup: int | None = None,
+        sets: int = 3, say: Callable[[str], None] | None = None) -> tuple[dict, list[BenchRow]]:
+    """Benchmark every shape on the current device; returns (context, rows)."""
+    from .selftest import load_with_progress
+    from .specs import get_spec
+    from .targets import detect_target
+    from .validation import device_label
+    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    device = default_device()
+    gpu = device.type == "cuda"
+    arch = detect_target(device).arch
+    spec = get_spec(arch)
+    loaded = load_with_progress(spec, say)
+    shapes = list(shapes) if shapes else list(GPU_SHAPES if gpu else CPU_SHAPES)
+    repeat = repeat or (50 if gpu else 10)
+    warmup = warmup if warmup is not None else (5 if gpu else 1)
+    sets = max(1, sets)
+    rows = []
+    for i, (m, n, k) in enumerate(shapes):
+        say(f"bench [{i + 1}/{len(shapes)}] {m}x{n}x{k} ...")
+        rows.append(bench_shape(m, n, k, device, repeat, warmup, sets, seed=i))
+    ctx = {"device": device_label(device), "arch": arch, "kernel": spec.name, "key": loaded.key,
+           "torch": torch.__version__, "timer": "device events" if gpu else "time.perf_counter",
+           "repeat": repeat, "warmup": max(warmup, sets), "sets": sets,
+           "threads": torch.get_num_threads() if not gpu else None}
+    return ctx, rows
+
+
+def to_json(ctx: dict, rows: list[BenchRow]) -> dict:
+    return {**ctx, "results": [asdict(r) | {"shape": r.shape} for r in rows]}
+
+
+def format_table(ctx: dict, rows: list[BenchRow]) -> str:
+    head = (f"hkjit bench: {ctx['kernel']} on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}; median of "
+            f"{ctx['repeat']} timed calls after {ctx['warmup']} warm-up calls, {ctx['sets']} input sets rotated, "
+            f"{ctx['timer']}" + (f", {ctx['threads']} threads" if ctx.get("threads") else ""))
+    lines = [head, f"{'shape (MxNxK)':<18} {'hkjit ms':>10} {'TFLOP/s':>9} {'torch ms':>10} {'TFLOP/s':>9} "
+                   f"{'speedup':>8}  default path"]
+    for r in rows:
+        lines.append(f"{r.shape:<18} {r.hkjit_ms:>10.3f} {r.hkjit_tflops:>9.4g} {r.torch_ms:>10.3f} "
+                     f"{r.torch_tflops:>9.4g} {r.speedup:>7.2f}x  {r.auto}")
+    return "\n".join(lines)
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot(ctx: dict, rows: list[BenchRow], path: str) -> None:
+    """TFLOP/s of hkjit and torch.matmul against the size (cube root of M*N*K), one point per shape."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    order = sorted(rows, key=lambda r: r.m * r.n * r.k)
+    x = [(r.m * r.n * r.k) ** (1 / 3) for r in order]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(x, [r.hkjit_tflops for r in order], "o-", label=f"hkjit {ctx['kernel']}")
+    ax.plot(x, [r.torch_tflops for r in order], "s--", label="torch.matmul")
+    for xi, r in zip(x, order):
+        ax.annotate(r.shape, (xi, r.hkjit_tflops), fontsize=7, textcoords="offset points", xytext=(3, 4))
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("(M*N*K)^(1/3)")
+    ax.set_ylabel("TFLOP/s")
+    ax.set_title(f"bf16 GEMM on {ctx['device']} ({ctx['arch']})")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,651 @@
+"""Cache management as plain functions: list, summarize, verify, clear, prune, export, import, explain a miss.
+
+`python -m hkjit cache ...` (cli.py) is a thin layer over these; tests and scripts call them directly. Only the
+writable root (HKJIT_CACHE_DIR) is ever modified; read-only layers (HKJIT_CACHE_PATH) are listed, verified,
+exported from and explained against, never changed. Every removal first renames the entry into ``v1/trash``
+(atomic: a concurrent loader sees the whole entry or none), then deletes it.
+
+Archives (``export`` / ``import``) are tar files (gzip-compressed when the name ends in .gz or .tgz)::
+
+    hkjit-archive.json                      {"format": CACHE_FORMAT, "hkjit_version": ..., "entries": [...]}
+    v1/<arch>/<kernel>-<key>/<file>         the entry's files (flat), as published (no .last_used stamp)
+
+``import_archive`` refuses an archive of another cache format, any member that is not a regular file or folder
+of that shape (absolute paths, ``..``, links, devices, unknown names), and every entry that fails
+``cache.verify_entry`` after unpacking; each good entry is unpacked into ``v1/tmp`` and renamed into place.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import count
+from pathlib import Path, PurePosixPath
+
+from .cache import (KEY_JSON, MANIFEST, USED_STAMP, cache_layers, cache_root, format_dir, host_id, iter_entries,
+                    last_used, move_aside, verify_entry, FORMAT_DIR)
+from .errors import CacheError, HkjitError
+from .fsutil import dir_size, fsync_dir, fsync_tree
+from .version import CACHE_FORMAT, __version__
+
+ARCHIVE_JSON = "hkjit-archive.json"
+_SPECIAL = ("tmp", "trash", "failed", "locks")
+_ENTRY_RE = re.compile(r"^[A-Za-z0-9_.]+-[0-9a-f]{32}$")
+_ARCH_RE = re.compile(r"^[A-Za-z0-9_]+$")
+_FILE_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_counter = count()
+log = logging.getLogger("hkjit")
+
+
+class ArchiveError(HkjitError):
+    """The archive cannot be imported at all (missing, not a tar file, not an hkjit archive, other format)."""
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def parse_size(text: str) -> int:
+    """'500M', '2G', '1.5GiB', '123456' -> bytes (K/M/G/T are powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text or "")
+    if not m:
+        raise ValueError(f"size {text!r} not understood: use bytes or a number with K, M, G or T (e.g. 500M, 2G)")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def all_roots(root: Path | None = None, layers: list[Path] | None = None) -> list[tuple[Path, bool]]:
+    """(path, writable?) of the writable root followed by the read-only layers."""
+    root = root or cache_root()
+    layers = cache_layers() if layers is None else layers
+    return [(root, True)] + [(p, False) for p in layers if p != root]
+
+
+def _remove(path: Path, reason: str) -> int:
+    """Rename entry `path` into its root's v1/trash (atomic for concurrent loaders), then delete it; bytes freed."""
+    size = dir_size(path)
+    trash = format_dir(_root_of(path)) / "trash"
+    trash.mkdir(parents=True, exist_ok=True)
+    dest = trash / f"{path.name}.{int(time.time())}.{os.getpid()}.{next(_counter)}"
+    try:
+        os.rename(path, dest)
+    except FileNotFoundError:
+        return 0
+    shutil.rmtree(dest, ignore_errors=True)
+    return size
+
+
+def _root_of(entry: Path) -> Path:
+    """<root> of an entry at <root>/v1/<arch>/<kernel>-<key>."""
+    return entry.parent.parent.parent
+
+
+# --------------------------------------------------------------------------------------------------- listing
+@dataclass
+class EntryInfo:
+    arch: str
+    kernel: str
+    key: str
+    path: str
+    layer: str           # the root it lives in
+    writable: bool       # True for the writable root, False for a read-only layer
+    size: int
+    built_at: float | None
+    last_used: float
+    status: str          # "ok" (manifest present; "verified" after verify=True), or why it is bad
+    build_seconds: float | None = None
+    host: str = ""
+    hkjit_version: str = ""
+    current: bool | None = None   # whether it is the entry this process would load (None: unknown)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _quick_status(path: Path) -> tuple[str, dict]:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        return "no manifest (incomplete)", {}
+    except (OSError, ValueError) as e:
+        return f"unreadable manifest ({e})", {}
+    if manifest.get("format") != CACHE_FORMAT:
+        return f"cache format {manifest.get('format')}", manifest
+    return "ok", manifest
+
+
+def current_keys() -> dict[tuple[str, str], str]:
+    """(arch, kernel) -> the key this process would build/load now, where it can be computed here."""
+    from .loader import entry_key
+    from .specs import SPECS
+    out = {}
+    for spec in SPECS:
+        try:
+            out[(spec.arch, spec.name)] = entry_key(spec)[0]
+        except Exception:      # no compiler / headers for that arch here: unknown
+            continue
+    return out
+
+
+def list_entries(root: Path | None = None, layers: list[Path] | None = None, arch: str | None = None,
+                 kernel: str | None = None, verify: bool = False, with_current: bool = False) -> list[EntryInfo]:
+    """Every entry folder of the root and the layers (valid or not), optionally filtered by arch/kernel."""
+    keys = current_keys() if with_current else {}
+    out = []
+    for layer, writable in all_roots(root, layers):
+        for a, k, key, path in iter_entries(layer):
+            if (arch and a != arch) or (kernel and k != kernel):
+                continue
+            if verify:
+                v = verify_entry(path)
+                status, manifest = ("verified" if v.ok else v.reason), (v.manifest or _quick_status(path)[1])
+            else:
+                status, manifest = _quick_status(path)
+            cur = keys.get((a, k))
+            out.append(EntryInfo(
+                arch=a, kernel=k, key=key, path=str(path), layer=str(layer), writable=writable,
+                size=dir_size(path), built_at=manifest.get("built_at"), last_used=last_used(path), status=status,
+                build_seconds=manifest.get("build_seconds"), host=manifest.get("host", ""),
+                hkjit_version=manifest.get("hkjit_version", ""),
+                current=None if not with_current or cur is None else cur == key))
+    return out
+
+
+def free_space(path: Path) -> int | None:
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def writable(path: Path) -> bool:
+    """Whether a file can be created under `path` (or under its nearest existing parent, which would be created)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        return False
+    try:
+        fd, name = tempfile.mkstemp(prefix=".hkjit-probe.", dir=p)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def layer_summary(path: Path, is_root: bool) -> dict:
+    fmt = format_dir(path)
+    entries = list(iter_entries(path))
+
+    def sub(name: str) -> dict:
+        d = fmt / name
+        items = list(d.iterdir()) if d.is_dir() else []
+        return {"count": len(items), "size": dir_size(d) if items else 0}
+
+    records = list(fmt.glob("*/validated/*.json")) if fmt.is_dir() else []
+    passed = failed = 0
+    for r in records:
+        try:
+            ok = json.loads(r.read_text()).get("passed")
+        except (OSError, ValueError):
+            ok = None
+        passed += ok is True
+        failed += ok is False
+    by_arch: dict[str, int] = {}
+    for a, _k, _key, _p in entries:
+        by_arch[a] = by_arch.get(a, 0) + 1
+    return {
+        "path": str(path), "role": "root" if is_root else "layer", "exists": path.is_dir(),
+        "writable": writable(path) if is_root else False,     # hkjit never writes into a layer
+        "free": free_space(path), "entries": len(entries), "entries_by_arch": by_arch,
+        "size": dir_size(fmt) if fmt.is_dir() else 0,
+        "in_progress": sub("tmp")["count"], "trash": sub("trash"), "failed_logs": sub("failed"),
+        "validation_records": {"passed": passed, "failed": failed},
+    }
+
+
+def cache_summary(root: Path | None = None, layers: list[Path] | None = None) -> dict:
+    """Where the cache is and what is in it: the root and every layer (see layer_summary)."""
+    from .locking import filesystem_type, lock_dir
+    root = root or cache_root()
+    roots = all_roots(root, layers)
+    return {
+        "format": CACHE_FORMAT, "format_dir": FORMAT_DIR, "hkjit_version": __version__,
+        "root": layer_summary(root, True) | {"filesystem": filesystem_type(root)},
+        "layers": [layer_summary(p, False) for p, w in roots[1:]],
+        "lock_dir": str(lock_dir(root)),
+    }
+
+
+def entry_details(prefix: str, root: Path | None = None, layers: list[Path] | None = None) -> list[dict]:
+    """Manifest, key inputs, verification and validation records of the entries whose key starts with prefix."""
+    out = []
+    for e in list_entries(root, layers, verify=True):
+        if not e.key.startswith(prefix) and prefix not in (e.kernel, f"{e.arch}/{e.kernel}"):
+            continue
+        path = Path(e.path)
+        info = e.to_json()
+        for name, fname in (("manifest", MANIFEST), ("key_inputs", KEY_JSON)):
+            try:
+                info[name] = json.loads((path / fname).read_text())
+            except (OSError, ValueError):
+                info[name] = None
+        records = []
+        for r in sorted((path.parent / "validated").glob(f"{e.kernel}-{e.key}-*.json")):
+            try:
+                records.append(json.loads(r.read_text()))
+            except (OSError, ValueError):
+                continue
+        info["validation"] = records
+        out.append(info)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- verify
+@dataclass
+class VerifyResult:
+    entry: EntryInfo
+    ok: bool
+    reason: str
+    moved_to: str | None = None
+
+
+def verify(root: Path | None = None, layers: list[Path] | None = None, fix: bool = False,
+           arch: str | None = None, kernel: str | None = None) -> list[VerifyResult]:
+    """verify_entry on every entry; with fix=True bad entries of the writable root are moved to v1/trash."""
+    out = []
+    for e in list_entries(root, layers, arch=arch, kernel=kernel):
+        v = verify_entry(Path(e.path))
+        moved = None
+        if not v.ok and fix and e.writable:
+            dest = move_aside(Path(e.path), v.reason, then="")
+            moved = str(dest) if dest else None
+        out.append(VerifyResult(e, v.ok, v.reason, moved))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- clear / prune
+@dataclass
+class Removed:
+    entries: list[EntryInfo] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)   # trash, failed logs, orphaned temp folders
+    bytes_freed: int = 0
+
+    def to_json(self) -> dict:
+        return {"entries": [e.to_json() for e in self.entries], "records": self.records, "other": self.other,
+                "bytes_freed": self.bytes_freed}
+
+
+def clear(root: Path | None = None, arch: str | None = None, kernel: str | None = None,
+          validation_only: bool = False) -> Removed:
+    """Remove entries (and their validation records, trash, failed logs) from the writable root.
+
+    validation_only=True removes only the validation records (un-rejects a toolchain marked bad by selftest)."""
+    root = root or cache_root()
+    fmt = format_dir(root)
+    out = Removed()
+    if fmt.is_dir():
+        for arch_dir in sorted(fmt.iterdir()):
+            if not arch_dir.is_dir() or arch_dir.name in _SPECIAL or (arch and arch_dir.name != arch):
+                continue
+            for rec in sorted((arch_dir / "validated").glob("*.json")):
+                if kernel and not rec.name.startswith(f"{kernel}-"):
+                    continue
+                try:
+                    rec.unlink()
+                    out.records.append(str(rec))
+                except FileNotFoundError:
+                    pass
+    if validation_only:
+        return out
+    for e in list_entries(root, layers=[], arch=arch, kernel=kernel):
+        out.bytes_freed += _remove(Path(e.path), "cache clear")
+        out.entries.append(e)
+    if fmt.is_dir():
+        for name in ("trash", "failed"):
+            d = fmt / name
+            for p in sorted(d.iterdir()) if d.is_dir() else []:
+                if arch and not (p.name.startswith(f"{arch}-") or name == "trash"):
+                    continue
+                out.bytes_freed += dir_size(p) if p.is_dir() else p.stat().st_size
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                out.other.append(str(p))
+        from .builder import clean_orphans
+        out.other += [str(p) for p in clean_orphans(root)]
+    return out
+
+
+@dataclass
+class PruneResult:
+    before: int
+    after: int
+    max_bytes: int
+    evicted: list[EntryInfo] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"before": self.before, "after": self.after, "max_bytes": self.max_bytes,
+                "evicted": [e.to_json() for e in self.evicted], "other": self.other}
+
+
+def prune(max_bytes: int, root: Path | None = None) -> PruneResult:
+    """Evict least recently used entries (cache.last_used) of the writable root until its v1/ folder is at most
+    max_bytes. Trash (entries already moved aside) goes first; builds in progress are never touched."""
+    root = root or cache_root()
+    fmt = format_dir(root)
+    before = dir_size(fmt) if fmt.is_dir() else 0
+    res = PruneResult(before, before, max_bytes)
+    total = before
+    trash = fmt / "trash"
+    if total > max_bytes and trash.is_dir():
+        for p in sorted(trash.iterdir()):
+            total -= dir_size(p) if p.is_dir() else p.stat().st_size
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            res.other.append(str(p))
+    entries = sorted(list_entries(root, layers=[]), key=lambda e: (e.last_used, e.path))
+    for e in entries:
+        if total <= max_bytes:
+            break
+        total -= _remove(Path(e.path), "pruned (least recently used)")
+        res.evicted.append(e)
+    res.after = dir_size(fmt) if fmt.is_dir() else 0
+    return res
+
+
+# --------------------------------------------------------------------------------------------------- export
+@dataclass
+class ExportResult:
+    path: str
+    entries: list[EntryInfo]
+    skipped: list[tuple[str, str]]      # (entry path, why) of bad entries left out
+    size: int
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "entries": [e.to_json() for e in self.entries],
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "size": self.size}
+
+
+def _tar_mode(path: str, mode: str) -> str:
+    gz = path.endswith((".gz", ".tgz"))
+    return f"{mode}:gz" if gz else f"{mode}:"
+
+
+def export(dest: Path, root: Path | None = None, layers: list[Path] | None = None, arch: list[str] | None = None,
+           kernel: list[str] | None = None) -> ExportResult:
+    """Write the chosen valid entries (root first, then layers; one per (arch, kernel, key)) to one archive."""
+    chosen: dict[tuple[str, str, str], EntryInfo] = {}
+    skipped = []
+    for e in list_entries(root, layers):
+        if (arch and e.arch not in arch) or (kernel and e.kernel not in kernel):
+            continue
+        if (e.arch, e.kernel, e.key) in chosen:
+            continue
+        v = verify_entry(Path(e.path))
+        if not v.ok:
+            skipped.append((e.path, v.reason))
+            continue
+        chosen[(e.arch, e.kernel, e.key)] = e
+    entries = list(chosen.values())
+    dest = Path(dest)
+    if not entries:                     # no empty archive left behind to be shipped by mistake
+        return ExportResult(str(dest), [], skipped, 0)
+    members = []
+    for e in entries:
+        files = sorted(p.name for p in Path(e.path).iterdir() if p.is_file() and p.name != USED_STAMP)
+        members.append((e, files))
+    meta = {"format": CACHE_FORMAT, "hkjit_version": __version__, "created": time.time(), "host": host_id(),
+            "entries": [{"arch": e.arch, "kernel": e.kernel, "key": e.key, "files": files,
+                         "dir": f"{FORMAT_DIR}/{e.arch}/{e.kernel}-{e.key}"} for e, files in members]}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, _tar_mode(dest.name, "w"), format=tarfile.PAX_FORMAT) as tar:
+            data = json.dumps(meta, indent=1).encode()
+            info = tarfile.TarInfo(ARCHIVE_JSON)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(data))
+            for e, files in members:
+                for f in files:
+                    src = Path(e.path) / f
+                    ti = tar.gettarinfo(str(src), arcname=f"{FORMAT_DIR}/{e.arch}/{e.kernel}-{e.key}/{f}")
+                    ti.uid = ti.gid = 0
+                    ti.uname = ti.gname = ""
+                    with open(src, "rb") as fh:
+                        tar.addfile(ti, fh)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return ExportResult(str(dest), entries, skipped, dest.stat().st_size)
+
+
+# --------------------------------------------------------------------------------------------------- import
+@dataclass
+class ImportResult:
+    imported: list[str] = field(default_factory=list)     # "<arch>/<kernel>-<key>"
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def to_json(self) -> dict:
+        return {"imported": self.imported, "skipped": [{"entry": n, "reason": r} for n, r in self.skipped],
+                "refused": [{"entry": n, "reason": r} for n, r in self.refused], "ok": self.ok}
+
+
+def _classify(member: tarfile.TarInfo) -> tuple[str, object]:
+    """("meta"|"dir", None), ("file", (arch, entry folder, file name)), ("unsafe", why) or ("foreign", why)."""
+    name = member.name
+    p = PurePosixPath(name)
+    if name.startswith("/") or p.is_absolute() or ".." in p.parts or "\\" in name:
+        return "unsafe", f"unsafe path {name!r}"
+    if not (member.isfile() or member.isdir()):
+        return "unsafe", f"{name!r} is not a regular file or folder (link or device)"
+    parts = [x for x in p.parts if x != "."]
+    if parts == [ARCHIVE_JSON] and member.isfile():
+        return "meta", None
+    if member.isdir() and len(parts) <= 3 and (not parts or parts[0] == FORMAT_DIR):
+        return "dir", None
+    if (len(parts) == 4 and member.isfile() and parts[0] == FORMAT_DIR and _ARCH_RE.match(parts[1])
+            and parts[1] not in _SPECIAL and _ENTRY_RE.match(parts[2]) and _FILE_RE.match(parts[3])
+            and parts[3] != USED_STAMP):
+        return "file", (parts[1], parts[2], parts[3])
+    return "foreign", f"foreign member {name!r} (not an hkjit cache entry file)"
+
+
+def _read_archive(src: Path) -> tuple[tarfile.TarFile, dict, list[tarfile.TarInfo]]:
+    if not src.is_file():
+        raise ArchiveError(f"{src}: no such file")
+    try:
+        tar = tarfile.open(src, "r:*")
+        members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "not a tar, tar.gz, tar.bz2 or tar.xz file"
+        raise ArchiveError(f"{src} is not a readable tar archive ({why}); make one with "
+                           f"`python -m hkjit cache export FILE`") from None
+    meta_member = next((m for m in members if m.name.lstrip("./") == ARCHIVE_JSON and m.isfile()), None)
+    if meta_member is None:
+        tar.close()
+        raise ArchiveError(f"{src} is not an hkjit cache archive (no {ARCHIVE_JSON}); make one with "
+                           f"`python -m hkjit cache export FILE`")
+    try:
+        meta = json.loads(tar.extractfile(meta_member).read())
+    except (ValueError, OSError, AttributeError) as e:
+        tar.close()
+        raise ArchiveError(f"{src}: unreadable {ARCHIVE_JSON} ({e})")
+    if not isinstance(meta, dict):
+        tar.close()
+        raise ArchiveError(f"{src}: {ARCHIVE_JSON} is not an hkjit archive listing")
+    if meta.get("format") != CACHE_FORMAT:
+        tar.close()
+        raise ArchiveError(f"{src} holds cache format {meta.get('format')} (written by hkjit "
+                           f"{meta.get('hkjit_version', '?')}); this hkjit {__version__} uses cache format "
+                           f"{CACHE_FORMAT}: export it again with a matching hkjit, or build with "
+                           f"`python -m hkjit warmup`")
+    return tar, meta, members
+
+
+def import_archive(src: Path, root: Path | None = None) -> ImportResult:
+    """Unpack an export() archive into the writable root: verified, atomic per entry, existing valid entries kept.
+
+    Raises ArchiveError when the archive cannot be used at all. An archive holding unsafe members (absolute or
+    '..' paths, links, devices) is refused whole: nothing is unpacked. Foreign files inside an entry's folder,
+    entries missing from the archive's list, and entries that fail verification are refused one by one."""
+    from .locking import BuildLock
+    root = root or cache_root()
+    src = Path(src)
+    res = ImportResult()
+    tar, meta, members = _read_archive(src)
+    with tar:
+        by_entry: dict[tuple[str, str], list[tuple[str, tarfile.TarInfo]]] = {}
+        unsafe = []
+        foreign = []
+        for m in members:
+            kind, what = _classify(m)
+            if kind == "unsafe":
+                unsafe.append(what)
+            elif kind == "foreign":
+                foreign.append(what)
+            elif kind == "file":
+                a, entry, fname = what
+                by_entry.setdefault((a, entry), []).append((fname, m))
+        if unsafe:
+            res.refused.append((str(src), "archive refused, nothing imported: " + "; ".join(unsafe[:5])
+                                + (f" (+{len(unsafe) - 5} more)" if len(unsafe) > 5 else "")))
+            return res
+        for why in foreign:
+            res.refused.append(("-", why))
+        listed = {(e.get("arch"), f"{e.get('kernel')}-{e.get('key')}"): set(e.get("files") or [])
+                  for e in meta.get("entries", []) if isinstance(e, dict)}
+        for (a, entry) in sorted(set(listed) - set(by_entry), key=str):
+            res.refused.append((f"{a}/{entry}", "listed in the archive but its files are missing"))
+        tmp_root = format_dir(root) / "tmp"
+        for (a, entry), files in sorted(by_entry.items()):
+            name = f"{a}/{entry}"
+            if (a, entry) not in listed:
+                res.refused.append((name, "not listed in the archive's hkjit-archive.json (foreign entry)"))
+                continue
+            extra = sorted({f for f, _m in files} - listed[(a, entry)])
+            if extra:
+                res.refused.append((name, f"holds files its listing does not name: {', '.join(extra)}"))
+                continue
+            kernel, key = entry.rsplit("-", 1)
+            final = format_dir(root) / a / entry
+            if final.exists() and verify_entry(final, key).ok:
+                res.skipped.append((name, "already in the cache"))
+                continue
+            try:
+                tmp_root.mkdir(parents=True, exist_ok=True)
+                staging = tmp_root / f"{entry}.{host_id()}.{os.getpid()}.imp{next(_counter)}"
+                staging.mkdir()
+            except OSError as e:
+                raise CacheError(f"cannot write to {root}: {e}. Set HKJIT_CACHE_DIR (or --cache-dir) to a "
+                                 f"writable folder") from e
+            try:
+                inner = staging / entry
+                inner.mkdir()
+                for fname, m in files:
+                    data = tar.extractfile(m)
+                    out_path = inner / fname
+                    with open(out_path, "wb") as fh:
+                        shutil.copyfileobj(data, fh)
+                    os.chmod(out_path, 0o755 if m.mode & 0o111 else 0o644)
+                verdict = verify_entry(inner, key)
+                ok, reason = verdict.ok, verdict.reason
+                if ok:
+                    inputs = json.loads((inner / KEY_JSON).read_text())
+                    man = verdict.manifest
+                    if inputs.get("arch") != a or inputs.get("kernel") != kernel or man.get("arch", a) != a:
+                        ok, reason = False, f"entry of {inputs.get('kernel')} for {inputs.get('arch')} filed under {name}"
+                if not ok:
+                    res.refused.append((name, reason))
+                    continue
+                fsync_tree(inner)
+                with BuildLock(root, f"{a}-{kernel}-{key}", what=f"{kernel} for {a}"):
+                    if final.exists():
+                        if verify_entry(final, key).ok:
+                            res.skipped.append((name, "already in the cache"))
+                            continue
+                        move_aside(final, "replaced by an imported entry", then="")
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(inner, final)
+                    fsync_dir(final.parent)
+                res.imported.append(name)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return res
+
+
+# --------------------------------------------------------------------------------------------------- why
+@dataclass
+class WhyResult:
+    arch: str
+    kernel: str
+    key: str
+    status: str                    # "hit" | "bad" (an entry with the key exists but fails verification) | "miss"
+    entry: str | None = None       # the hit / bad entry, or the nearest one on a miss
+    reason: str = ""               # why the bad entry is bad
+    diffs: list[tuple[str, object, object]] = field(default_factory=list)
+    candidates: int = 0            # entries of (arch, kernel) compared
+
+    def to_json(self) -> dict:
+        return {"arch": self.arch, "kernel": self.kernel, "key": self.key, "status": self.status,
+                "entry": self.entry, "reason": self.reason, "candidates": self.candidates,
+                "diffs": [{"field": f, "old": o, "new": n} for f, o, n in self.diffs]}
+
+
+def why(kernel: str, arch: str | None = None, root: Path | None = None,
+        layers: list[Path] | None = None) -> WhyResult:
+    """Why `kernel` for `arch` (default: this device) would be (re)built: the current key inputs diffed against
+    the nearest existing entry's key.json (the one with the fewest differing fields)."""
+    from .keys import diff_inputs
+    from .loader import entry_key
+    from .specs import get_spec
+    from .targets import detect_target
+    root = root or cache_root()
+    arch = arch or detect_target().arch
+    spec = get_spec(arch, kernel)
+    key, inputs = entry_key(spec, root)
+    best = None
+    n = 0
+    for layer, _w in all_roots(root, layers):
+        for a, k, ekey, path in iter_entries(layer):
+            if a != arch or k != kernel:
+                continue
+            n += 1
+            if ekey == key:
+                v = verify_entry(path, key)
+                if v.ok:
+                    return WhyResult(arch, kernel, key, "hit", str(path), candidates=n)
+                return WhyResult(arch, kernel, key, "bad", str(path), v.reason, candidates=n)
+            try:
+                old = json.loads((path / KEY_JSON).read_text())
+            except (OSError, ValueError):
+                continue
+            diffs = diff_inputs(old, inputs)
+            if best is None or len(diffs) < len(best[1]):
+                best = (path, diffs)
+    if best is None:
+        return WhyResult(arch, kernel, key, "miss", None, candidates=n)
+    return WhyResult(arch, kernel, key, "miss", str(best[0]), diffs=best[1], candidates=n)

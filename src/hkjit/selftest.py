@@ -1,0 +1,260 @@
+"""`python -m hkjit selftest`: hkjit.gemm on this device against a float64 reference, over every edge case.
+
+Each case draws fresh random bf16 inputs, poisons the output (``out=`` filled with NaN, so an element the kernel
+never writes fails the check), runs ``hkjit.gemm`` with the dispatch forced to the kernel, and compares with the
+float64 product of the same inputs: a pass is a finite result with relative Frobenius error <= 1e-2
+(validation.REL_TOL). The default grid covers K = 64, 128, 192, 256 and 4160 (1, 2, 3, 4 and 65 K tiles of 64),
+ragged M and N, B given as ``W.t()`` (the nn.Linear layout), non-contiguous and transposed A, a batched A and a
+few tiny shapes. The outcome is recorded per (device, toolchain key) with validation.write_record, so
+``hkjit.gemm`` skips its first-use check in later processes (and refuses the kernel after a failure).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+LAYOUTS = ("rows", "bt", "a-strided", "a-t", "batched")
+LAYOUT_HELP = {
+    "rows": "A (M,K) and B (K,N) contiguous (B is copied to the kernel's Bt layout once)",
+    "bt": "B = W.t() of a contiguous (N,K) W: the nn.Linear layout, read with no copy",
+    "a-strided": "A = X[:, :K] of a wider X (row stride K+3: unaligned rows)",
+    "a-t": "A = Y.t() of a contiguous (K,M) Y (non-unit column stride: copied)",
+    "batched": "A (2,M,K) @ B (K,N): leading dims flattened into M",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    m: int
+    n: int
+    k: int
+    layout: str = "rows"
+
+    @property
+    def shape(self) -> str:
+        return f"{'2x' if self.layout == 'batched' else ''}{self.m}x{self.n}x{self.k}"
+
+
+CPU_GRID = (
+    Case(1, 1, 1), Case(7, 5, 3), Case(33, 17, 65, "bt"),
+    Case(64, 64, 64), Case(128, 96, 128, "bt"), Case(96, 80, 192), Case(256, 256, 256, "bt"),
+    Case(64, 48, 4160, "bt"), Case(48, 40, 4160, "rows"),
+    Case(257, 193, 256), Case(257, 193, 192, "bt"), Case(193, 257, 128, "a-strided"),
+    Case(130, 70, 128, "a-t"), Case(33, 40, 64, "batched"),
+)
+GPU_GRID = (
+    Case(1, 1, 1), Case(7, 5, 3), Case(33, 17, 65, "bt"),
+    Case(256, 256, 64), Case(512, 512, 128, "bt"), Case(512, 256, 192), Case(1024, 1024, 256, "bt"),
+    Case(1024, 768, 4160, "bt"), Case(512, 512, 4160, "rows"),
+    Case(257, 193, 256), Case(1000, 1000, 192, "bt"), Case(4097, 2049, 256, "bt"),
+    Case(2049, 1537, 192, "a-strided"), Case(1030, 770, 128, "a-t"), Case(300, 256, 320, "batched"),
+)
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """'MxNxK' -> (M, N, K)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        m, n, k = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"shape {text!r}: expected MxNxK with positive integers, e.g. 1024x1024x4160") from None
+    if min(m, n, k) < 1:
+        raise ValueError(f"shape {text!r}: sizes must be >= 1")
+    return m, n, k
+
+
+@dataclass
+class CaseResult:
+    shape: str
+    m: int
+    n: int
+    k: int
+    layout: str
+    rel_err: float | None
+    seconds: float
+    passed: bool
+    path: str = ""
+    error: str = ""
+
+
+def _device_for(arch: str | None) -> torch.device:
+    from .errors import UnsupportedTargetError
+    from .targets import detect_target, target_for_arch
+    if arch is None:
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    target_for_arch(arch)
+    if arch == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UnsupportedTargetError(f"--arch {arch} needs a {arch} GPU and this machine has none (the kernel can "
+                                     f"only be tested on its device; `--arch cpu` tests the reference kernel)")
+    dev = torch.device("cuda", torch.cuda.current_device())
+    have = detect_target(dev).arch
+    if have != arch:
+        raise UnsupportedTargetError(f"--arch {arch}: the current device is {have}; select a {arch} device "
+                                     f"(CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES) or drop --arch")
+    return dev
+
+
+def load_with_progress(spec, say: Callable[[str], None]):
+    """loader.load_module(spec), saying so first when it has to compile (about a minute)."""
+    from .loader import load_module
+    try:
+        return load_module(spec, build=False)
+    except LookupError:
+        say(f"hkjit: {spec.name} for {spec.arch} is not cached: compiling it (about a minute; "
+            f"`python -m hkjit warmup` does this ahead of time)...")
+        return load_module(spec)        # the builder logs "built ... in N s" when done
+
+
+def _inputs(case: Case, device: torch.device, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    m, n, k = case.m, case.n, case.k
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=gen).to(torch.bfloat16).to(device)
+
+    if case.layout == "bt":
+        return rnd(m, k), rnd(n, k).t()
+    if case.layout == "a-strided":
+        return rnd(m, k + 3)[:, :k], rnd(k, n)
+    if case.layout == "a-t":
+        return rnd(k, m).t(), rnd(k, n)
+    if case.layout == "batched":
+        return rnd(2, m, k), rnd(k, n)
+    return rnd(m, k), rnd(k, n)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_case(case: Case, device: torch.device, gen: torch.Generator) -> CaseResult:
+    import hkjit
+    from .policy import dispatch
+    from .validation import REL_TOL, relative_error
+    a, b = _inputs(case, device, gen)
+    out = torch.full((*a.shape[:-1], b.shape[-1]), float("nan"), dtype=torch.bfloat16, device=device)
+    res = CaseResult(case.shape, case.m, case.n, case.k, case.layout, None, 0.0, False)
+    try:
+        with dispatch("kernel"):
+            res.path = hkjit.explain(a, b).path
+            _sync(device)
+            t0 = time.perf_counter()
+            hkjit.gemm(a, b, out=out)
+            _sync(device)
+            res.seconds = time.perf_counter() - t0
+    except Exception as e:  # a launch error on one shape is that shape's failure, not the run's
+        res.error = f"{type(e).__name__}: {e}".splitlines()[0]
+        return res
+    ref = torch.matmul(a.double(), b.double())
+    res.rel_err = relative_error(out, ref)
+    res.passed = res.rel_err <= REL_TOL and res.path == "kernel"
+    if res.path != "kernel":
+        res.error = f"dispatched to {res.path}, not the kernel"
+    return res
+
+
+def _first_call(device: torch.device) -> None:
+    """One untimed product, so that the first case's time is not the op layer's one-off setup (~1 s)."""
+    import hkjit
+    from .policy import dispatch
+    try:
+        with dispatch("kernel"):
+            hkjit.gemm(torch.ones(2, 2, dtype=torch.bfloat16, device=device),
+                       torch.ones(2, 2, dtype=torch.bfloat16, device=device))
+        _sync(device)
+    except Exception:
+        pass  # a broken kernel fails the cases themselves, with their messages
+
+
+@dataclass
+class SelftestReport:
+    device: str
+    arch: str
+    kernel: str
+    key: str
+    seed: int
+    tolerance: float
+    results: list[CaseResult]
+    passed: bool
+    record: str | None = None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["results"] = [asdict(r) for r in self.results]
+        return d
+
+
+def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: str = "gemm_bf16",
+             seed: int | None = None, record: bool = True, say: Callable[[str], None] | None = None,
+             on_case: Callable[[int, int, CaseResult], None] | None = None) -> SelftestReport:
+    """Run the grid (default: CPU_GRID or GPU_GRID) on the device of `arch` and record the outcome."""
+    from . import validation
+    from .cache import cache_root
+    from .specs import get_spec
+    from .targets import detect_target
+    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    device = _device_for(arch)
+    arch = detect_target(device).arch
+    spec = get_spec(arch, kernel)
+    loaded = load_with_progress(spec, say)
+    label = validation.device_label(device)
+    root = cache_root()
+    previous = validation.read_record(root, arch, spec.name, loaded.key, label)
+    # This run is the full check: skip hkjit.gemm's quick first-use check (and an earlier fail's refusal) here.
+    validation.mark_checked(device, loaded.key)
+    cases = list(cases) if cases else list(GPU_GRID if device.type == "cuda" else CPU_GRID)
+    seed = int(time.time_ns() % (2 ** 31)) if seed is None else seed
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    _first_call(device)
+    results = []
+    for i, case in enumerate(cases):
+        r = run_case(case, device, gen)
+        results.append(r)
+        if on_case:
+            on_case(i, len(cases), r)
+    passed = all(r.passed for r in results)
+    report = SelftestReport(label, arch, spec.name, loaded.key, seed, validation.REL_TOL, results, passed)
+    worst = max((r.rel_err for r in results if r.rel_err is not None), default=0.0)
+    n_ok = sum(r.passed for r in results)
+    failed = [f"{r.shape} {r.layout}" for r in results if not r.passed]
+    detail = (f"selftest: {n_ok}/{len(results)} shapes passed, worst relative error {worst:.2e}"
+              + (f"; failed: {', '.join(failed[:6])}" if failed else "") + f" (seed {seed})")
+    if record:
+        if previous is not None and previous.get("passed") is False and passed:
+            report.note = (f"an earlier check recorded a failure for this toolchain ({previous.get('detail')}); it "
+                           f"stays rejected until `python -m hkjit cache clear --validation`")
+        else:
+            try:
+                report.record = str(validation.write_record(root, arch, spec.name, loaded.key, label, passed, detail))
+            except OSError as e:
+                report.note = f"could not record the outcome in {root} ({e}): the cache is read-only"
+    return report
+
+
+def format_row(r: CaseResult) -> str:
+    err = f"{r.rel_err:.2e}" if r.rel_err is not None else "-"
+    tm = f"{r.seconds * 1e3:.1f} ms" if r.seconds else "-"
+    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
+    return f"{r.shape:<16} {r.layout:<10} {err:>9} {tm:>10}  {verdict}"
+
+
+HEADER = f"{'shape (MxNxK)':<16} {'layout':<10} {'rel err':>9} {'time':>10}  result"
+
+
+def format_summary(rep: SelftestReport) -> str:
+    n_ok = sum(r.passed for r in rep.results)
+    worst = max((r.rel_err for r in rep.results if r.rel_err is not None), default=0.0)
+    lines = [f"selftest: {'PASSED' if rep.passed else 'FAILED'}: {n_ok}/{len(rep.results)} shapes, worst relative "
+             f"error {worst:.2e} (tolerance {rep.tolerance:.0e}), seed {rep.seed}"]
+    if rep.record:
+        lines.append(f"recorded for {rep.device}, key {rep.key[:12]}…: {rep.record}")
+    if rep.note:
+        lines.append(f"note: {rep.note}")
+    return "\n".join(lines)
