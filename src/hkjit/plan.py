@@ -62,6 +62,10 @@ class Plan:
     tile: tuple[int, int, int] | None = None
     copies: list[str] = field(default_factory=list)
     batch: tuple[int, ...] = ()
+    spec: KernelSpec | None = field(default=None, repr=False)   # what run_kernel needs, decided once here
+    k_padded: int = 0
+    copy_a: bool = False
+    copy_b: bool = False
 
     def __str__(self) -> str:
         head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
@@ -89,36 +93,35 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor) -> Plan:
     plan = Plan(decision.path, target.arch, decision.rule, decision.reason, m, n, k)
     if plan.path != "kernel":
         return plan
-    plan.kernel, plan.tile = spec.name, (c.block_m, c.block_n, c.block_k)
-    kp = _padded_k(c, k)
+    plan.kernel, plan.tile, plan.spec = spec.name, (c.block_m, c.block_n, c.block_k), spec
+    kp = plan.k_padded = _padded_k(c, k)
+    plan.copy_a = kp != k or not rows_ok(a2d, c.align)
+    plan.copy_b = kp != k or not rows_ok(b.t(), c.align)
     if kp != k:
         plan.copies.append(f"A zero-padded to K={kp} (the kernel needs K % {c.pad_k_to} == 0)")
-    elif not rows_ok(a2d, c.align):
-        plan.copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
-    if kp != k:
         plan.copies.append(f"B transposed and zero-padded to {n}x{kp} (cached while B is unchanged)")
-    elif not rows_ok(b.t(), c.align):
-        plan.copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
-                           "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
+    else:
+        if plan.copy_a:
+            plan.copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
+        if plan.copy_b:
+            plan.copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
+                               "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
     if n % c.align_c:
         plan.copies.append(f"C computed with a row stride padded to {c.align_c} elements, then copied out "
                            f"contiguous (N % {c.align_c} != 0)")
     return plan
 
 
-def run_kernel(spec: KernelSpec, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """C = a2d @ b on the kernel, following make_plan's layout rules; writes `out` (M x N) if given."""
+def run_kernel(plan: Plan, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """C = a2d @ b on the kernel, with the copies `plan` decided; writes `out` (M x N) if given."""
+    spec, c, m, n, kp = plan.spec, plan.spec.constraints, plan.m, plan.n, plan.k_padded
     loaded = load_module(spec, call_site=True)
     ensure_validated(spec.arch, spec.name, loaded.key, loaded.module, a2d.device)
-    c = spec.constraints
-    m, k = a2d.shape
-    n = b.shape[1]
-    kp = _padded_k(c, k)
-    if kp != k or not rows_ok(a2d, c.align):
+    if plan.copy_a:
         a2d = to_rows(a2d, c.align, m, kp)
     bt = b.t()
-    if kp != k or not rows_ok(bt, c.align):
-        bt, _ = PREPARED.get(b, ("bt", c.align, kp), lambda: to_rows(b.t(), c.align, n, kp))
+    if plan.copy_b:
+        bt, _ = PREPARED.get(b, ("bt", c.align, kp), lambda: to_rows(bt, c.align, n, kp))
     if out is not None and rows_ok(out, c.align_c):
         loaded.module.gemm_out(a2d, bt, out)
         return out
@@ -144,4 +147,4 @@ def matmul2d(a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None
         if out is not None:
             return torch.mm(a2d, b, out=out)
         return torch.mm(a2d, b)
-    return run_kernel(get_spec(plan.arch), a2d, b, out)
+    return run_kernel(plan, a2d, b, out)
