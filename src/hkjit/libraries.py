@@ -64,14 +64,20 @@ def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
                               f"(looked in {', '.join(candidates)}); `python -m hkjit doctor` shows what was found")
 
 
-def tree_files(root: Path) -> list[tuple[str, Path]]:
-    """(posix relative path, absolute path) of every regular file under root, sorted."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for f in filenames:
-            p = Path(dirpath) / f
-            out.append((p.relative_to(root).as_posix(), p))
+def tree_files(root: Path) -> list[tuple[str, str]]:
+    """(posix relative path, absolute path) of every regular file under root, sorted.
+
+    os.scandir with plain strings: this walk runs on every warm start (keys.library_hash), so no pathlib."""
+    base = str(root)
+    out: list[tuple[str, str]] = []
+    stack = [base]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir():
+                    stack.append(entry.path)
+                elif entry.is_file():
+                    out.append((entry.path[len(base) + 1:].replace(os.sep, "/"), entry.path))
     out.sort()
     return out
 
@@ -80,7 +86,8 @@ def tree_hash(root: Path) -> str:
     """xxh3_128 over (relative path, content) of every file: location-independent content identity."""
     h = xxhash.xxh3_128()
     for rel, path in tree_files(root):
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
         h.update(rel.encode() + b"\0" + len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()

@@ -36,11 +36,12 @@ POLICY: dict[str, ArchPolicy] = {
     # The CPU kernel is hkjit's portable reference: it runs every non-empty product so that the whole path is
     # exercised wherever hkjit is installed. For CPU speed, HKJIT_DISPATCH=torch.
     "cpu": ArchPolicy((), "the CPU runs hkjit's reference kernel (for speed on CPU set HKJIT_DISPATCH=torch)"),
-    # Measured on an H100 80GB HBM3 against cuBLAS (benchmarks/sm90a_standalone/NOTES.md): the kernel is at
-    # parity or ahead from 2048^3 up on full tiles; it loses on few tiles (1024^3: 0.85x, M=128: 0.42x),
-    # short K (K=712: 0.72x) and partial edge tiles (4000^3: 0.95x).
+    # Measured on an H100 80GB HBM3 against cuBLAS (benchmarks/sm90a_standalone/NOTES.md for the kernel alone,
+    # `python -m hkjit bench` end to end): at parity or ahead from 4096^3 up on full tiles (8192^3: 1.08x); it
+    # loses on few tiles (1024^3, M=128: 0.42x), short K (K=712: 0.72x) and partial edge tiles (4000^3: 0.95x).
     "sm_90a": ArchPolicy((
-        Rule("tiny", "mnk", 2048 ** 3, "torch", "under 2048^3 there are too few 128x256 tiles to fill 132 SMs"),
+        Rule("tiny", "mnk", 2 ** 35, "torch", "under 2^35 multiply-adds (e.g. 2048^3: 0.48x in hkjit's bench) the "
+             "kernel's ~50 us of extra host time per call and too few 128x256 tiles for 132 SMs lose to cuBLAS"),
         Rule("skinny-m", "m", 2048, "torch", "M < 2048: too few row tiles, cuBLAS's split-K/GEMV paths win"),
         Rule("skinny-n", "n", 2048, "torch", "N < 2048: too few column tiles, cuBLAS wins"),
         Rule("shallow-k", "k", 1024, "torch", "K < 1024: the epilogue store is not hidden behind the main loop"),
