@@ -201,6 +201,7 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("sm_90a", 64, 64, 64).path == "torch"
         assert decide("sm_90a", 4096, 4096, 4096).path == "kernel"
         assert decide("sm_90a", 4000, 4000, 4000).rule == "ragged"
+        assert decide("sm_90a", 4097, 4095, 4096).rule == "unaligned"       # cuBLAS is slow there: kernel
         assert decide("sm_90a", 256, 16384, 16384).rule == "skinny-m"
         assert decide("sm_90a", 2048, 2048, 2048).rule == "tiny"
         assert decide("gfx950", 8192, 8192, 8192).path == "kernel"

@@ -99,5 +99,9 @@ def specs_for(arch: str, kernel: str | None = None) -> list[KernelSpec]:
     return found
 
 
+_BY_NAME = {(s.arch, s.name): s for s in SPECS}
+
+
 def get_spec(arch: str, kernel: str = "gemm_bf16") -> KernelSpec:
-    return specs_for(arch, kernel)[0]
+    spec = _BY_NAME.get((arch, kernel))                     # a dict lookup: this is on every call's path
+    return spec if spec is not None else specs_for(arch, kernel)[0]
