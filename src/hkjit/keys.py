@@ -43,22 +43,25 @@ def file_hash(path: Path) -> str:
 
 
 class Memo:
-    """A small JSON memo (stat signature -> value) shared by processes through an atomically replaced file."""
+    """A small JSON memo (name -> [stat signature, value]) shared by processes through an atomically replaced
+    file; read once per process."""
+
+    _loaded: dict[str, dict[str, list]] = {}
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._data: dict[str, list] | None = None
 
-    def _load(self) -> dict[str, list]:
-        if self._data is None:
+    def _data(self) -> dict[str, list]:
+        key = str(self.path)
+        if key not in Memo._loaded:
             try:
-                self._data = json.loads(self.path.read_text()) if self.path else {}
+                Memo._loaded[key] = json.loads(self.path.read_text()) if self.path else {}
             except (OSError, ValueError):
-                self._data = {}
-        return self._data
+                Memo._loaded[key] = {}
+        return Memo._loaded[key]
 
     def get(self, name: str, signature: str, compute: Callable[[], str]) -> str:
-        data = self._load()
+        data = self._data()
         hit = data.get(name)
         if hit and hit[0] == signature:
             return hit[1]
