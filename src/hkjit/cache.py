@@ -40,6 +40,7 @@ MANIFEST = "manifest.json"
 KEY_JSON = "key.json"
 BUILD_LOG = "build.log"
 USED_STAMP = ".last_used"
+VERIFIED_STAMP = ".verified"
 
 
 def cache_root() -> Path:
@@ -105,8 +106,17 @@ class Verdict(NamedTuple):
     manifest: dict | None = None
 
 
-def verify_entry(path: Path, expected_key: str | None = None) -> Verdict:
-    """Whether the entry at `path` may be loaded; the reason when it may not."""
+def _file_identity(st: os.stat_result) -> list[int]:
+    # Any write to the file changes its ctime (which no user call can set back): an unchanged identity means
+    # unchanged bytes since the checksum was last verified.
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def verify_entry(path: Path, expected_key: str | None = None, full: bool = True) -> Verdict:
+    """Whether the entry at `path` may be loaded; the reason when it may not.
+
+    full=False (the loader's warm path) skips re-hashing a module whose file identity (inode, size, mtime,
+    ctime) is the one recorded in ``.verified`` when its checksum last matched; `cache verify` always hashes."""
     if not path.is_dir():
         return Verdict(False, "missing")
     dir_key = path.name.rsplit("-", 1)[-1]
@@ -128,13 +138,25 @@ def verify_entry(path: Path, expected_key: str | None = None) -> Verdict:
         return Verdict(False, "key.json does not hash to the entry's key (inputs of another build)")
     module = path / str(manifest.get("module_file", ""))
     try:
-        size = module.stat().st_size
+        st = module.stat()
     except OSError:
         return Verdict(False, "module file missing")
-    if size != manifest.get("size"):
-        return Verdict(False, f"module is {size} bytes, manifest says {manifest.get('size')} (truncated?)")
+    if st.st_size != manifest.get("size"):
+        return Verdict(False, f"module is {st.st_size} bytes, manifest says {manifest.get('size')} (truncated?)")
+    identity = _file_identity(st)
+    stamp = path / VERIFIED_STAMP
+    if not full:
+        try:
+            if json.loads(stamp.read_text()) == [manifest.get("xxh3")] + identity:
+                return Verdict(True, "ok", manifest)
+        except (OSError, ValueError):
+            pass
     if file_xxh3(module) != manifest.get("xxh3"):
         return Verdict(False, "module checksum mismatch (corrupted)")
+    try:
+        stamp.write_text(json.dumps([manifest.get("xxh3")] + identity))
+    except OSError:
+        pass  # read-only layer: hashed again next time
     return Verdict(True, "ok", manifest)
 
 

@@ -281,3 +281,21 @@ def test_entry_of_another_torch_version_is_never_loaded(built_cache, tmp_path):
     assert proc.stdout.startswith("miss"), proc.stdout + proc.stderr
     record("skew: a valid entry of another torch version -> different key, never loaded", processes=1,
            skew_scenarios=1)
+
+
+def test_warm_path_skips_rehash_only_for_an_unchanged_file(built_cache, tmp_path):
+    """The loader re-hashes a module unless its (inode, size, mtime, ctime) is the one whose checksum matched;
+    a same-size rewrite that even restores the mtime still changes the ctime and is caught."""
+    root = copy_cache(built_cache, tmp_path / "stamp")
+    entry = the_entry(root)
+    assert verify_entry(entry, full=False).ok and (entry / ".verified").exists()
+    mod = module_file(entry)
+    st = mod.stat()
+    data = bytearray(mod.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    mod.write_bytes(bytes(data))
+    os.utime(mod, ns=(st.st_atime_ns, st.st_mtime_ns))          # same size, same mtime
+    verdict = verify_entry(entry, full=False)
+    assert not verdict.ok and "checksum" in verdict.reason
+    record("warm-path checksum skip: same-size rewrite with restored mtime -> still detected (ctime)",
+           corruptions=1)
