@@ -145,8 +145,9 @@ def plot(ctx: dict, rows: list[BenchRow], path: str) -> None:
     order = sorted(rows, key=lambda r: r.m * r.n * r.k)
     x = [(r.m * r.n * r.k) ** (1 / 3) for r in order]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(x, [r.hkjit_tflops for r in order], "o-", label=f"hkjit {ctx['kernel']}")
-    ax.plot(x, [r.torch_tflops for r in order], "s--", label="torch.matmul")
+    # markers only: several shapes share a size, and a line through them would zigzag
+    ax.plot(x, [r.hkjit_tflops for r in order], "o", label=f"hkjit {ctx['kernel']}")
+    ax.plot(x, [r.torch_tflops for r in order], "s", mfc="none", label="torch.matmul")
     for xi, r in zip(x, order):
         ax.annotate(r.shape, (xi, r.hkjit_tflops), fontsize=7, textcoords="offset points", xytext=(3, 4))
     ax.set_xscale("log", base=2)

@@ -29,7 +29,8 @@ def device_label(device: torch.device) -> str:
     if device.type == "cpu":
         return "cpu"
     props = torch.cuda.get_device_properties(device)
-    return f"{props.name} {getattr(props, 'gcnArchName', '') or f'sm_{props.major}{props.minor}'}".strip()
+    arch = (getattr(props, "gcnArchName", "") if torch.version.hip else "") or f"sm_{props.major}{props.minor}"
+    return f"{props.name} {arch}"
 
 
 def _slug(text: str) -> str:
