@@ -16,7 +16,6 @@ Layout (one writable root, plus read-only layers from HKJIT_CACHE_PATH)::
 An entry is loaded only after ``verify_entry`` passes: the manifest exists, names this format and this key,
 key.json hashes to the key, and the module file has the recorded size and checksum.
 """
-from __future__ import annotations
 
 import functools
 import json

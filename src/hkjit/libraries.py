@@ -4,7 +4,6 @@ Third-party code stays out of the repository: a library is found through its env
 argument), then a list of known locations. The cache key takes the *content* of its include tree, never its path,
 so two checkouts in different folders give the same key and an edited header gives a new one.
 """
-from __future__ import annotations
 
 import os
 from typing import NamedTuple

@@ -4,7 +4,6 @@ A hit never runs ninja or load_inline: the published module file is imported dir
 manifest is verified (cache.verify_entry). A miss takes the entry's build lock, checks again (another process
 may have built it meanwhile), and builds (builder.py).
 """
-from __future__ import annotations
 
 import importlib.util
 import logging

@@ -4,7 +4,6 @@ A spec names the files (in ``kernels/``), the flags, the header libraries, the f
 exports and the tile constraints the dispatcher must respect. Adding a kernel is adding a spec here; the cache,
 lock, build and load code never branches on a kernel's name.
 """
-from __future__ import annotations
 
 from typing import NamedTuple
 from pathlib import Path

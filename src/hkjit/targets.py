@@ -6,7 +6,6 @@ compiler. Three exist: ``cpu`` (the portable C++ reference kernel, built by the 
 compute capability 9.0, built by nvcc). The compiler is located the way torch.utils.cpp_extension locates it,
 without importing cpp_extension (which costs ~100 ms and pulls in setuptools) on the hot path.
 """
-from __future__ import annotations
 
 import functools
 import os
