@@ -69,7 +69,10 @@ def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -
                          f"{out.dtype} {tuple(out.shape)} on {out.device}")
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         raise RuntimeError("hkjit.gemm(out=...) does not support automatic differentiation; call it without out=")
-    ops.gemm_out_op(a, b, out)
+    if _eager(a, b) and type(out) is torch.Tensor:
+        ops.gemm_out_eager(a, b, out)
+    else:
+        ops.gemm_out_op(a, b, out)
     return out
 
 

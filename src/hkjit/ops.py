@@ -79,12 +79,17 @@ def _backward(ctx, grad: torch.Tensor):
 gemm_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-@torch.library.custom_op("hkjit::gemm_out", mutates_args=("out",))
-def gemm_out_op(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+def gemm_out_eager(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    """hkjit::gemm_out's implementation, callable directly where no dispatcher feature is needed."""
     if out.is_contiguous():
         compute(a, b, out)
     else:
         out.copy_(compute(a, b, torch.empty(out.shape, dtype=out.dtype, device=out.device)))
+
+
+@torch.library.custom_op("hkjit::gemm_out", mutates_args=("out",))
+def gemm_out_op(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    gemm_out_eager(a, b, out)
 
 
 @gemm_out_op.register_fake
