@@ -11,7 +11,6 @@ import torch
 if torch.cuda.is_available():
     torch.cuda.init()                 # the GPU runtime's start is not hkjit's
 t0 = time.perf_counter()
-import hkjit  # noqa: E402
 from hkjit.loader import load_module  # noqa: E402
 from hkjit.specs import get_spec  # noqa: E402
 from hkjit.targets import detect_target  # noqa: E402

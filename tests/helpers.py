@@ -17,11 +17,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
-TOOLCHAIN = Path(os.environ.get("HKJIT_TOOLCHAIN_DIR", REPO.parent / "shared" / "toolchain"))
-
-
-def gpu_available() -> bool:
-    return torch.cuda.is_available()
 
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import hkjit
-from hkjit.plan import rows_ok
 from hkjit.prepared import PREPARED
 from helpers import DEVICES
 

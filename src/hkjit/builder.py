@@ -125,7 +125,7 @@ def _keep_failed_log(root: Path, spec: KernelSpec, key: str, log_path: Path) -> 
         return None
 
 
-def _prune_intermediates(build_dir: Path, module_file: str) -> None:
+def _prune_intermediates(build_dir: Path) -> None:
     for p in build_dir.iterdir():
         if p.is_file() and (p.suffix == ".o" or p.name.startswith(".ninja") or p.name == "lock"):
             p.unlink()
@@ -194,7 +194,7 @@ def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, 
                          f"last lines of the compiler's output:\n{tail}\nfull log: {kept}", str(kept), tail)
     module = modules[0]
     req_path.unlink()
-    _prune_intermediates(build_dir, module.name)
+    _prune_intermediates(build_dir)
     atomic_write_text(build_dir / KEY_JSON, json.dumps(inputs, indent=1, sort_keys=True))
     fsync_tree(build_dir)
     _crash_point("before_rename")

@@ -7,7 +7,6 @@ may have built it meanwhile), and builds (builder.py).
 
 import importlib.util
 import logging
-import os
 import threading
 import time
 from typing import NamedTuple

@@ -91,7 +91,6 @@ class BuildLock:
         self.timeout = lock_timeout() if timeout is None else timeout
         self.what = what or name
         self._lock = filelock.FileLock(str(self.path), thread_local=False)
-        self.waited = 0.0
 
     def __enter__(self) -> "BuildLock":
         start = time.monotonic()
@@ -109,7 +108,6 @@ class BuildLock:
                         f"(lock {self.path}); raise HKJIT_LOCK_TIMEOUT, or end that process if it hangs") from None
                 log.info("hkjit: waiting for %s to finish building %s (%.0f s so far; lock %s)",
                          holder, self.what, time.monotonic() - start, self.path)
-        self.waited = time.monotonic() - start
         atomic_write_text(self.lease, json.dumps({"pid": os.getpid(), "host": host_id(), "started": time.time(),
                                                   "what": self.what}))
         return self

@@ -85,8 +85,8 @@ def test_sigkill_at_each_build_step_recovers(tmp_path, points):
     assert tmp_dirs(root) == [], "orphaned temp build folders were not cleaned"
     trash = list((format_dir(root) / "trash").iterdir())
     assert len(trash) == 1, "the unpublished remnant was not moved aside"
-    record(f"crash: SIGKILL during compile, before rename, before manifest -> next call rebuilt, temp cleaned, "
-           f"remnant moved aside", processes=len(points) + 1, kills=len(points), compiles=3)
+    record("crash: SIGKILL during compile, before rename, before manifest -> next call rebuilt, temp cleaned, "
+           "remnant moved aside", processes=len(points) + 1, kills=len(points), compiles=3)
 
 
 # ----------------------------------------------------------------------------------------------------- corruption
