@@ -73,7 +73,7 @@ def test_transposed_view_b_is_read_without_copy(device):
     w = rand(72, 320, device=device)            # nn.Linear weight layout (N, K); 16-byte rows (K, N % 8 == 0)
     a = rand(64, 320, device=device)
     plan = hkjit.explain(a, w.t())
-    assert plan.path == "kernel" and plan.copies == []
+    assert plan.path == "kernel" and plan.copies == ()
     misses = PREPARED.misses
     c = hkjit.gemm(a, w.t())
     assert PREPARED.misses == misses, "a transposed-view B must not be copied"
@@ -188,7 +188,7 @@ def test_prepare_gives_the_no_copy_layout(device):
     b = rand(64, 48, device=device)
     p = hkjit.prepare(b)
     assert torch.equal(p, b) and p.stride(0) == 1
-    assert hkjit.explain(rand(8, 64, device=device), p).copies == []
+    assert hkjit.explain(rand(8, 64, device=device), p).copies == ()
     assert hkjit.prepare(p) is p                 # already in the kernel's layout: returned as it is
     a = rand(33, 64, device=device)
     assert rel_err(hkjit.gemm(a, p), a.double() @ b.double()) <= TOL

@@ -22,8 +22,14 @@ __all__ = ["gemm", "prepare", "explain", "dispatch", "Linear", "warmup", "BuildE
 
 
 def __getattr__(name: str):
-    # The op layer imports torch.library machinery; load it on first use so `import hkjit` stays cheap.
-    if name in ("gemm", "prepare", "explain", "dispatch", "Linear", "warmup"):
+    # The op layer registers torch.library ops; load it on first use so `import hkjit` stays cheap. The value is
+    # then stored as a module attribute: later lookups (every hkjit.gemm call) never come back here.
+    if name in ("gemm", "prepare", "explain", "dispatch", "Linear"):
         from . import api
-        return getattr(api, name)
-    raise AttributeError(f"module 'hkjit' has no attribute {name!r}")
+        value = getattr(api, name)
+    elif name == "warmup":
+        from .warmup import warmup as value
+    else:
+        raise AttributeError(f"module 'hkjit' has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -1,4 +1,5 @@
-"""The public functions: hkjit.gemm, hkjit.prepare, hkjit.explain, hkjit.dispatch, hkjit.Linear, hkjit.warmup.
+"""The public functions: hkjit.gemm, hkjit.prepare, hkjit.explain, hkjit.dispatch, hkjit.Linear (hkjit.warmup is
+in warmup.py).
 
 Argument checks live here, in plain Python before the custom op, so that bad input fails with a message naming
 the problem and the fix — also under torch.compile, where they run on fake tensors at trace time.
@@ -15,9 +16,8 @@ from .plan import Plan, make_plan, rows_ok, to_rows
 from .policy import dispatch
 from .specs import get_spec
 from .targets import detect_target
-from .warmup import warmup
 
-__all__ = ["gemm", "prepare", "explain", "dispatch", "Linear", "warmup"]
+__all__ = ["gemm", "prepare", "explain", "dispatch", "Linear"]
 
 
 def _check(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -85,8 +85,7 @@ def explain(a: torch.Tensor, b: torch.Tensor) -> Plan:
         return make_plan(a.reshape(math.prod(a.shape[:-1]), a.shape[-1]), b)
     batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     plan = make_plan(a.expand(*batch, *a.shape[-2:])[(0,) * len(batch)], b.expand(*batch, *b.shape[-2:])[(0,) * len(batch)])
-    plan.batch = tuple(batch)
-    return plan
+    return plan._replace(batch=tuple(batch))
 
 
 def prepare(b: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,6 @@ import time
 from typing import NamedTuple
 from pathlib import Path
 
-import xxhash
-
 from .config import env_str
 from .errors import CacheError
 from .keys import key_of
@@ -92,6 +90,7 @@ def memo_path(root: Path) -> Path:
 
 
 def file_xxh3(path: Path) -> str:
+    import xxhash   # a warm hit trusts the .verified stamp and never hashes the module (verify_entry)
     h = xxhash.xxh3_128()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

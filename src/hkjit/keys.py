@@ -1,16 +1,20 @@
 """The cache key: a content hash of everything that can change a built module.
 
 ``key_inputs()`` gathers the inputs as a JSON-able dict (stored beside every entry as key.json, so a miss can be
-explained later by `python -m hkjit cache why`), ``key_of()`` hashes its canonical JSON with xxh3_128. Paths
-never enter the key (content does), so the same sources give the same key from any folder or machine.
+explained later by `python -m hkjit cache why`), ``key_of()`` hashes its canonical JSON. Paths never enter the
+key (content does), so the same sources give the same key from any folder or machine.
 
-Two facts cost a subprocess or a directory walk: the compiler's version and a header tree's hash. Both are
-memoized per process, and on disk (``<cache>/v1/memo.json``) keyed by the compiler binary's / tree's stat
-signature, so a warm start in a fresh process costs a few stats, not a `--version` run.
+Three facts cost a subprocess or reading files: the compiler's version, our kernel sources' hashes and a header
+tree's hash. All are memoized on disk (``<cache>/v1/memo.json``) keyed by the stat signature (inode, size,
+mtime, ctime) of the files they come from, so a warm start in a fresh process costs a few stats, not a
+`--version` run or a read of every header. Content hashes are xxh3-128 (fast on megabytes; xxhash is imported
+only when something must be hashed), the key and stat signatures are blake2b-128 from hashlib, which torch has
+already imported: a warm start loads no hashing module.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import importlib.machinery
@@ -18,10 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import xxhash
 
 from .version import CACHE_FORMAT
-from .libraries import find_library, tree_files, tree_hash
+from .libraries import find_library, tree_hash, tree_signature
 from .specs import KernelSpec, kernels_dir
 from .targets import compiler_path, compiler_version, target_for_arch
 
@@ -35,10 +38,11 @@ def canonical(obj: Any) -> bytes:
 
 
 def key_of(inputs: dict) -> str:
-    return xxhash.xxh3_128_hexdigest(canonical(inputs))
+    return hashlib.blake2b(canonical(inputs), digest_size=16).hexdigest()
 
 
 def file_hash(path: Path) -> str:
+    import xxhash   # only when a file changed since it was last hashed (see Memo)
     return xxhash.xxh3_128_hexdigest(path.read_bytes())
 
 
@@ -76,12 +80,10 @@ class Memo:
         return value
 
 
-def _stat_sig(paths: list[str]) -> str:
-    h = xxhash.xxh3_64()
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()
+def stat_signature(path: str) -> str:
+    """A file's identity without reading it: any write changes its ctime, which no user call can set back."""
+    st = os.stat(path)
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def torch_identity() -> dict:
@@ -98,13 +100,18 @@ def torch_identity() -> dict:
 def _compiler_identity(arch: str, memo_path: str | None) -> str:
     path = os.path.realpath(compiler_path(target_for_arch(arch)))
     memo = Memo(Path(memo_path) if memo_path else None)
-    return memo.get(f"compiler:{path}", _stat_sig([path]), lambda: compiler_version(path))
+    return memo.get(f"compiler:{path}", stat_signature(path), lambda: compiler_version(path))
+
+
+def source_hash(path: Path, memo_path: str | None) -> str:
+    memo = Memo(Path(memo_path) if memo_path else None)
+    return memo.get(f"file:{path}", stat_signature(str(path)), lambda: file_hash(path))
 
 
 def library_hash(name: str, memo_path: str | None, root: str | None = None) -> str:
     inc = find_library(name, root)
     memo = Memo(Path(memo_path) if memo_path else None)
-    return memo.get(f"tree:{inc}", _stat_sig([p for _, p in tree_files(inc)]), lambda: tree_hash(inc))
+    return memo.get(f"tree:{inc}", tree_signature(inc), lambda: tree_hash(inc))
 
 
 def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None) -> dict:
@@ -116,7 +123,7 @@ def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: d
         "format": CACHE_FORMAT,
         "kernel": spec.name,
         "arch": spec.arch,
-        "files": {f: file_hash(kdir / f) for f in spec.files},
+        "files": {f: source_hash(kdir / f, memo) for f in spec.files},
         "libraries": {lib: library_hash(lib, memo, roots.get(lib)) for lib in spec.libraries},
         "flags": {"cflags": list(spec.cflags), "device_cflags": list(spec.device_cflags),
                   "ldflags": list(spec.ldflags), "functions": list(spec.functions)},

@@ -5,11 +5,10 @@ argument), then a list of known locations. The cache key takes the *content* of 
 so two checkouts in different folders give the same key and an edited header gives a new one.
 """
 
+import hashlib
 import os
 from typing import NamedTuple
 from pathlib import Path
-
-import xxhash
 
 from .errors import MissingLibraryError
 
@@ -63,26 +62,40 @@ def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
                               f"(looked in {', '.join(candidates)}); `python -m hkjit doctor` shows what was found")
 
 
-def tree_files(root: Path) -> list[tuple[str, str]]:
-    """(posix relative path, absolute path) of every regular file under root, sorted.
-
-    os.scandir with plain strings: this walk runs on every warm start (keys.library_hash), so no pathlib."""
-    base = str(root)
-    out: list[tuple[str, str]] = []
-    stack = [base]
+def _walk(root: Path):
+    """DirEntry of every regular file under root, in no particular order (os.scandir, plain strings)."""
+    stack = [str(root)]
     while stack:
         with os.scandir(stack.pop()) as it:
             for entry in it:
                 if entry.is_dir():
                     stack.append(entry.path)
                 elif entry.is_file():
-                    out.append((entry.path[len(base) + 1:].replace(os.sep, "/"), entry.path))
-    out.sort()
-    return out
+                    yield entry
+
+
+def tree_files(root: Path) -> list[tuple[str, str]]:
+    """(posix relative path, absolute path) of every regular file under root, sorted."""
+    cut = len(str(root)) + 1
+    return sorted((e.path[cut:].replace(os.sep, "/"), e.path) for e in _walk(root))
+
+
+def tree_signature(root: Path) -> str:
+    """The stat identity (path, inode, size, mtime, ctime) of every file under root, hashed.
+
+    Runs on every warm start (keys.library_hash) in place of reading the headers: one walk, one stat a file.
+    Any edit, added, removed or renamed file changes it; then the tree is hashed again."""
+    rows = []
+    for e in _walk(root):
+        st = e.stat()
+        rows.append(f"{e.path}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
+    rows.sort()
+    return hashlib.blake2b("\n".join(rows).encode(), digest_size=16).hexdigest()
 
 
 def tree_hash(root: Path) -> str:
     """xxh3_128 over (relative path, content) of every file: location-independent content identity."""
+    import xxhash   # only when the tree's signature changed (keys.library_hash)
     h = xxhash.xxh3_128()
     for rel, path in tree_files(root):
         with open(path, "rb") as f:

@@ -10,7 +10,7 @@ output is always a fresh contiguous M x N tensor (or the caller's ``out``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
@@ -48,8 +48,7 @@ def to_rows(t: torch.Tensor, align: int, rows: int | None = None, cols: int | No
     return buf[:, :cols]
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """What hkjit.gemm does for one call (returned by hkjit.explain)."""
     path: str                 # "kernel" | "torch" | "empty"
     arch: str
@@ -60,9 +59,9 @@ class Plan:
     k: int
     kernel: str | None = None
     tile: tuple[int, int, int] | None = None
-    copies: list[str] = field(default_factory=list)
+    copies: tuple[str, ...] = ()
     batch: tuple[int, ...] = ()
-    spec: KernelSpec | None = field(default=None, repr=False)   # what run_kernel needs, decided once here
+    spec: KernelSpec | None = None   # what run_kernel needs, decided once here
     k_padded: int = 0
     copy_a: bool = False
     copy_b: bool = False
@@ -86,30 +85,30 @@ def _padded_k(c: Constraints, k: int) -> int:
 def make_plan(a2d: torch.Tensor, b: torch.Tensor) -> Plan:
     m, k = a2d.shape
     n = b.shape[1]
-    target = detect_target(a2d.device)
-    spec = get_spec(target.arch)
+    arch = detect_target(a2d.device).arch
+    decision = decide(arch, m, n, k)
+    if decision.path != "kernel":
+        return Plan(decision.path, arch, decision.rule, decision.reason, m, n, k)
+    spec = get_spec(arch)
     c = spec.constraints
-    decision = decide(target.arch, m, n, k)
-    plan = Plan(decision.path, target.arch, decision.rule, decision.reason, m, n, k)
-    if plan.path != "kernel":
-        return plan
-    plan.kernel, plan.tile, plan.spec = spec.name, (c.block_m, c.block_n, c.block_k), spec
-    kp = plan.k_padded = _padded_k(c, k)
-    plan.copy_a = kp != k or not rows_ok(a2d, c.align)
-    plan.copy_b = kp != k or not rows_ok(b.t(), c.align)
+    kp = _padded_k(c, k)
+    copy_a = kp != k or not rows_ok(a2d, c.align)
+    copy_b = kp != k or not rows_ok(b.t(), c.align)
+    copies = []
     if kp != k:
-        plan.copies.append(f"A zero-padded to K={kp} (the kernel needs K % {c.pad_k_to} == 0)")
-        plan.copies.append(f"B transposed and zero-padded to {n}x{kp} (cached while B is unchanged)")
+        copies.append(f"A zero-padded to K={kp} (the kernel needs K % {c.pad_k_to} == 0)")
+        copies.append(f"B transposed and zero-padded to {n}x{kp} (cached while B is unchanged)")
     else:
-        if plan.copy_a:
-            plan.copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
-        if plan.copy_b:
-            plan.copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
-                               "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
+        if copy_a:
+            copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
+        if copy_b:
+            copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
+                          "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
     if n % c.align_c:
-        plan.copies.append(f"C computed with a row stride padded to {c.align_c} elements, then copied out "
-                           f"contiguous (N % {c.align_c} != 0)")
-    return plan
+        copies.append(f"C computed with a row stride padded to {c.align_c} elements, then copied out "
+                      f"contiguous (N % {c.align_c} != 0)")
+    return Plan("kernel", arch, decision.rule, decision.reason, m, n, k, spec.name, (c.block_m, c.block_n, c.block_k),
+                tuple(copies), (), spec, kp, copy_a, copy_b)
 
 
 def run_kernel(plan: Plan, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import env_str
 from .specs import get_spec
@@ -17,8 +17,7 @@ from .specs import get_spec
 MODES = ("auto", "kernel", "torch")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     name: str
     metric: str      # "mnk" (M*N*K), "m", "n", "k", "fill" (useful fraction of the block tiles' area), or
                      # "aligned" (1 when N and K are multiples of 8, i.e. BLAS libraries get 16-byte rows, else 0)
@@ -27,8 +26,7 @@ class Rule:
     why: str
 
 
-@dataclass(frozen=True)
-class ArchPolicy:
+class ArchPolicy(NamedTuple):
     rules: tuple[Rule, ...]
     default_reason: str
 
@@ -83,8 +81,7 @@ def dispatch(mode: str):
         _mode.reset(token)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     path: str     # "kernel" | "torch" | "empty"
     rule: str
     reason: str
@@ -94,12 +91,26 @@ def tile_fill(m: int, n: int, block_m: int, block_n: int) -> float:
     return (m * n) / (-(-m // block_m) * block_m * -(-n // block_n) * block_n)
 
 
+_EMPTY = Decision("empty", "empty", "a zero-size dimension: the result is empty or all zeros, no kernel needed")
+_decided: dict[tuple[str, int, int, int], Decision] = {}    # auto decisions: a dict hit on every later call
+
+
 def decide(arch: str, m: int, n: int, k: int) -> Decision:
     if m == 0 or n == 0 or k == 0:
-        return Decision("empty", "empty", "a zero-size dimension: the result is empty or all zeros, no kernel needed")
+        return _EMPTY
     mode = current_mode()
     if mode != "auto":
         return Decision(mode, f"forced-{mode}", f"forced by {'hkjit.dispatch' if _mode.get() else 'HKJIT_DISPATCH'}")
+    key = (arch, m, n, k)
+    decision = _decided.get(key)
+    if decision is None:
+        if len(_decided) > 65536:       # bounded: a model sees a few hundred shapes, a sweep may see millions
+            _decided.clear()
+        decision = _decided[key] = _decide_auto(arch, m, n, k)
+    return decision
+
+
+def _decide_auto(arch: str, m: int, n: int, k: int) -> Decision:
     c = get_spec(arch).constraints
     metrics = {"mnk": m * n * k, "m": m, "n": n, "k": k, "fill": tile_fill(m, n, c.block_m, c.block_n),
                "aligned": int(n % 8 == 0 and k % 8 == 0)}
