@@ -1,9 +1,18 @@
 """Where a warm start spends its time: hkjit's imports, then load_module profiled (run after a warmup).
 
     python benchmarks/warm_hit_profile.py            # in a fresh process; the CUDA/HIP runtime starts first
+    python benchmarks/warm_hit_profile.py --dlopen   # also: the module's import alone, RTLD_NOW vs RTLD_LAZY
+
+The --dlopen part imports the cached module file in fresh processes with Python's default dlopen flags
+(RTLD_NOW: every symbol bound at load) and with RTLD_LAZY (functions bound on first call), to tell how much of
+the load is symbol binding.
 """
 import cProfile
+import os
 import pstats
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -23,3 +32,27 @@ profile.disable()
 t2 = time.perf_counter()
 print(f"imports {1e3 * (t1 - t0):.2f} ms, load_module {1e3 * (t2 - t1):.2f} ms (profiled; built={loaded.built})")
 pstats.Stats(profile).sort_stats("tottime").print_stats(12)
+
+DLOPEN = r"""
+import importlib.util, os, sys, time, torch
+if torch.cuda.is_available():
+    torch.cuda.init()
+path, name, flags = sys.argv[1], sys.argv[2], sys.argv[3]
+if flags == "lazy":
+    sys.setdlopenflags(os.RTLD_LAZY)
+t = time.perf_counter()
+spec = importlib.util.spec_from_file_location(name, path)
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print((time.perf_counter() - t) * 1e3)
+"""
+
+if "--dlopen" in sys.argv:
+    import json
+    manifest = json.loads((loaded.path / "manifest.json").read_text())
+    so = str(loaded.path / manifest["module_file"])
+    print(f"\nmodule {so}: {os.path.getsize(so) / 2**20:.2f} MiB")
+    for flags in ("now", "lazy"):
+        ms = [float(subprocess.run([sys.executable, "-c", DLOPEN, so, manifest["module_name"], flags],
+                                   capture_output=True, text=True, check=True).stdout) for _ in range(7)]
+        print(f"import of the module alone, RTLD_{flags.upper()}: median {statistics.median(ms):.2f} ms "
+              f"({', '.join(f'{x:.2f}' for x in ms)})")

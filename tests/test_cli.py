@@ -369,6 +369,7 @@ def test_bench_on_cpu(builds, tmp_path):
     doc = hk_json("bench", "--shapes", "64x64x64", "--repeat", "2", "--sets", "2", cache_dir=builds.a)
     r, = doc["results"]
     assert r["path"] == "kernel" and r["hkjit_ms"] > 0 and r["torch_ms"] > 0 and r["hkjit_tflops"] > 0
+    assert r["auto"] == "kernel" and r["auto_ms"] > 0 and r["auto_speedup"] > 0     # the CPU policy: kernel
     png = tmp_path / "bench.png"
     p = hk("bench", "--shapes", "64x64x64", "--repeat", "1", "--plot", str(png), cache_dir=builds.a)
     try:

@@ -1,9 +1,12 @@
-"""`python -m hkjit bench`: TFLOP/s and time of hkjit.gemm (kernel forced) against torch.matmul, per shape.
+"""`python -m hkjit bench`: TFLOP/s and time of hkjit.gemm against torch.matmul, per shape.
 
+Three functions per shape: hkjit.gemm with the kernel forced (the kernel's speed), hkjit.gemm as users call it
+(the dispatch policy picks kernel or torch: what "hkjit is never slower than torch" is about), and torch.matmul.
 Method: B is given as ``W.t()`` of a contiguous (N, K) weight (the nn.Linear layout, which the kernel reads with
 no copy; torch.matmul gets the same view). Several input sets are allocated per shape and rotated between calls,
 so that no call finds its operands in cache from the previous one. Each function is warmed up, then timed call by
-call (CUDA/HIP events on a GPU, time.perf_counter on the CPU); the median is reported. FLOPs are 2*M*N*K.
+call (CUDA/HIP events on a GPU, time.perf_counter on the CPU) in rounds that alternate the three functions, so
+that clock and thermal drift fall on all of them alike; the median over all rounds is reported. FLOPs: 2*M*N*K.
 """
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ from typing import Callable
 
 import torch
 
-GPU_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192),
-              (4096, 4096, 4160), (4097, 4095, 4096), (8192, 1024, 8192), (16384, 8192, 1024), (256, 8192, 8192))
+GPU_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (6144, 6144, 6144), (8192, 8192, 4096),
+              (8192, 8192, 8192), (4096, 4096, 4160), (4097, 4095, 4096), (8192, 1024, 8192), (16384, 8192, 1024),
+              (16384, 8192, 2048), (256, 8192, 8192))
 CPU_SHAPES = ((128, 128, 128), (256, 256, 256), (384, 384, 384), (512, 512, 512), (257, 193, 320))
 
 
@@ -29,9 +33,11 @@ class BenchRow:
     torch_ms: float
     hkjit_tflops: float
     torch_tflops: float
-    speedup: float          # torch time / hkjit time (> 1: hkjit faster)
-    path: str               # what hkjit.gemm ran here ("kernel": forced)
-    auto: str               # what hkjit.gemm does by default (policy.py): "kernel" or "torch"
+    speedup: float          # torch time / kernel time (> 1: the kernel is faster)
+    path: str               # what hkjit.gemm ran with the kernel forced ("kernel"; "empty" for zero sizes)
+    auto: str               # what hkjit.gemm does by default (policy.py): "kernel" or "torch (<rule>)"
+    auto_ms: float          # hkjit.gemm as users call it
+    auto_speedup: float     # torch time / default-path time (>= 1 within noise: never slower than torch)
     repeat: int
     sets: int
 
@@ -40,13 +46,10 @@ class BenchRow:
         return f"{self.m}x{self.n}x{self.k}"
 
 
-def _median_seconds(fn: Callable[[int], object], device: torch.device, repeat: int, warmup: int,
-                    sets: int) -> float:
-    """Median seconds of one call. On a GPU the calls are issued back to back, as in a model's loop, each
+def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, sets: int) -> list[float]:
+    """Seconds of `repeat` calls. On a GPU the calls are issued back to back, as in a model's loop, each
     bracketed by device events and synchronized once at the end (the method of triton's do_bench): host overhead
     counts only where it exceeds the GPU time (small, host-bound shapes), as it would for a user."""
-    for i in range(max(warmup, sets)):       # every input set is touched once before timing
-        fn(i % sets)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeat)]
@@ -55,13 +58,27 @@ def _median_seconds(fn: Callable[[int], object], device: torch.device, repeat: i
             fn(i % sets)
             end.record()
         torch.cuda.synchronize(device)
-        return statistics.median(start.elapsed_time(end) for start, end in events) / 1e3
+        return [start.elapsed_time(end) / 1e3 for start, end in events]
     samples = []
     for i in range(repeat):
         t0 = time.perf_counter()
         fn(i % sets)
         samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    return samples
+
+
+def _median_seconds(fns: list[Callable[[int], object]], device: torch.device, repeat: int, warmup: int, sets: int,
+                    rounds: int = 5) -> list[float]:
+    """Median seconds of one call of each function, timed in `rounds` alternating rounds of repeat/rounds calls."""
+    for fn in fns:
+        for i in range(max(warmup, sets)):       # every input set is touched once before timing
+            fn(i % sets)
+    per_round = max(1, -(-repeat // rounds))
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, samples):
+            out.extend(_time_calls(fn, device, per_round, sets))
+    return [statistics.median(s) for s in samples]
 
 
 def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
@@ -74,11 +91,21 @@ def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmu
     auto = hkjit.explain(*data[0])
     with dispatch("kernel"):
         path = hkjit.explain(*data[0]).path
-        t_hk = _median_seconds(lambda i: hkjit.gemm(*data[i]), device, repeat, warmup, sets)
-    t_th = _median_seconds(lambda i: torch.matmul(*data[i]), device, repeat, warmup, sets)
+
+    def forced(i: int) -> torch.Tensor:
+        with dispatch("kernel"):
+            return hkjit.gemm(*data[i])
+
+    def default(i: int) -> torch.Tensor:
+        with dispatch("auto"):          # the policy, whatever HKJIT_DISPATCH says
+            return hkjit.gemm(*data[i])
+
+    t_hk, t_auto, t_th = _median_seconds([forced, default, lambda i: torch.matmul(*data[i])], device, repeat,
+                                         warmup, sets)
     flop = 2.0 * m * n * k
     return BenchRow(m, n, k, t_hk * 1e3, t_th * 1e3, flop / t_hk / 1e12, flop / t_th / 1e12, t_th / t_hk, path,
-                    auto.path if auto.path != "torch" else f"torch ({auto.rule})", repeat, sets)
+                    auto.path if auto.path != "torch" else f"torch ({auto.rule})", t_auto * 1e3, t_th / t_auto,
+                    repeat, sets)
 
 
 def default_device() -> torch.device:
@@ -119,13 +146,17 @@ def to_json(ctx: dict, rows: list[BenchRow]) -> dict:
 
 def format_table(ctx: dict, rows: list[BenchRow]) -> str:
     head = (f"hkjit bench: {ctx['kernel']} on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}; median of "
-            f"{ctx['repeat']} timed calls after {ctx['warmup']} warm-up calls, {ctx['sets']} input sets rotated, "
-            f"{ctx['timer']}" + (f", {ctx['threads']} threads" if ctx.get("threads") else ""))
-    lines = [head, f"{'shape (MxNxK)':<18} {'hkjit ms':>10} {'TFLOP/s':>9} {'torch ms':>10} {'TFLOP/s':>9} "
-                   f"{'speedup':>8}  default path"]
+            f"{ctx['repeat']} timed calls each after {ctx['warmup']} warm-up calls, {ctx['sets']} input sets rotated, "
+            f"the three functions alternated, {ctx['timer']}"
+            + (f", {ctx['threads']} threads" if ctx.get("threads") else ""))
+    lines = [head,
+             f"{'':<18} {'--- kernel (forced) ---':>21} {'--- torch.matmul ---':>21} {'':>8}  "
+             f"{'--- hkjit.gemm (default) ---':<36}",
+             f"{'shape (MxNxK)':<18} {'ms':>10} {'TFLOP/s':>10} {'ms':>10} {'TFLOP/s':>10} {'speedup':>8}  "
+             f"{'ms':>8} {'vs torch':>8}  path"]
     for r in rows:
-        lines.append(f"{r.shape:<18} {r.hkjit_ms:>10.3f} {r.hkjit_tflops:>9.4g} {r.torch_ms:>10.3f} "
-                     f"{r.torch_tflops:>9.4g} {r.speedup:>7.2f}x  {r.auto}")
+        lines.append(f"{r.shape:<18} {r.hkjit_ms:>10.3f} {r.hkjit_tflops:>10.4g} {r.torch_ms:>10.3f} "
+                     f"{r.torch_tflops:>10.4g} {r.speedup:>7.2f}x  {r.auto_ms:>8.3f} {r.auto_speedup:>7.2f}x  {r.auto}")
     return "\n".join(lines)
 
 

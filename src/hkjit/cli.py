@@ -517,8 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_selftest)
 
     b = sub.add_parser("bench", parents=[common, js], help="TFLOP/s of hkjit.gemm vs torch.matmul",
-                       description="Time hkjit.gemm (kernel forced) and torch.matmul per shape: median of timed "
-                       "calls after warm-up, input sets rotated, device events on a GPU.")
+                       description="Time hkjit.gemm with the kernel forced, hkjit.gemm as users call it (the dispatch "
+                       "policy's path) and torch.matmul per shape: median of timed calls after warm-up, input sets "
+                       "rotated, the three functions alternated in rounds, device events on a GPU.")
     b.add_argument("--shapes", nargs="+", type=_shape_arg, metavar="MxNxK", help="default: 1024..8192 cubes and "
                    "ragged/skinny shapes on a GPU, 128..512 on the CPU")
     b.add_argument("--repeat", type=int, metavar="N", help="timed calls per function and shape (GPU 50, CPU 10)")

@@ -40,8 +40,9 @@ def compute(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor
 def gemm_eager(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The op's implementation, callable directly where no dispatcher feature is needed (api._eager)."""
     if b.dim() == 2:                                    # the common case: one 2-D product, no extra output copy
-        k = b.shape[0]
-        result = matmul2d(a.reshape(math.prod(a.shape[:-1]), k), b)
+        if a.dim() == 2:
+            return matmul2d(a, b)
+        result = matmul2d(a.reshape(math.prod(a.shape[:-1]), b.shape[0]), b)
         return result.view(*a.shape[:-1], b.shape[1])
     return compute(a, b, torch.empty(_out_shape(a, b), dtype=a.dtype, device=a.device))
 

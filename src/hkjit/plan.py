@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from .loader import load_module
-from .policy import decide
+from .policy import Decision, decide
 from .prepared import PREPARED
 from .specs import Constraints, KernelSpec, get_spec
 from .targets import detect_target
@@ -82,11 +82,12 @@ def _padded_k(c: Constraints, k: int) -> int:
     return _round_up(k, c.pad_k_to)
 
 
-def make_plan(a2d: torch.Tensor, b: torch.Tensor) -> Plan:
+def make_plan(a2d: torch.Tensor, b: torch.Tensor, arch: str | None = None, decision: Decision | None = None) -> Plan:
+    """The plan for a2d @ b; arch and decision are passed by a caller that has already routed the call."""
     m, k = a2d.shape
     n = b.shape[1]
-    arch = detect_target(a2d.device).arch
-    decision = decide(arch, m, n, k)
+    arch = arch or detect_target(a2d.device).arch
+    decision = decision or decide(arch, m, n, k)
     if decision.path != "kernel":
         return Plan(decision.path, arch, decision.rule, decision.reason, m, n, k)
     spec = get_spec(arch)
@@ -136,14 +137,16 @@ def run_kernel(plan: Plan, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor
 
 
 def matmul2d(a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """One 2-D product on the path the policy picks. `out`, if given, is an M x N bf16 tensor to fill."""
-    plan = make_plan(a2d, b)
-    m, n = plan.m, plan.n
-    if plan.path == "empty":
+    """One 2-D product on the path the policy picks. `out`, if given, is an M x N bf16 tensor to fill.
+
+    Routing comes first and is a few dict lookups (policy.decide memoizes per shape): a call the policy sends to
+    torch costs little more than torch.mm itself; only the kernel path builds a full Plan."""
+    (m, k), n = a2d.shape, b.shape[1]
+    arch = detect_target(a2d.device).arch
+    decision = decide(arch, m, n, k)
+    if decision.path == "torch":
+        return torch.mm(a2d, b) if out is None else torch.mm(a2d, b, out=out)
+    if decision.path == "empty":
         result = out if out is not None else torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
         return result.zero_()
-    if plan.path == "torch":
-        if out is not None:
-            return torch.mm(a2d, b, out=out)
-        return torch.mm(a2d, b)
-    return run_kernel(plan, a2d, b, out)
+    return run_kernel(make_plan(a2d, b, arch, decision), a2d, b, out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from typing import NamedTuple
 
 from .config import env_str
@@ -63,9 +64,11 @@ _mode: contextvars.ContextVar[str | None] = contextvars.ContextVar("hkjit_dispat
 
 
 def current_mode() -> str:
-    mode = _mode.get() or env_str("HKJIT_DISPATCH", "auto").lower()
+    mode = _mode.get() or os.environ.get("HKJIT_DISPATCH") or "auto"    # read per call: tests and users flip it
     if mode not in MODES:
-        raise ValueError(f"HKJIT_DISPATCH={mode!r}: use one of {', '.join(MODES)}")
+        mode = env_str("HKJIT_DISPATCH", "auto").lower()
+        if mode not in MODES:
+            raise ValueError(f"HKJIT_DISPATCH={mode!r}: use one of {', '.join(MODES)}")
     return mode
 
 

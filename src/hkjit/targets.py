@@ -49,10 +49,24 @@ def _device_arch(device_type: str, index: int) -> str:
     return "sm_90a" if (major, minor) == (9, 0) else f"sm_{major}{minor}"
 
 
+_by_device: dict[torch.device, Target] = {}
+
+
 def detect_target(device: torch.device | str | None = None) -> Target:
     """The target of `device` (default: the current CUDA/HIP device if there is one, else the CPU).
 
     Raises UnsupportedTargetError naming the arch found and the supported ones."""
+    if type(device) is torch.device and (device.index is not None or device.type == "cpu"):
+        # on every call's path: one dict lookup per tensor's device ("cuda" without an index follows
+        # the current device, so it is not memoized)
+        target = _by_device.get(device)
+        if target is None:
+            target = _by_device[device] = _detect_target(device)
+        return target
+    return _detect_target(device)
+
+
+def _detect_target(device: torch.device | str | None) -> Target:
     if device is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(device)
