@@ -198,8 +198,10 @@ def test_dispatch_policy_and_overrides(monkeypatch):
     from hkjit.policy import decide
     with hkjit.dispatch("auto"):
         assert decide("sm_90a", 64, 64, 64).path == "torch"
-        assert decide("sm_90a", 4096, 4096, 4096).path == "kernel"
-        assert decide("sm_90a", 4000, 4000, 4000).rule == "ragged"
+        assert decide("sm_90a", 8192, 8192, 8192).path == "kernel"
+        assert decide("sm_90a", 4096, 4096, 4096).rule == "parity"               # 0.99x: cuBLAS kept
+        assert decide("sm_90a", 16384, 8192, 1024).rule == "shallow-k"
+        assert decide("sm_90a", 8000, 8000, 8000).rule == "ragged"
         assert decide("sm_90a", 4097, 4095, 4096).rule == "unaligned"       # cuBLAS is slow there: kernel
         assert decide("sm_90a", 256, 16384, 16384).rule == "skinny-m"
         assert decide("sm_90a", 2048, 2048, 2048).rule == "tiny"
@@ -208,7 +210,7 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("cpu", 0, 4, 5).path == "empty"
     monkeypatch.setenv("HKJIT_DISPATCH", "torch")
     with hkjit.dispatch("auto"):
-        assert decide("sm_90a", 4096, 4096, 4096).path == "kernel"      # the context manager wins
+        assert decide("sm_90a", 8192, 8192, 8192).path == "kernel"      # the context manager wins
     assert decide("sm_90a", 4096, 4096, 4096).path == "kernel"          # (autouse fixture forces kernel)
     a, b = rand(8, 16), rand(16, 4)
     with hkjit.dispatch("torch"):

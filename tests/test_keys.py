@@ -94,3 +94,35 @@ def test_kernel_source_byte_changes_key(tmp_path):
     ref = dst / "kernels" / "gemm_reference.cpp"
     ref.write_text(ref.read_text() + "\n// one more line\n")
     assert run() != before and before.strip()
+
+
+def test_warm_library_check_catches_every_kind_of_change(tmp_path, library_tree):
+    """A warm start stats the recorded listing instead of walking or reading the tree: each change still shows."""
+    import os
+    from hkjit.keys import Memo
+    spec = get_spec("cpu")._replace(libraries=("hipkittens",))
+    roots = {"hipkittens": str(library_tree)}
+    memo = tmp_path / "memo.json"
+
+    def lib_hash() -> str:
+        Memo._loaded.pop(str(memo), None)                 # as a fresh process: the memo is read from disk
+        return key_inputs(spec, memo, roots)["libraries"]["hipkittens"]
+
+    inc = library_tree / "include"
+    h0 = lib_hash()
+    assert lib_hash() == h0 and "tree:" in memo.read_text()
+    (inc / "common" / "extra.cuh").write_text("// new\n")                    # added in a subfolder
+    h1 = lib_hash()
+    assert h1 != h0
+    (inc / "common" / "extra.cuh").rename(inc / "common" / "renamed.cuh")    # renamed
+    h2 = lib_hash()
+    assert h2 not in (h0, h1)
+    base = inc / "common" / "base.cuh"                                       # same size, mtime put back
+    st = base.stat()
+    base.write_bytes(base.read_bytes().replace(b"64", b"32"))
+    os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))
+    h3 = lib_hash()
+    assert h3 not in (h0, h1, h2)
+    (inc / "common" / "renamed.cuh").unlink()                                # removed
+    base.write_bytes(base.read_bytes().replace(b"32", b"64"))                # and the edit undone
+    assert lib_hash() == h0                                                  # content, not history

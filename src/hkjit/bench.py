@@ -5,8 +5,8 @@ Three functions per shape: hkjit.gemm with the kernel forced (the kernel's speed
 Method: B is given as ``W.t()`` of a contiguous (N, K) weight (the nn.Linear layout, which the kernel reads with
 no copy; torch.matmul gets the same view). Several input sets are allocated per shape and rotated between calls,
 so that no call finds its operands in cache from the previous one. Each function is warmed up, then timed call by
-call (CUDA/HIP events on a GPU, time.perf_counter on the CPU) in rounds that alternate the three functions, so
-that clock and thermal drift fall on all of them alike; the median over all rounds is reported. FLOPs: 2*M*N*K.
+call (CUDA/HIP events on a GPU, time.perf_counter on the CPU) in rounds that rotate the order of the three functions,
+so that clock and thermal drift fall on all of them alike; the median over all rounds is reported. FLOPs: 2*M*N*K.
 """
 from __future__ import annotations
 
@@ -68,16 +68,18 @@ def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, 
 
 
 def _median_seconds(fns: list[Callable[[int], object]], device: torch.device, repeat: int, warmup: int, sets: int,
-                    rounds: int = 5) -> list[float]:
-    """Median seconds of one call of each function, timed in `rounds` alternating rounds of repeat/rounds calls."""
+                    rounds: int = 6) -> list[float]:
+    """Median seconds of one call of each function, timed in `rounds` rounds of repeat/rounds calls each. The order
+    rotates from round to round, so that no function always runs first (cool) or after the heaviest one (hot)."""
     for fn in fns:
         for i in range(max(warmup, sets)):       # every input set is touched once before timing
             fn(i % sets)
     per_round = max(1, -(-repeat // rounds))
     samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for fn, out in zip(fns, samples):
-            out.extend(_time_calls(fn, device, per_round, sets))
+    for r in range(rounds):
+        for j in range(len(fns)):
+            f = (j + r) % len(fns)
+            samples[f].extend(_time_calls(fns[f], device, per_round, sets))
     return [statistics.median(s) for s in samples]
 
 

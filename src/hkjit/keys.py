@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from .version import CACHE_FORMAT
-from .libraries import find_library, tree_hash, tree_signature
+from .libraries import find_library, listing_signature, tree_hash, tree_listing
 from .specs import KernelSpec, kernels_dir
 from .targets import compiler_path, compiler_version, target_for_arch
 
@@ -64,12 +64,13 @@ class Memo:
                 Memo._loaded[key] = {}
         return Memo._loaded[key]
 
-    def get(self, name: str, signature: str, compute: Callable[[], str]) -> str:
+    def peek(self, name: str) -> tuple[str, Any] | None:
+        """(signature, value) recorded for name, if any."""
+        hit = self._data().get(name)
+        return (hit[0], hit[1]) if isinstance(hit, list) and len(hit) == 2 else None
+
+    def put(self, name: str, signature: str, value: Any) -> None:
         data = self._data()
-        hit = data.get(name)
-        if hit and hit[0] == signature:
-            return hit[1]
-        value = compute()
         data[name] = [signature, value]
         if self.path is not None:
             from .fsutil import atomic_write_text
@@ -77,6 +78,13 @@ class Memo:
                 atomic_write_text(self.path, json.dumps(data, indent=0, sort_keys=True))
             except OSError:
                 pass  # read-only cache: the memo stays in this process
+
+    def get(self, name: str, signature: str, compute: Callable[[], str]) -> str:
+        hit = self.peek(name)
+        if hit is not None and hit[0] == signature:
+            return hit[1]
+        value = compute()
+        self.put(name, signature, value)
         return value
 
 
@@ -111,7 +119,18 @@ def source_hash(path: Path, memo_path: str | None) -> str:
 def library_hash(name: str, memo_path: str | None, root: str | None = None) -> str:
     inc = find_library(name, root)
     memo = Memo(Path(memo_path) if memo_path else None)
-    return memo.get(f"tree:{inc}", tree_signature(inc), lambda: tree_hash(inc))
+    name = f"tree:{inc}"
+    hit = memo.peek(name)
+    if hit is not None and isinstance(hit[1], dict):
+        # A warm start stats the recorded folders and files (no directory walk): an added, removed or renamed
+        # file changes its folder's mtime, an edit changes the file's own identity.
+        if listing_signature(inc, hit[1]["dirs"], hit[1]["files"]) == hit[0]:
+            return hit[1]["hash"]
+    dirs, files = tree_listing(inc)
+    signature = listing_signature(inc, dirs, files)
+    value = {"hash": tree_hash(inc, files), "dirs": dirs, "files": files}
+    memo.put(name, signature, value)
+    return value["hash"]
 
 
 def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None) -> dict:

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from .errors import MissingLibraryError
 
-_REPO = Path(__file__).resolve().parents[2]
-
 
 class Library(NamedTuple):
     name: str            # "hipkittens" | "thunderkittens"
@@ -28,12 +26,15 @@ LIBRARIES = {
                               "https://github.com/HazyResearch/ThunderKittens"),
 }
 
-_KNOWN_PLACES = {
-    "hipkittens": ["~/HipKittens", "/opt/HipKittens", "/root/agent/HipKittens", str(_REPO.parent / "HipKittens"),
-                   str(_REPO.parent / "shared/toolchain/HipKittens")],
-    "thunderkittens": ["~/ThunderKittens", "/opt/ThunderKittens", str(_REPO.parent / "ThunderKittens"),
-                       str(_REPO / ".carry/ThunderKittens"), str(_REPO.parent / "shared/toolchain/ThunderKittens")],
-}
+def _known_places(name: str) -> list[str]:
+    """Where a checkout usually is: home, /opt, beside this repository (computed on a miss of the variable)."""
+    repo = Path(os.path.abspath(__file__)).parents[2]
+    return {
+        "hipkittens": ["~/HipKittens", "/opt/HipKittens", "/root/agent/HipKittens", str(repo.parent / "HipKittens"),
+                       str(repo.parent / "shared/toolchain/HipKittens")],
+        "thunderkittens": ["~/ThunderKittens", "/opt/ThunderKittens", str(repo.parent / "ThunderKittens"),
+                           str(repo / ".carry/ThunderKittens"), str(repo.parent / "shared/toolchain/ThunderKittens")],
+    }[name]
 
 
 def _include_dir(root: Path, marker: str) -> Path | None:
@@ -50,7 +51,7 @@ def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
     the variable to set."""
     lib = LIBRARIES[name]
     explicit = root or os.environ.get(lib.env_var)
-    candidates = [explicit] if explicit else _KNOWN_PLACES[name]
+    candidates = [explicit] if explicit else _known_places(name)
     for cand in candidates:
         found = _include_dir(Path(os.path.expanduser(cand)), lib.marker)
         if found is not None:
@@ -62,43 +63,50 @@ def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
                               f"(looked in {', '.join(candidates)}); `python -m hkjit doctor` shows what was found")
 
 
-def _walk(root: Path):
-    """DirEntry of every regular file under root, in no particular order (os.scandir, plain strings)."""
-    stack = [str(root)]
+def tree_listing(root: Path) -> tuple[list[str], list[str]]:
+    """(folders, regular files) under root as sorted posix paths relative to root; "" is root itself.
+
+    os.scandir with plain strings (no pathlib): it runs whenever a tree's recorded signature no longer matches."""
+    base = str(root)
+    cut = len(base) + 1
+    dirs, files = [""], []
+    stack = [base]
     while stack:
         with os.scandir(stack.pop()) as it:
             for entry in it:
+                rel = entry.path[cut:].replace(os.sep, "/")
                 if entry.is_dir():
+                    dirs.append(rel)
                     stack.append(entry.path)
                 elif entry.is_file():
-                    yield entry
+                    files.append(rel)
+    return sorted(dirs), sorted(files)
 
 
-def tree_files(root: Path) -> list[tuple[str, str]]:
-    """(posix relative path, absolute path) of every regular file under root, sorted."""
-    cut = len(str(root)) + 1
-    return sorted((e.path[cut:].replace(os.sep, "/"), e.path) for e in _walk(root))
-
-
-def tree_signature(root: Path) -> str:
-    """The stat identity (path, inode, size, mtime, ctime) of every file under root, hashed.
-
-    Runs on every warm start (keys.library_hash) in place of reading the headers: one walk, one stat a file.
-    Any edit, added, removed or renamed file changes it; then the tree is hashed again."""
+def listing_signature(root: Path, dirs: list[str], files: list[str]) -> str | None:
+    """The stat identity of a listing: inode, mtime and ctime of each folder (they change when an entry is added,
+    removed or renamed) and inode, size, mtime and ctime of each file (any write changes its ctime, which no user
+    call can set back). None when a recorded path is gone."""
+    base = str(root) + os.sep
     rows = []
-    for e in _walk(root):
-        st = e.stat()
-        rows.append(f"{e.path}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
-    rows.sort()
-    return hashlib.blake2b("\n".join(rows).encode(), digest_size=16).hexdigest()
+    try:
+        for rel in dirs:
+            st = os.stat(base + rel)
+            rows.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+        for rel in files:
+            st = os.stat(base + rel)
+            rows.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    except OSError:
+        return None
+    return hashlib.blake2b(repr((dirs, files, rows)).encode(), digest_size=16).hexdigest()
 
 
-def tree_hash(root: Path) -> str:
+def tree_hash(root: Path, files: list[str] | None = None) -> str:
     """xxh3_128 over (relative path, content) of every file: location-independent content identity."""
     import xxhash   # only when the tree's signature changed (keys.library_hash)
     h = xxhash.xxh3_128()
-    for rel, path in tree_files(root):
-        with open(path, "rb") as f:
+    for rel in files if files is not None else tree_listing(root)[1]:
+        with open(os.path.join(str(root), rel), "rb") as f:
             data = f.read()
         h.update(rel.encode() + b"\0" + len(data).to_bytes(8, "little"))
         h.update(data)

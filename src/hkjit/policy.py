@@ -36,19 +36,25 @@ POLICY: dict[str, ArchPolicy] = {
     # The CPU kernel is hkjit's portable reference: it runs every non-empty product so that the whole path is
     # exercised wherever hkjit is installed. For CPU speed, HKJIT_DISPATCH=torch.
     "cpu": ArchPolicy((), "the CPU runs hkjit's reference kernel (for speed on CPU set HKJIT_DISPATCH=torch)"),
-    # Measured on an H100 80GB HBM3 against cuBLAS (benchmarks/sm90a_standalone/NOTES.md for the kernel alone,
-    # `python -m hkjit bench` end to end): at parity or ahead from 4096^3 up on full tiles (8192^3: 1.08x); it
-    # loses on few tiles (1024^3, M=128: 0.42x), short K (K=712: 0.72x) and partial edge tiles (4000^3: 0.95x).
+    # Measured on an H100 80GB HBM3 against cuBLAS (`python -m hkjit bench`, kernel forced, 2026-11-25; the kernel
+    # alone: benchmarks/sm90a_standalone/NOTES.md). The kernel wins clearly where cuBLAS leaves its fast path
+    # (N or K not a multiple of 8: 5.7x) and by 2-7% on large full-tile products (6144^3 1.04x, 8192x8192x4096
+    # 1.02x, 8192^3 1.03x, 16384x8192x2048 1.07x); it is at parity at 4096^3 (0.99x) and K = 1024 (1.00x), and it
+    # loses on few tiles (1024^3 0.49x, 2048^3 0.64x, M = 256 0.71x). Parity goes to cuBLAS: a win must be measured.
     "sm_90a": ArchPolicy((
-        Rule("tiny", "mnk", 2 ** 35, "torch", "under 2^35 multiply-adds (e.g. 2048^3: 0.48x in hkjit's bench) the "
-             "kernel's ~50 us of extra host time per call and too few 128x256 tiles for 132 SMs lose to cuBLAS"),
-        Rule("skinny-m", "m", 2048, "torch", "M < 2048: too few row tiles, cuBLAS's split-K/GEMV paths win"),
-        Rule("skinny-n", "n", 2048, "torch", "N < 2048: too few column tiles, cuBLAS wins"),
-        Rule("shallow-k", "k", 1024, "torch", "K < 1024: the epilogue store is not hidden behind the main loop"),
+        Rule("tiny", "mnk", 2 ** 35, "torch", "under 2^35 multiply-adds (2048^3: 0.64x in hkjit's bench) there are "
+             "too few 128x256 tiles for 132 SMs and the launch costs more host time: cuBLAS wins"),
+        Rule("skinny-m", "m", 2048, "torch", "M < 2048: too few row tiles (M=256: 0.71x), cuBLAS's split-K/GEMV "
+             "paths win"),
+        Rule("skinny-n", "n", 2048, "torch", "N < 2048: too few column tiles (N=1024: 0.98x), cuBLAS wins"),
+        Rule("shallow-k", "k", 2048, "torch", "K < 2048: the epilogue is not hidden behind a short main loop "
+             "(16384x8192x1024: 1.00x, parity), cuBLAS kept"),
         Rule("unaligned", "aligned", 1, "kernel", "N or K is not a multiple of 8: cuBLAS leaves its fast paths "
-             "(4097x4095x4096: 106 TFLOP/s), hkjit pads the row strides and keeps TMA (591 TFLOP/s)"),
+             "(4097x4095x4096: 105 TFLOP/s), hkjit pads the row strides and keeps TMA (597 TFLOP/s, 5.7x)"),
+        Rule("parity", "mnk", 2 ** 37, "torch", "under 2^37 multiply-adds the kernel is at parity with cuBLAS "
+             "(4096^3: 0.99x), cuBLAS kept"),
         Rule("ragged", "fill", 0.99, "torch", "over 1% of the 128x256 tiles' area is padding: cuBLAS wins"),
-    ), "large enough and tile-aligned: the kernel matches or beats cuBLAS here (H100)"),
+    ), "large and tile-aligned: the kernel beats cuBLAS here (H100: 6144^3 1.04x, 8192^3 1.03x)"),
     # Not measured (no MI350X available to us): conservative bounds in the same shape as the H100's, scaled to
     # the 256x256 block; `python -m hkjit bench` on an MI350X tells where to move them.
     "gfx950": ArchPolicy((

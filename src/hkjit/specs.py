@@ -5,18 +5,19 @@ exports and the tile constraints the dispatcher must respect. Adding a kernel is
 lock, build and load code never branches on a kernel's name.
 """
 
+import functools
+import os
 from typing import NamedTuple
 from pathlib import Path
 
 from .errors import UnsupportedTargetError
 from .targets import KNOWN_ARCHS
 
-_HERE = Path(__file__).resolve().parent
-
-
+@functools.lru_cache(maxsize=None)
 def kernels_dir() -> Path:
     """kernels/ of a source checkout (editable install), or the copy shipped inside the wheel."""
-    for cand in (_HERE / "kernels", _HERE.parents[1] / "kernels"):
+    here = Path(os.path.dirname(os.path.abspath(__file__)))      # no resolve(): it costs a stat per component
+    for cand in (here / "kernels", here.parents[1] / "kernels"):
         if (cand / "hkjit_gemm.h").is_file():
             return cand
     raise FileNotFoundError("hkjit's kernels/ folder is missing from the installation; reinstall hkjit")
