@@ -241,6 +241,27 @@ def test_torch_compile_fullgraph(device):
     assert rel_err(compiled(x, w), f(x, w).double()) <= TOL
 
 
+def test_torch_routed_calls_are_plain_matmul_in_eager_and_autograd():
+    """A product the policy sends to torch is torch.matmul itself (torch's autograd, no custom op); under
+    torch.compile the op stays in the graph whatever the policy says, and decides at run time."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+    x, w = rand(40, 64).requires_grad_(), rand(24, 64).requires_grad_()
+    with hkjit.dispatch("torch"):
+        y = hkjit.gemm(x, w.t())
+        assert "MmBackward" in type(y.grad_fn).__name__           # torch's node, not hkjit::gemm's
+        y.float().sum().backward()
+    with hkjit.dispatch("kernel"):
+        y2 = hkjit.gemm(x, w.t())
+        assert "MmBackward" not in type(y2.grad_fn).__name__
+    assert rel_err(y, x.double() @ w.double().t()) <= TOL and rel_err(y2, y.double()) <= TOL
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("eager")
+    with hkjit.dispatch("torch"), torch.no_grad():
+        z = torch.compile(lambda x, w: hkjit.gemm(x, w.t()), fullgraph=True, backend=counter)(x, w)
+    assert any("hkjit.gemm" in str(n.target) for g in counter.graphs for n in g.graph.nodes)
+    assert rel_err(z, y.double()) <= TOL
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_gradients_match_float64(device):
     a64 = torch.randn(3, 33, 40, dtype=torch.float64, device=device)

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import ops
 from .plan import Plan, make_plan, rows_ok, to_rows
-from .policy import dispatch
+from .policy import decide, dispatch
 from .specs import get_spec
 from .targets import detect_target
 
@@ -56,6 +56,18 @@ def _eager(a: torch.Tensor, b: torch.Tensor) -> bool:
             and torch._C._len_torch_dispatch_stack() == 0)
 
 
+def _torch_routed(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the policy sends this eager product to torch.matmul.
+
+    Such a call is handed to torch.matmul *before* the custom op: no op dispatch, torch's own autograd, tensor
+    subclasses and dispatch modes see a plain matmul. Under torch.compile the op stays in the graph and decides
+    at run time (dynamo hides whether a size is symbolic, so the choice cannot be made safely at trace time)."""
+    if b.dim() != 2 or torch.compiler.is_compiling():
+        return False
+    k, n = b.shape
+    return decide(detect_target(a.device).arch, math.prod(a.shape[:-1]), n, k).path == "torch"
+
+
 def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` for bfloat16: a (..., M, K), b (K, N) or broadcastable (..., K, N) -> (..., M, N), contiguous.
 
@@ -64,6 +76,8 @@ def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -
     (no autograd through it, as with torch's out= functions)."""
     _check(a, b)
     if out is None:
+        if _torch_routed(a, b):
+            return torch.matmul(a, b)
         if _eager(a, b):
             return ops.gemm_eager(a, b)
         return ops.gemm_op(a, b)
