@@ -65,7 +65,8 @@ def _torch_routed(a: torch.Tensor, b: torch.Tensor) -> bool:
     if b.dim() != 2 or torch.compiler.is_compiling():
         return False
     k, n = b.shape
-    return decide(detect_target(a.device).arch, math.prod(a.shape[:-1]), n, k).path == "torch"
+    m = a.shape[0] if a.dim() == 2 else math.prod(a.shape[:-1])
+    return decide(detect_target(a.device).arch, m, n, k).path == "torch"
 
 
 def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:

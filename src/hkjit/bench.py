@@ -149,7 +149,7 @@ def to_json(ctx: dict, rows: list[BenchRow]) -> dict:
 def format_table(ctx: dict, rows: list[BenchRow]) -> str:
     head = (f"hkjit bench: {ctx['kernel']} on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}; median of "
             f"{ctx['repeat']} timed calls each after {ctx['warmup']} warm-up calls, {ctx['sets']} input sets rotated, "
-            f"the three functions alternated, {ctx['timer']}"
+            f"the order of the three functions rotated per round, {ctx['timer']}"
             + (f", {ctx['threads']} threads" if ctx.get("threads") else ""))
     lines = [head,
              f"{'':<18} {'--- kernel (forced) ---':>21} {'--- torch.matmul ---':>21} {'':>8}  "

@@ -120,8 +120,9 @@ def _file_identity(st: os.stat_result) -> list[int]:
 def verify_entry(path: Path, expected_key: str | None = None, full: bool = True) -> Verdict:
     """Whether the entry at `path` may be loaded; the reason when it may not.
 
-    full=False (the loader's warm path) skips re-hashing a module whose file identity (inode, size, mtime,
-    ctime) is the one recorded in ``.verified`` when its checksum last matched; `cache verify` always hashes."""
+    full=False (the loader's warm path) skips re-reading key.json and re-hashing the module when both files'
+    identities (inode, size, mtime, ctime) are the ones recorded in ``.verified`` when they last checked out;
+    `cache verify` always hashes."""
     if not path.is_dir():
         return Verdict(False, "missing")
     dir_key = path.name.rsplit("-", 1)[-1]
@@ -135,12 +136,6 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True)
         return Verdict(False, f"cache format {manifest.get('format')} (this hkjit writes {CACHE_FORMAT})")
     if manifest.get("key") != dir_key or (expected_key and dir_key != expected_key):
         return Verdict(False, f"manifest of another key ({manifest.get('key')})")
-    try:
-        inputs = json.loads((path / KEY_JSON).read_text())
-    except (OSError, ValueError):
-        return Verdict(False, "key.json missing or unreadable")
-    if key_of(inputs) != dir_key:
-        return Verdict(False, "key.json does not hash to the entry's key (inputs of another build)")
     module = path / str(manifest.get("module_file", ""))
     try:
         st = module.stat()
@@ -148,18 +143,28 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True)
         return Verdict(False, "module file missing")
     if st.st_size != manifest.get("size"):
         return Verdict(False, f"module is {st.st_size} bytes, manifest says {manifest.get('size')} (truncated?)")
-    identity = _file_identity(st)
+    try:
+        key_identity = _file_identity((path / KEY_JSON).stat())
+    except OSError:
+        return Verdict(False, "key.json missing or unreadable")
+    identity = [manifest.get("xxh3")] + _file_identity(st) + key_identity
     stamp = path / VERIFIED_STAMP
     if not full:
         try:
-            if json.loads(stamp.read_text()) == [manifest.get("xxh3")] + identity:
+            if json.loads(stamp.read_text()) == identity:
                 return Verdict(True, "ok", manifest)
         except (OSError, ValueError):
             pass
+    try:
+        inputs = json.loads((path / KEY_JSON).read_text())
+    except (OSError, ValueError):
+        return Verdict(False, "key.json missing or unreadable")
+    if key_of(inputs) != dir_key:
+        return Verdict(False, "key.json does not hash to the entry's key (inputs of another build)")
     if file_xxh3(module) != manifest.get("xxh3"):
         return Verdict(False, "module checksum mismatch (corrupted)")
     try:
-        stamp.write_text(json.dumps([manifest.get("xxh3")] + identity))
+        stamp.write_text(json.dumps(identity))
     except OSError:
         pass  # read-only layer: hashed again next time
     return Verdict(True, "ok", manifest)

@@ -6,7 +6,7 @@
 | HKJIT_CACHE_PATH | extra read-only cache roots, os.pathsep-separated, searched first | none |
 | HKJIT_LOCK_DIR | where build locks live | <cache>/v1/locks, or a local runtime dir when the cache is on a network filesystem |
 | HKJIT_LOCK_TIMEOUT | seconds a process waits for another's build | 900 |
-| HKJIT_DISPATCH | auto, kernel or torch | auto |
+| HKJIT_DISPATCH | auto, kernel or torch (read once per process) | auto |
 | HKJIT_PREPARED_CACHE_MB | memory bound of the prepared-weight cache | 1024 |
 | HIPKITTENS_ROOT / THUNDERKITTENS_ROOT | checkout (or include dir) of the kernel libraries | known locations |
 """

@@ -3,13 +3,14 @@
 The policy is a table (data): per arch, rules tried in order, the first whose metric is below its bound sends
 the call where it says; no rule matched means the kernel. The bounds are where the kernel is expected to win
 (measured on the H100 for sm_90a; from HipKittens' published MI355X numbers for gfx950). ``HKJIT_DISPATCH``
-(auto|kernel|torch) or ``with hkjit.dispatch("torch"):`` override it; the context manager wins over the variable.
+(auto|kernel|torch, read once per process) or ``with hkjit.dispatch("torch"):`` override it; the context manager
+wins over the variable.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
+import functools
 from typing import NamedTuple
 
 from .config import env_str
@@ -70,13 +71,19 @@ POLICY: dict[str, ArchPolicy] = {
 _mode: contextvars.ContextVar[str | None] = contextvars.ContextVar("hkjit_dispatch", default=None)
 
 
-def current_mode() -> str:
-    mode = _mode.get() or os.environ.get("HKJIT_DISPATCH") or "auto"    # read per call: tests and users flip it
+@functools.lru_cache(maxsize=1)
+def env_mode() -> str:
+    """HKJIT_DISPATCH, read once per process (an environment lookup costs microseconds on every call's path);
+    ``hkjit.dispatch()`` changes the mode at run time."""
+    mode = env_str("HKJIT_DISPATCH", "auto").lower()
     if mode not in MODES:
-        mode = env_str("HKJIT_DISPATCH", "auto").lower()
-        if mode not in MODES:
-            raise ValueError(f"HKJIT_DISPATCH={mode!r}: use one of {', '.join(MODES)}")
+        env_mode.cache_clear()
+        raise ValueError(f"HKJIT_DISPATCH={mode!r}: use one of {', '.join(MODES)}")
     return mode
+
+
+def current_mode() -> str:
+    return _mode.get() or env_mode()
 
 
 @contextlib.contextmanager
