@@ -25,13 +25,12 @@ from itertools import count
 from pathlib import Path
 
 from .cache import BUILD_LOG, KEY_JSON, MANIFEST, entry_dir, file_xxh3, format_dir, host_id, move_aside
-import torch
 
-from .errors import BuildError, CacheError, UnsupportedTargetError
+from .errors import BuildError, CacheError
 from .fsutil import atomic_write_text, fsync_dir, fsync_tree
 from .libraries import find_library
 from .specs import KernelSpec, kernels_dir
-from .targets import target_for_arch, torch_backend
+from .targets import check_can_build
 from .version import CACHE_FORMAT, __version__
 
 log = logging.getLogger("hkjit")
@@ -131,22 +130,10 @@ def _prune_intermediates(build_dir: Path) -> None:
             p.unlink()
 
 
-def check_can_build(spec: KernelSpec) -> None:
-    """load_inline compiles device code only for the GPU platform this torch was built for."""
-    need = target_for_arch(spec.arch).backend
-    have = torch_backend()
-    if need != "cpu" and need != have:
-        wanted = {"hip": "a ROCm build of torch (hipcc)", "cuda": "a CUDA build of torch (nvcc)"}[need]
-        raise UnsupportedTargetError(
-            f"building {spec.name} for {spec.arch} needs {wanted}; this torch is {torch.__version__} ({have}). "
-            f"Pre-bake on a machine with that torch installed (it needs no GPU), then ship the cache "
-            f"(`python -m hkjit cache export` / HKJIT_CACHE_PATH)")
-
-
 def build_entry(spec: KernelSpec, root: Path, key: str, inputs: dict,
                 library_roots: dict[str, str] | None = None) -> Path:
     """Build `spec` into the cache entry for `key` and publish it; returns the entry's folder. Lock held."""
-    check_can_build(spec)
+    check_can_build(spec.arch, spec.name)
     final = entry_dir(root, spec.arch, spec.name, key)
     stem = f"{spec.name}-{key}"
     clean_orphans(root, prefix=stem)

@@ -91,7 +91,7 @@ def _library_info(name: str) -> dict:
 
 
 def _arch_info(arch: str, libs: dict, problems: list[Problem], blocking: bool) -> dict:
-    from .builder import check_can_build
+    from .targets import check_can_build
     from .errors import HkjitError
     from .specs import specs_for
     from .targets import compiler_path, compiler_version, target_for_arch
@@ -115,7 +115,7 @@ def _arch_info(arch: str, libs: dict, problems: list[Problem], blocking: bool) -
         out["compiler"] = {"path": None, "error": f"--version failed: {e}"}
         problems.append(Problem(f"compiler ({arch})", f"the compiler does not run: {e}", "reinstall it", blocking))
     try:
-        check_can_build(specs[0])
+        check_can_build(specs[0].arch, specs[0].name)
         out["torch_can_build"] = True
     except HkjitError as e:
         out["torch_can_build"] = False

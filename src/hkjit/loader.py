@@ -20,6 +20,7 @@ from .cache import ensure_writable, cache_layers, cache_root, entry_dir, memo_pa
 from .errors import CaptureError
 from .keys import key_inputs, key_of
 from .specs import KernelSpec
+from .targets import check_can_build
 
 log = logging.getLogger("hkjit")
 
@@ -92,6 +93,7 @@ def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = Non
         if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
             return hit
         t0 = time.perf_counter()
+        check_can_build(spec.arch, spec.name)
         key, inputs = entry_key(spec, root, library_roots)
         found = find_published(spec, key, root)
         built = False

@@ -132,3 +132,19 @@ def compiler_version(path: str) -> str:
     # nvcc prints its release on the last lines; gcc/clang/hipcc on the first ones.
     keep = [ln for ln in lines if "release" in ln.lower() or "version" in ln.lower()] or lines[:1]
     return " | ".join(keep[:3])
+
+
+def check_can_build(arch: str, kernel: str) -> None:
+    """Raise UnsupportedTargetError unless this torch can build `kernel` for `arch`.
+
+    load_inline compiles device code only for the GPU platform torch was built for. Such a torch cannot hit a
+    cached entry of that arch either (the key holds torch's HIP/CUDA version), so the loader checks this first:
+    the error names the real blocker, not whatever the key computation would trip on."""
+    need = target_for_arch(arch).backend
+    have = torch_backend()
+    if need != "cpu" and need != have:
+        wanted = {"hip": "a ROCm build of torch (hipcc)", "cuda": "a CUDA build of torch (nvcc)"}[need]
+        raise UnsupportedTargetError(
+            f"building {kernel} for {arch} needs {wanted}; this torch is {torch.__version__} ({have}). "
+            f"Pre-bake on a machine with that torch installed (it needs no GPU), then ship the cache "
+            f"(`python -m hkjit cache export` / HKJIT_CACHE_PATH)")
