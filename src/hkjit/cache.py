@@ -18,7 +18,6 @@ key.json hashes to the key, and the module file has the recorded size and checks
 """
 from __future__ import annotations
 
-
 import functools
 import json
 import logging
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from .config import env_str
 from .errors import CacheError
-from .keys import key_of
+from .keys import file_identity, key_of
 from .version import CACHE_FORMAT
 
 log = logging.getLogger("hkjit")
@@ -111,12 +110,6 @@ class Verdict:
         return f"Verdict(ok={self.ok!r}, reason={self.reason!r})"
 
 
-def _file_identity(st: os.stat_result) -> list[int]:
-    # Any write to the file changes its ctime (which no user call can set back): an unchanged identity means
-    # unchanged bytes since the checksum was last verified.
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
 def verify_entry(path: Path, expected_key: str | None = None, full: bool = True) -> Verdict:
     """Whether the entry at `path` may be loaded; the reason when it may not.
 
@@ -144,10 +137,10 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True)
     if st.st_size != manifest.get("size"):
         return Verdict(False, f"module is {st.st_size} bytes, manifest says {manifest.get('size')} (truncated?)")
     try:
-        key_identity = _file_identity((path / KEY_JSON).stat())
+        key_st = (path / KEY_JSON).stat()
     except OSError:
         return Verdict(False, "key.json missing or unreadable")
-    identity = [manifest.get("xxh3")] + _file_identity(st) + key_identity
+    identity = [manifest.get("xxh3"), *file_identity(st), *file_identity(key_st)]
     stamp = path / VERIFIED_STAMP
     if not full:
         try:

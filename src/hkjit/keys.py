@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from .version import CACHE_FORMAT
-from .libraries import find_library, listing_signature, tree_hash, tree_listing
+from .libraries import find_library, tree_hash, tree_listing
 from .specs import KernelSpec, kernels_dir
 from .targets import compiler_path, compiler_version, target_for_arch
 
@@ -88,10 +88,31 @@ class Memo:
         return value
 
 
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """A file's identity without reading it (inode, size, mtime, ctime): any write changes its ctime, which no
+    user call can set back, so an unchanged identity means unchanged bytes."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def stat_signature(path: str) -> str:
-    """A file's identity without reading it: any write changes its ctime, which no user call can set back."""
-    st = os.stat(path)
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return ":".join(map(str, file_identity(os.stat(path))))
+
+
+def listing_signature(root: Path, dirs: list[str], files: list[str]) -> str | None:
+    """The stat identity of a tree listing (libraries.tree_listing): inode, mtime and ctime of each folder (they
+    change when an entry is added, removed or renamed) and each file's identity. None when a recorded path is
+    gone."""
+    base = str(root) + os.sep
+    rows = []
+    try:
+        for rel in dirs:
+            st = os.stat(base + rel)
+            rows.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+        for rel in files:
+            rows.append(file_identity(os.stat(base + rel)))
+    except OSError:
+        return None
+    return hashlib.blake2b(repr((dirs, files, rows)).encode(), digest_size=16).hexdigest()
 
 
 def torch_identity() -> dict:

@@ -6,8 +6,6 @@ so two checkouts in different folders give the same key and an edited header giv
 """
 from __future__ import annotations
 
-
-import hashlib
 import os
 from pathlib import Path
 
@@ -85,24 +83,6 @@ def tree_listing(root: Path) -> tuple[list[str], list[str]]:
                 elif entry.is_file():
                     files.append(rel)
     return sorted(dirs), sorted(files)
-
-
-def listing_signature(root: Path, dirs: list[str], files: list[str]) -> str | None:
-    """The stat identity of a listing: inode, mtime and ctime of each folder (they change when an entry is added,
-    removed or renamed) and inode, size, mtime and ctime of each file (any write changes its ctime, which no user
-    call can set back). None when a recorded path is gone."""
-    base = str(root) + os.sep
-    rows = []
-    try:
-        for rel in dirs:
-            st = os.stat(base + rel)
-            rows.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
-        for rel in files:
-            st = os.stat(base + rel)
-            rows.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    except OSError:
-        return None
-    return hashlib.blake2b(repr((dirs, files, rows)).encode(), digest_size=16).hexdigest()
 
 
 def tree_hash(root: Path, files: list[str] | None = None) -> str:

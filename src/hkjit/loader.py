@@ -6,7 +6,6 @@ may have built it meanwhile), and builds (builder.py).
 """
 from __future__ import annotations
 
-
 import importlib.util
 import logging
 import threading

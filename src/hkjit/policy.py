@@ -77,7 +77,6 @@ def env_mode() -> str:
     ``hkjit.dispatch()`` changes the mode at run time."""
     mode = env_str("HKJIT_DISPATCH", "auto").lower()
     if mode not in MODES:
-        env_mode.cache_clear()
         raise ValueError(f"HKJIT_DISPATCH={mode!r}: use one of {', '.join(MODES)}")
     return mode
 

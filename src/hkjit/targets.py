@@ -8,7 +8,6 @@ without importing cpp_extension (which costs ~100 ms and pulls in setuptools) on
 """
 from __future__ import annotations
 
-
 import functools
 import os
 import shutil
