@@ -108,6 +108,13 @@ def test_out_argument_and_poisoned_output(device):
 
 def test_errors_name_the_problem_and_fix():
     a, b = rand(4, 8), rand(8, 3)
+    for mode in ("kernel", "torch"):         # these shapes succeed first: the per-shape route memo of the eager
+        with hkjit.dispatch(mode):           # path must never let a changed argument skip its check
+            assert rel_err(hkjit.gemm(a, b), a.double() @ b.double()) <= TOL
+            if torch.cuda.is_available():
+                hkjit.gemm(a.cuda(), b.cuda())
+                with pytest.raises(ValueError, match="move both to one device"):
+                    hkjit.gemm(a.cuda(), b)
     with pytest.raises(TypeError, match=r"bfloat16.*\.bfloat16\(\)"):
         hkjit.gemm(a.float(), b)
     with pytest.raises(TypeError, match="B is torch.float16"):

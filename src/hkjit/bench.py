@@ -10,6 +10,7 @@ so that clock and thermal drift fall on all of them alike; the median over all r
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
+
+from .policy import dispatch
 
 GPU_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (6144, 6144, 6144), (8192, 8192, 4096),
               (8192, 8192, 8192), (4096, 4096, 4160), (4097, 4095, 4096), (8192, 1024, 8192), (16384, 8192, 1024),
@@ -67,26 +70,32 @@ def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, 
     return samples
 
 
-def _median_seconds(fns: list[Callable[[int], object]], device: torch.device, repeat: int, warmup: int, sets: int,
-                    rounds: int = 6) -> list[float]:
-    """Median seconds of one call of each function, timed in `rounds` rounds of repeat/rounds calls each. The order
-    rotates from round to round, so that no function always runs first (cool) or after the heaviest one (hot)."""
-    for fn in fns:
-        for i in range(max(warmup, sets)):       # every input set is touched once before timing
-            fn(i % sets)
+def _median_seconds(fns: list[tuple[str | None, Callable[[int], object]]], device: torch.device, repeat: int,
+                    warmup: int, sets: int, rounds: int = 6) -> list[float]:
+    """Median seconds of one call of each (dispatch mode, function), timed in `rounds` rounds of repeat/rounds calls
+    each. The order rotates from round to round, so that no function always runs first (cool) or after the heaviest
+    one (hot). The mode is set around a function's whole loop, not per call: entering ``hkjit.dispatch`` costs ~2 us,
+    which a host-bound shape would otherwise charge to hkjit."""
+    def mode(m: str | None):
+        return dispatch(m) if m else contextlib.nullcontext()
+
+    for m, fn in fns:
+        with mode(m):
+            for i in range(max(warmup, sets)):       # every input set is touched once before timing
+                fn(i % sets)
     per_round = max(1, -(-repeat // rounds))
     samples: list[list[float]] = [[] for _ in fns]
     for r in range(rounds):
         for j in range(len(fns)):
             f = (j + r) % len(fns)
-            samples[f].extend(_time_calls(fns[f], device, per_round, sets))
+            with mode(fns[f][0]):
+                samples[f].extend(_time_calls(fns[f][1], device, per_round, sets))
     return [statistics.median(s) for s in samples]
 
 
 def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
                 seed: int = 0) -> BenchRow:
     import hkjit
-    from .policy import dispatch
     gen = torch.Generator(device="cpu").manual_seed(seed)
     data = [(torch.randn(m, k, generator=gen).to(torch.bfloat16).to(device),
              torch.randn(n, k, generator=gen).to(torch.bfloat16).to(device).t()) for _ in range(sets)]
@@ -94,16 +103,10 @@ def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmu
     with dispatch("kernel"):
         path = hkjit.explain(*data[0]).path
 
-    def forced(i: int) -> torch.Tensor:
-        with dispatch("kernel"):
-            return hkjit.gemm(*data[i])
-
-    def default(i: int) -> torch.Tensor:
-        with dispatch("auto"):          # the policy, whatever HKJIT_DISPATCH says
-            return hkjit.gemm(*data[i])
-
-    t_hk, t_auto, t_th = _median_seconds([forced, default, lambda i: torch.matmul(*data[i])], device, repeat,
-                                         warmup, sets)
+    # hkjit.gemm with the kernel forced, hkjit.gemm under the policy ("auto", whatever HKJIT_DISPATCH says), torch
+    t_hk, t_auto, t_th = _median_seconds([("kernel", lambda i: hkjit.gemm(*data[i])),
+                                          ("auto", lambda i: hkjit.gemm(*data[i])),
+                                          (None, lambda i: torch.matmul(*data[i]))], device, repeat, warmup, sets)
     flop = 2.0 * m * n * k
     return BenchRow(m, n, k, t_hk * 1e3, t_th * 1e3, flop / t_hk / 1e12, flop / t_th / 1e12, t_th / t_hk, path,
                     auto.path if auto.path != "torch" else f"torch ({auto.rule})", t_auto * 1e3, t_th / t_auto,
