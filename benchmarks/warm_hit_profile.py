@@ -2,6 +2,7 @@
 
     python benchmarks/warm_hit_profile.py            # in a fresh process; the CUDA/HIP runtime starts first
     python benchmarks/warm_hit_profile.py --dlopen   # also: the module's import alone, RTLD_NOW vs RTLD_LAZY
+    python benchmarks/warm_hit_profile.py --phases   # also: each step of a warm start, unprofiled, 9 processes
 
 The --dlopen part imports the cached module file in fresh processes with Python's default dlopen flags
 (RTLD_NOW: every symbol bound at load) and with RTLD_LAZY (functions bound on first call), to tell how much of
@@ -56,3 +57,41 @@ if "--dlopen" in sys.argv:
                                    capture_output=True, text=True, check=True).stdout) for _ in range(7)]
         print(f"import of the module alone, RTLD_{flags.upper()}: median {statistics.median(ms):.2f} ms "
               f"({', '.join(f'{x:.2f}' for x in ms)})")
+
+PHASES = r"""
+import json, time, torch
+if torch.cuda.is_available():
+    torch.cuda.init()
+    torch.cuda.synchronize()
+t = [time.perf_counter()]
+import hkjit, hkjit.loader as L
+from hkjit.specs import get_spec
+from hkjit.targets import detect_target
+t.append(time.perf_counter())
+spec = get_spec(detect_target().arch)
+t.append(time.perf_counter())
+L.check_can_build(spec.arch, spec.name)
+root = L.cache_root()
+key, inputs = L.entry_key(spec, root)
+t.append(time.perf_counter())
+path, manifest = L.find_published(spec, key, root)
+t.append(time.perf_counter())
+module = L._import(path, manifest)
+t.append(time.perf_counter())
+L.touch_used(path)
+t.append(time.perf_counter())
+print(json.dumps([1e3 * (b - a) for a, b in zip(t, t[1:])]))
+"""
+
+if "--phases" in sys.argv:
+    import json
+    names = ("import hkjit + loader", "detect_target + spec", "cache root + key", "find + verify entry",
+             "import module (dlopen)", "touch_used")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}   # users import from .pyc
+    subprocess.run([sys.executable, "-c", "import hkjit.loader"], env=env, check=True)   # writes them
+    runs = [json.loads(subprocess.run([sys.executable, "-c", PHASES], capture_output=True, text=True, env=env,
+                                      check=True).stdout.strip().splitlines()[-1]) for _ in range(9)]
+    print("\nwarm start by step, fresh processes (median of 9, ms)")
+    for i, name in enumerate(names):
+        print(f"  {name:<24} {statistics.median(r[i] for r in runs):6.2f}")
+    print(f"  {'total':<24} {statistics.median(sum(r) for r in runs):6.2f}")

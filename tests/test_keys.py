@@ -37,13 +37,13 @@ def test_key_covers_every_input_kind():
 
 
 def test_key_changes_with_flag_torch_version_env_and_header_byte(library_tree, monkeypatch):
-    spec = get_spec("cpu")._replace(libraries=("hipkittens",))
+    spec = get_spec("cpu").replace(libraries=("hipkittens",))
     roots = {"hipkittens": str(library_tree)}
     base = key_inputs(spec, library_roots=roots)
     k0 = key_of(base)
     assert key_of(key_inputs(spec, library_roots=roots)) == k0                       # deterministic
 
-    flagged = key_inputs(spec._replace(cflags=spec.cflags + ("-DHKJIT_X=1",)), library_roots=roots)
+    flagged = key_inputs(spec.replace(cflags=spec.cflags + ("-DHKJIT_X=1",)), library_roots=roots)
     assert key_of(flagged) != k0 and [d[0] for d in diff_inputs(base, flagged)] == ["flags.cflags"]
 
     other_torch = copy.deepcopy(base)
@@ -65,7 +65,7 @@ def test_key_changes_with_flag_torch_version_env_and_header_byte(library_tree, m
 def test_same_key_from_two_checkouts_in_different_folders(tmp_path, library_tree):
     """Two copies of the project and of the library, in different folders: the same key (content, not paths)."""
     code = ("from hkjit.keys import key_inputs, key_of\nfrom hkjit.specs import get_spec\n"
-            "import sys\nspec = get_spec('cpu')._replace(libraries=('hipkittens',))\n"
+            "import sys\nspec = get_spec('cpu').replace(libraries=('hipkittens',))\n"
             "print(key_of(key_inputs(spec, library_roots={'hipkittens': sys.argv[1]})))")
     keys = []
     for name in ("checkout one", "elsewhere/checkout-two"):
@@ -100,7 +100,7 @@ def test_warm_library_check_catches_every_kind_of_change(tmp_path, library_tree)
     """A warm start stats the recorded listing instead of walking or reading the tree: each change still shows."""
     import os
     from hkjit.keys import Memo
-    spec = get_spec("cpu")._replace(libraries=("hipkittens",))
+    spec = get_spec("cpu").replace(libraries=("hipkittens",))
     roots = {"hipkittens": str(library_tree)}
     memo = tmp_path / "memo.json"
 

@@ -7,7 +7,6 @@ lock, build and load code never branches on a kernel's name.
 
 import functools
 import os
-from typing import NamedTuple
 from pathlib import Path
 
 from .errors import UnsupportedTargetError
@@ -23,33 +22,83 @@ def kernels_dir() -> Path:
     raise FileNotFoundError("hkjit's kernels/ folder is missing from the installation; reinstall hkjit")
 
 
-class Constraints(NamedTuple):
+class _Record:
+    """A small immutable record: keyword construction with defaults, value equality, ``replace()``.
+
+    Not a NamedTuple: building a NamedTuple class execs generated code (~0.3 ms each), and this module is imported
+    on every warm start, whose budget is a few milliseconds."""
+    __slots__ = ()
+    _defaults: dict = {}
+
+    def __init__(self, *args, **kwargs) -> None:
+        values = dict(self._defaults, **dict(zip(self.__slots__, args)), **kwargs)
+        missing = [f for f in self.__slots__ if f not in values]
+        unknown = set(values) - set(self.__slots__)
+        if missing or unknown:
+            raise TypeError(f"{type(self).__name__}: missing {missing}, unknown {sorted(unknown)}")
+        for f in self.__slots__:
+            object.__setattr__(self, f, values[f])
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable: use .replace({name}=...)")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f) for f in self.__slots__)
+
+    def replace(self, **changes):
+        return type(self)(**dict(zip(self.__slots__, self._values()), **changes))
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other._values() == self._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in self.__slots__)})"
+
+
+class Constraints(_Record):
     """What the kernel's launcher accepts without copies (plan.py copies or pads to meet the rest).
 
     block_m/block_n/block_k: the block tile (the policy's tile-fill rule and explain() use it). Every kernel
     handles ragged M and N in-kernel. pad_k_to: K must be a multiple of this (operands are zero-padded along K
     otherwise). align: row strides and base pointers of A and Bt must be multiples of this many elements
     (16-byte loads); align_c: the same for C (TMA stores need it, masked stores don't)."""
+    __slots__ = ("block_m", "block_n", "block_k", "align", "align_c", "pad_k_to")
+    _defaults = {"align": 1, "align_c": 1, "pad_k_to": 1}
     block_m: int
     block_n: int
     block_k: int
-    align: int = 1
-    align_c: int = 1
-    pad_k_to: int = 1
+    align: int
+    align_c: int
+    pad_k_to: int
 
 
-class KernelSpec(NamedTuple):
-    name: str                       # kernel family, e.g. "gemm_bf16"; the cache folder is <arch>/<name>-<key>
+class KernelSpec(_Record):
+    """One kernel for one arch, as data: the builder, key and loader read these fields and nothing else.
+
+    name: kernel family, e.g. "gemm_bf16" (the cache folder is <arch>/<name>-<key>); host_sources: C++ files
+    compiled by the host compiler (the torch binding among them); device_sources: HIP/CUDA files compiled by
+    hipcc/nvcc (no torch headers in them); headers: our own headers the sources include (hashed into the key);
+    libraries: header libraries (libraries.LIBRARIES keys), found by configuration; cflags / device_cflags /
+    ldflags: compiler and linker flags; functions: what the binding exports; constraints: see Constraints."""
+    __slots__ = ("name", "arch", "host_sources", "device_sources", "headers", "libraries", "cflags",
+                 "device_cflags", "ldflags", "functions", "constraints")
+    _defaults = {"device_sources": (), "headers": ("hkjit_gemm.h",), "libraries": (), "cflags": (),
+                 "device_cflags": (), "ldflags": (), "functions": ("gemm_forward", "gemm_out"),
+                 "constraints": Constraints(64, 64, 64)}
+    name: str
     arch: str
-    host_sources: tuple[str, ...]   # C++ files compiled by the host compiler (the torch binding among them)
-    device_sources: tuple[str, ...] = ()   # HIP/CUDA files compiled by hipcc/nvcc (no torch headers in them)
-    headers: tuple[str, ...] = ("hkjit_gemm.h",)  # our own headers the sources include (hashed into the key)
-    libraries: tuple[str, ...] = ()  # header libraries (libraries.LIBRARIES keys), found by configuration
-    cflags: tuple[str, ...] = ()     # host compiler flags
-    device_cflags: tuple[str, ...] = ()
-    ldflags: tuple[str, ...] = ()
-    functions: tuple[str, ...] = ("gemm_forward", "gemm_out")
-    constraints: Constraints = Constraints(64, 64, 64)
+    host_sources: tuple[str, ...]
+    device_sources: tuple[str, ...]
+    headers: tuple[str, ...]
+    libraries: tuple[str, ...]
+    cflags: tuple[str, ...]
+    device_cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    functions: tuple[str, ...]
+    constraints: Constraints
 
     @property
     def files(self) -> tuple[str, ...]:
