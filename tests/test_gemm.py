@@ -351,3 +351,10 @@ def test_graph_capture_cache_miss_raises_clear_error(tmp_path, monkeypatch):
                 hkjit.gemm(a, a)
     finally:
         forget_loaded()
+
+
+def test_unhashable_or_foreign_arguments_get_the_type_error():
+    class Odd:
+        shape = dtype = device = []            # attributes present but unhashable: the route memo steps aside
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        hkjit.gemm(Odd(), rand(8, 3))

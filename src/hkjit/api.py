@@ -69,18 +69,15 @@ def _torch_routed(a: torch.Tensor, b: torch.Tensor) -> bool:
     return decide(detect_target(a.device).arch, m, n, k).path == "torch"
 
 
-# (A shape, B shape, A dtype, B dtype, A device, B device, dispatch mode) -> whether the call goes to torch.matmul, for eager
-# calls whose arguments passed _check. A model multiplies a few hundred shapes over and over: on a hit, the
-# argument check and the policy cost one dict lookup (~1 us instead of ~3.5 us), which is what a host-bound
-# (small) product sees of hkjit's wrapper next to torch.matmul.
+# (A shape, B shape, A dtype, B dtype, A device, B device, dispatch mode) -> whether the call goes to
+# torch.matmul, for eager calls whose arguments passed _check. A model multiplies a few hundred shapes over and
+# over: on a hit, the argument check and the policy cost one dict lookup (~1 us instead of ~3.5 us), which is what
+# a host-bound (small) product sees of hkjit's wrapper next to torch.matmul.
 _routes: dict[tuple, bool] = {}
 
 
-def _route_key(a: torch.Tensor, b: torch.Tensor) -> tuple | None:
-    try:
-        return (a.shape, b.shape, a.dtype, b.dtype, a.device, b.device, current_mode())
-    except (AttributeError, TypeError):     # not tensors, or unhashable: _check names the problem
-        return None
+def _route_key(a: torch.Tensor, b: torch.Tensor) -> tuple:
+    return (a.shape, b.shape, a.dtype, b.dtype, a.device, b.device, current_mode())
 
 
 def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,8 +90,11 @@ def gemm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -
         if torch.compiler.is_compiling():
             _check(a, b)
             return ops.gemm_op(a, b)         # the op stays in the graph and decides at run time
-        key = _route_key(a, b)
-        routed = _routes.get(key)
+        try:
+            key = _route_key(a, b)
+            routed = _routes.get(key)
+        except (AttributeError, TypeError):  # not tensors, or unhashable attributes: _check names the problem
+            key = routed = None
         if routed is None:
             _check(a, b)
             routed = _torch_routed(a, b)
