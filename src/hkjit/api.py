@@ -60,9 +60,9 @@ def _torch_routed(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether the policy sends this eager product to torch.matmul.
 
     Such a call is handed to torch.matmul *before* the custom op: no op dispatch, torch's own autograd, tensor
-    subclasses and dispatch modes see a plain matmul. Under torch.compile the op stays in the graph and decides
-    at run time (dynamo hides whether a size is symbolic, so the choice cannot be made safely at trace time)."""
-    if b.dim() != 2 or torch.compiler.is_compiling():
+    subclasses and dispatch modes see a plain matmul. Never asked under torch.compile (gemm keeps the op in the
+    graph there: dynamo hides whether a size is symbolic, so the choice cannot be made safely at trace time)."""
+    if b.dim() != 2:
         return False
     k, n = b.shape
     m = a.shape[0] if a.dim() == 2 else math.prod(a.shape[:-1])
