@@ -16,11 +16,17 @@ export HKJIT_CACHE_DIR=${HKJIT_CACHE_DIR:-/tmp/hkjit-cache}
 OUT=${OUT:-/tmp/hkjit-out}; mkdir -p "$OUT"
 step() { echo; echo "===== $* ====="; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv
+python3 -c "import platform, sys, torch; print(platform.processor() or platform.machine(), sys.version.split()[0], torch.__version__)"
+grep -m1 "model name" /proc/cpuinfo
 step doctor;   python3 -m hkjit doctor 2>&1 | tee "$OUT/doctor.txt"
 step "warmup (cold)"; python3 -m hkjit warmup 2>&1 | tee "$OUT/warmup.txt"
 step "warmup (warm)"; python3 -m hkjit warmup 2>&1 | tee -a "$OUT/warmup.txt"
-step "cache latency"; python3 benchmarks/cache_latency.py --device cuda --cache-dir "$HKJIT_CACHE_DIR" 2>&1 | tee "$OUT/latency.txt"
+step "cache latency"; python3 benchmarks/cache_latency.py --processes 11 --device cuda --cache-dir "$HKJIT_CACHE_DIR" 2>&1 | tee "$OUT/latency.txt"
 step "warm start profile"; python3 benchmarks/warm_hit_profile.py --phases 2>&1 | tee "$OUT/profile.txt"
+# the same with the default cache root (no HKJIT_CACHE_DIR): a copy of the cache under $XDG_CACHE_HOME/hkjit
+XDG=$(mktemp -d); cp -a "$HKJIT_CACHE_DIR" "$XDG/hkjit"
+step "warm start profile, default root"; env -u HKJIT_CACHE_DIR XDG_CACHE_HOME="$XDG" \
+  python3 benchmarks/warm_hit_profile.py --phases 2>&1 | tee "$OUT/profile_default_root.txt"
 step "host cost per call"; python3 benchmarks/host_overhead.py 2>&1 | tee "$OUT/host_overhead.txt"
 step "pytest -m gpu"; HKJIT_TEST_CACHE_DIR=$HKJIT_CACHE_DIR timeout 300 python3 -m pytest -m gpu -q -rs -s tests 2>&1 | tee "$OUT/pytest_gpu.txt"
 step selftest; python3 -m hkjit selftest 2>&1 | tee "$OUT/selftest.txt"

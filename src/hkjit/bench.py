@@ -71,7 +71,7 @@ def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, 
 
 
 def _median_seconds(fns: list[tuple[str | None, Callable[[int], object]]], device: torch.device, repeat: int,
-                    warmup: int, sets: int, rounds: int = 6) -> list[float]:
+                    warmup: int, sets: int, rounds: int = 10) -> list[float]:
     """Median seconds of one call of each (dispatch mode, function), timed in `rounds` rounds of repeat/rounds calls
     each. The order rotates from round to round, so that no function always runs first (cool) or after the heaviest
     one (hot). The mode is set around a function's whole loop, not per call: entering ``hkjit.dispatch`` costs ~2 us,
@@ -131,7 +131,7 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
     spec = get_spec(arch)
     loaded = load_with_progress(spec, say)
     shapes = list(shapes) if shapes else list(GPU_SHAPES if gpu else CPU_SHAPES)
-    repeat = repeat or (50 if gpu else 10)
+    repeat = repeat or (200 if gpu else 10)   # 200 GPU calls: ~1 s for the largest shape, a stable median
     warmup = warmup if warmup is not None else (5 if gpu else 1)
     sets = max(1, sets)
     rows = []
@@ -156,7 +156,7 @@ def format_table(ctx: dict, rows: list[BenchRow]) -> str:
             + (f", {ctx['threads']} threads" if ctx.get("threads") else ""))
     lines = [head,
              f"{'':<18} {'--- kernel (forced) ---':>21} {'--- torch.matmul ---':>21} {'':>8}  "
-             f"{'--- hkjit.gemm (default) ---':<36}",
+             "--- hkjit.gemm (default) ---",
              f"{'shape (MxNxK)':<18} {'ms':>10} {'TFLOP/s':>10} {'ms':>10} {'TFLOP/s':>10} {'speedup':>8}  "
              f"{'ms':>8} {'vs torch':>8}  path"]
     for r in rows:

@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "rotated, the three functions alternated in rounds, device events on a GPU.")
     b.add_argument("--shapes", nargs="+", type=_shape_arg, metavar="MxNxK", help="default: 1024..8192 cubes and "
                    "ragged/skinny shapes on a GPU, 128..512 on the CPU")
-    b.add_argument("--repeat", type=int, metavar="N", help="timed calls per function and shape (GPU 50, CPU 10)")
+    b.add_argument("--repeat", type=int, metavar="N", help="timed calls per function and shape (GPU 200, CPU 10)")
     b.add_argument("--warmup", type=int, metavar="N", help="untimed calls first, at least one per input set (GPU 5, CPU 1)")
     b.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")
     b.add_argument("--plot", metavar="FILE.png", help="plot TFLOP/s against size (needs matplotlib: hkjit[plot])")
