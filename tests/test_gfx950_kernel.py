@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from hkjit import hipcheck, schedule  # noqa: E402
+from hkjit.gfx950 import hipcheck, schedule  # noqa: E402
 
 KERNEL = REPO / "kernels" / "gemm_gfx950.hip"
 SEED_MD = None  # resolved from the toolchain dir's sibling: <repo>/../shared/seed

@@ -4,7 +4,7 @@
 ../shared/toolchain/hip-device-compile (Debian clang-22, `-nogpulib`, the toolchain's ROCm-shaped header tree)
 and returns a `DeviceCompile` with the assembly text and the resource figures read from the code-object metadata.
 `main_loop(asm)` / `loop_events(body)` extract the innermost loop of a kernel and its memory/sync events for the
-assembly check (tests/test_gfx950_kernel.py compares them with src/hkjit/schedule.py's plan).
+assembly check (tests/test_gfx950_kernel.py compares them with src/hkjit/gfx950/schedule.py's plan).
 
 Figures come from upstream clang, not ROCm's amdclang: close to, not equal to, what hipcc reports on the user's
 machine. `-nogpulib` leaves HIP's `threadIdx`/`blockIdx` as calls into the (absent) ockl device library; a kernel

@@ -22,8 +22,9 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
-REPO = Path(__file__).resolve().parents[2]
-PLAN_HEADER = REPO / "kernels" / "gemm_gfx950_plan.h"
+from ..specs import kernels_dir
+
+PLAN_HEADER = kernels_dir() / "gemm_gfx950_plan.h"
 
 OPS = ("WaitVm", "WaitLgkm", "Barrier", "LoadA", "LoadB", "ReadA", "ReadB", "Mma")
 
