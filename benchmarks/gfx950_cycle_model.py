@@ -238,9 +238,7 @@ def simulate(stream: Sequence[tuple], v: Variant, trips: int, warm: int, stagger
 
     def earliest(w: _Wave) -> float:
         """Lower bound on when w can issue its next instruction (INF: waits for a barrier not yet complete)."""
-        if w.trips >= trips:
-            return INF
-        e = w.ready
+        e = w.ready  # a wave done with its trips keeps replaying until all are (the CU stays in steady state)
         if w.wait_gen is not None:
             r = release.get(w.wait_gen)
             if r is None:
@@ -371,7 +369,7 @@ extern "C" __device__ __attribute__((always_inline, const)) size_t __ockl_get_nu
 
 
 def toolchain_dir() -> Path:
-    return Path(os.environ.get("HKJIT_TOOLCHAIN_DIR") or (REPO.parent / "shared" / "toolchain"))
+    return hipcheck.default_toolchain_dir(REPO)
 
 
 def default_hipkittens_root() -> Path:
