@@ -465,16 +465,19 @@ def analyse(asm: str, label: str) -> Kernel:
 
 
 def conditional_barriers(before: Sequence[str]) -> int:
-    """Barriers that only some waves execute before the loop: an s_barrier between `s_cbranch_* L` and `L:`
-    with no other barrier-free path, i.e. the `if (warp_row == 1) s_barrier();` stagger idiom."""
+    """Barriers that only some waves execute before the loop: s_barrier instructions between a forward
+    `s_cbranch_* L` and `L:` in a block with no MFMA and no memory operation, i.e. the stagger idiom
+    `if (warp_row == 1) s_barrier();` (one or more barriers)."""
     n = 0
     for i, s in enumerate(before):
         m = re.match(r"s_cbranch_\w+\s+(\.L\w+)$", s)
         if not m:
             continue
-        for j in range(i + 1, min(i + 8, len(before))):
+        for j in range(i + 1, min(i + 64, len(before))):
             if before[j] == m.group(1) + ":":
-                n += sum(1 for x in before[i + 1:j] if x == "s_barrier")
+                block = before[i + 1:j]
+                if not any(re.match(r"v_mfma|ds_|buffer_|global_|s_load|s_buffer", x) for x in block):
+                    n += sum(1 for x in block if x == "s_barrier")
                 break
     return n
 
