@@ -410,7 +410,7 @@ class Kernel:
     stagger: int  # barriers behind a conditional branch before the loop
     prologue_dma: int  # buffer_load ... lds before the loop (in flight on entry)
     epilogue_stores: int  # store instructions after the loop, per wave
-    epilogue_valu: int
+    epilogue_valu: int  # VALU instructions after the loop other than MFMAs (their K is counted at the loop's rate)
 
     def summary(self) -> str:
         counts = {}
@@ -421,7 +421,8 @@ class Kernel:
         k = mfma_flops(self.loop) * WAVES / (2 * TILE * TILE)
         return (f"{self.name}: loop of {len(self.loop)} instructions, K {k:g} per trip; " +
                 ", ".join(f"{names[c]} {counts.get(c, 0)}" for c in names) +
-                f"; stagger {self.stagger}; prologue DMAs {self.prologue_dma}; epilogue stores {self.epilogue_stores}")
+                f"; stagger {self.stagger}; prologue DMAs {self.prologue_dma}; after the loop: stores "
+                f"{self.epilogue_stores}, VALU {self.epilogue_valu}")
 
 
 def _strip(lines: Sequence[str]) -> list[str]:
@@ -461,7 +462,7 @@ def analyse(asm: str, label: str) -> Kernel:
     return Kernel(name=label, loop=decode(loop), loop_text=loop, stagger=conditional_barriers(before),
                   prologue_dma=sum(1 for s in before if re.match(r"(buffer|global)_load", s) and " lds" in s),
                   epilogue_stores=sum(1 for s in after if re.match(r"(buffer|global)_store", s)),
-                  epilogue_valu=sum(1 for s in after if s.startswith("v_")))
+                  epilogue_valu=sum(1 for s in after if s.startswith("v_") and not s.startswith("v_mfma")))
 
 
 def conditional_barriers(before: Sequence[str]) -> int:
