@@ -79,9 +79,10 @@ def test_stagger_detection():
 def test_compiled_kernel_parses_and_models():
     if hipcheck.find_clang() is None:
         pytest.skip(f"clang-22 not found ({hipcheck.DEFAULT_CLANG} or $HKJIT_HIP_CLANG); apt-get install clang-22")
-    hk = model.default_hipkittens_root()
-    if not (hk / "include" / "kittens.cuh").is_file():
-        pytest.skip(f"HipKittens headers not found under {hk}; set HIPKITTENS_ROOT or HKJIT_TOOLCHAIN_DIR")
+    hk, tc = model.default_hipkittens_root(), model.toolchain_dir()
+    if not (hk / "include" / "kittens.cuh").is_file() or not (tc / "rocm" / "include" / "hip").is_dir():
+        pytest.skip(f"HipKittens headers ({hk}) or the toolchain's HIP headers ({tc}/rocm) absent; "
+                    f"set HIPKITTENS_ROOT / HKJIT_TOOLCHAIN_DIR")
     kern = model.analyse(model.compile_ours(REPO / "kernels" / "gemm_gfx950.hip", hk), "ours")
     assert kern.loop and model.mfma_flops(kern.loop) > 0
     kt = model.mfma_flops(kern.loop) * model.WAVES / (2 * model.TILE * model.TILE)
