@@ -110,11 +110,13 @@ struct OperandLoader {
         lds = __builtin_amdgcn_readfirstlane(lds_base + wave * bytes_per_wave);
     }
 
-    // Issue this thread's LOADS DMAs of K tile `t` into `stage`: columns t*BK .. t*BK+BK-1.
+    // Issue this thread's DMA of half `h` of K tile `t` into `stage`: rows h*128 ..+128, columns t*BK ..+BK.
+    template <int H>
     __device__ __forceinline__ void issue(int t, int stage) const {
+        static_assert(LOADS % plan::kHalves == 0 && H < plan::kHalves, "a half is a whole number of DMAs");
         const int k0 = t * BK;
         #pragma unroll
-        for (int i = 0; i < LOADS; i++) {
+        for (int i = H * LOADS / plan::kHalves; i < (H + 1) * LOADS / plan::kHalves; i++) {
             const uint32_t v = k0 < lim[i] ? off[i] + (uint32_t)k0 * 2u : OOB;
             const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kWaves * plan::kBytesPerLoad * plan::kWaveSize;
             llvm_amdgcn_raw_buffer_load_lds(rsrc, (as3_uint32_ptr)(uintptr_t)__builtin_amdgcn_readfirstlane(l),
@@ -155,14 +157,18 @@ struct Pipeline {
             __builtin_amdgcn_sched_barrier(0);
             asm volatile("s_barrier" ::: "memory");
             __builtin_amdgcn_sched_barrier(0);
+        } else if constexpr (OP == Op::SetPrio) {
+            __builtin_amdgcn_sched_barrier(0);
+            __builtin_amdgcn_s_setprio(A);
+            __builtin_amdgcn_sched_barrier(0);
         } else if constexpr (OP == Op::LoadA) {
-            la.issue(t + A, plan::stage_of(t + A));
+            la.template issue<B>(t + A, plan::stage_of(t + A));
         } else if constexpr (OP == Op::LoadB) {
-            lb.issue(t + A, plan::stage_of(t + A));
+            lb.template issue<B>(t + A, plan::stage_of(t + A));
         } else if constexpr (OP == Op::ReadA) {
-            load(a[A], subtile_inplace<FRAG_M, BK>(stage_a(plan::stage_of(t)), {A * plan::kWavesM + wave_row, 0}));
+            load(a[A], subtile_inplace<FRAG_M, BK>(stage_a(plan::stage_of(t + B)), {A * plan::kWavesM + wave_row, 0}));
         } else if constexpr (OP == Op::ReadB) {
-            load(b[A], subtile_inplace<FRAG_N, BK>(stage_b(plan::stage_of(t)), {A * plan::kWavesN + wave_col, 0}));
+            load(b[A], subtile_inplace<FRAG_N, BK>(stage_b(plan::stage_of(t + B)), {A * plan::kWavesN + wave_col, 0}));
         } else if constexpr (OP == Op::Mma) {
             mma_ABt(c[A][B], a[A], b[B], c[A][B]);
         }

@@ -31,11 +31,17 @@ constexpr int kElemBytes = 2;
 // ---- pipeline ----
 constexpr int kStages = 4;
 constexpr int kPrefetch = kStages - 1;
+// ---- wave groups: the waves of wave row g form group g; group g runs g * kStagger barriers behind group 0 ----
+constexpr int kGroups = 1;
+constexpr int kStagger = 0;
 // ---- load-instruction accounting (what s_waitcnt vmcnt counts) ----
 constexpr int kBytesPerLoad = 16;
 constexpr int kLoadsPerA = kBlockM * kBlockK * kElemBytes / (kBytesPerLoad * kThreads);
 constexpr int kLoadsPerB = kBlockN * kBlockK * kElemBytes / (kBytesPerLoad * kThreads);
 constexpr int kLoadsPerTile = kLoadsPerA + kLoadsPerB;
+constexpr int kHalves = 2;  // A and B each in two 128-row halves; a load step issues one half
+constexpr int kLoadsPerHalfA = kLoadsPerA / kHalves;
+constexpr int kLoadsPerHalfB = kLoadsPerB / kHalves;
 // At the top of iteration t this wave has issued tiles 0 .. t+kPrefetch-1; tile t is complete once at most the
 // loads of tiles t+1 .. t+kPrefetch-1 are still in flight.
 constexpr int kVmcntSteady = (kPrefetch - 1) * kLoadsPerTile;
@@ -55,29 +61,38 @@ enum class Op : int {
     WaitVm = 0,    // s_waitcnt vmcnt(a)                      a: instructions left in flight
     WaitLgkm = 1,  // s_waitcnt lgkmcnt(a)
     Barrier = 2,   // s_barrier
-    LoadA = 3,     // issue A of tile t+a into stage_of(t+a)  (kLoadsPerA buffer_load ... lds per thread)
-    LoadB = 4,     // issue B of tile t+a into stage_of(t+a)  (kLoadsPerB buffer_load ... lds per thread)
-    ReadA = 5,     // ds_read this wave's A fragment, half a (rows a*128 + wave_row*64 ..+64) of tile t
-    ReadB = 6,     // ds_read this wave's B fragment, half a (cols a*128 + wave_col*32 ..+32) of tile t
+    LoadA = 3,     // issue half b (rows b*128 ..+128) of A of tile t+a into stage_of(t+a) (kLoadsPerHalfA per thread)
+    LoadB = 4,     // issue half b of B of tile t+a into stage_of(t+a)  (kLoadsPerHalfB buffer_load ... lds per thread)
+    ReadA = 5,     // ds_read this wave's A fragment, half a (rows a*128 + wave_row*64 ..+64) of tile t+b
+    ReadB = 6,     // ds_read this wave's B fragment, half a (cols a*128 + wave_col*32 ..+32) of tile t+b
     Mma = 7,       // C[a][b] += A[a] * B[b]^T
+    SetPrio = 8,   // s_setprio a (wave priority for instruction issue: raised around an MFMA cluster)
 };
 struct Step { Op op; int a; int b; };
 
 // Before the loop (t = 0).
 constexpr Step kPrologue[] = {
     {Op::LoadA, 0, 0},
+    {Op::LoadA, 0, 1},
     {Op::LoadB, 0, 0},
+    {Op::LoadB, 0, 1},
     {Op::LoadA, 1, 0},
+    {Op::LoadA, 1, 1},
     {Op::LoadB, 1, 0},
+    {Op::LoadB, 1, 1},
     {Op::LoadA, 2, 0},
+    {Op::LoadA, 2, 1},
     {Op::LoadB, 2, 0},
+    {Op::LoadB, 2, 1},
 };
 // One K tile t (the main loop body).
 constexpr Step kIter[] = {
     {Op::WaitVm, kVmcntSteady, 0},
     {Op::Barrier, 0, 0},
     {Op::LoadA, kPrefetch, 0},
+    {Op::LoadA, kPrefetch, 1},
     {Op::LoadB, kPrefetch, 0},
+    {Op::LoadB, kPrefetch, 1},
     {Op::ReadB, 0, 0},
     {Op::ReadB, 1, 0},
     {Op::ReadA, 0, 0},
@@ -101,6 +116,7 @@ static_assert(kLoadsPerB * kBytesPerLoad * kThreads == kBlockN * kBlockK * kElem
 static_assert(kVmcntSteady <= 63, "gfx950 vmcnt is 6 bits");
 static_assert(kLgkmAllButA1 <= 15, "gfx950 lgkmcnt is 4 bits");
 static_assert(kLdsBytes <= 160 * 1024, "gfx950 has 160 KiB of LDS per CU");
-static_assert(sizeof(kPrologue) / sizeof(Step) == 2 * kPrefetch, "prologue issues tiles 0 .. kPrefetch-1");
+static_assert(sizeof(kPrologue) / sizeof(Step) == 2 * kHalves * kPrefetch, "prologue issues tiles 0 .. kPrefetch-1");
+static_assert(kLoadsPerHalfA * kHalves == kLoadsPerA && kLoadsPerHalfB * kHalves == kLoadsPerB, "halves split evenly");
 
 }  // namespace hkjit_gfx950_plan

@@ -141,6 +141,37 @@ def test_seed_schedule_rejected_at_three_tiles():
     assert errs and any("expecting tile 1, sees tile 2" in e for e in errs), errs
 
 
+def test_upstream_schedule_rejected_for_four_or_more_tiles():
+    """HipKittens' published MI355X loop reads B half 0 of tile t+1 before the vmcnt that retires its DMA; it
+    only works by timing slack. Two tiles (no loop iteration) are right; every even count from 4 on is not."""
+    up = schedule.upstream_plan()
+    assert schedule.simulate(up, 2) == []
+    for T in range(4, 65, 2):
+        errs = schedule.simulate(up, T)
+        assert errs and any("ReadB" in e and "stage 1B half 0" in e and "before group" in e for e in errs), (T, errs)
+
+
+def test_multi_group_model_rejects_a_race_the_single_trace_model_accepts(plan):
+    """Staggering the wave groups of a plan that has one barrier between the vmcnt wait and the reads makes
+    group 0 read a tile while group 1 may still be waiting for its share: one trace cannot see that."""
+    text = schedule.PLAN_HEADER.read_text()
+    racy = _race_mutation(text)
+    broken = schedule.parse_plan_text(racy)
+    assert broken.groups == 2 and broken.stagger >= 1
+    assert not schedule.check_all(broken, 16, groups=1), "the single-trace model should accept this plan"
+    bad = schedule.check_all(broken, 16)
+    assert bad and all(T in bad for T in range(1, 17)), sorted(bad)
+    assert any("before group 1's share" in e for e in bad[4]), bad[4][:5]
+
+
+def _race_mutation(text: str) -> str:
+    """The plan with its groups staggered by one barrier and one barrier less between retiring a tile's DMA
+    and reading it (right in lock step, a race across groups)."""
+    assert "constexpr int kGroups = 1;" in text and "constexpr int kStagger = 0;" in text
+    return text.replace("constexpr int kGroups = 1;", "constexpr int kGroups = kWavesM;").replace(
+        "constexpr int kStagger = 0;", "constexpr int kStagger = 1;")
+
+
 @pytest.mark.parametrize("mutation", [
     ("constexpr int kVmcntSteady = (kPrefetch - 1) * kLoadsPerTile;",
      "constexpr int kVmcntSteady = kPrefetch * kLoadsPerTile;"),
@@ -182,7 +213,7 @@ def test_prologue_and_epilogue_match_plan(compiled, plan):
     head_label = body.splitlines()[header].split(":")[0]
     idx = ins.index(head_label + ":")
     before = hipcheck.loop_events(ins[:idx])
-    n_loads = sum(plan.loads_per[s.op[-1]] for s in plan.prologue if s.op.startswith("Load"))
+    n_loads = sum(plan.loads_per[s.op[-1]] // plan.consts["kHalves"] for s in plan.prologue if s.op.startswith("Load"))
     assert before.count(("load",)) == n_loads and not any(e[0] == "vmcnt" for e in before), before
     after = hipcheck.loop_events(ins[idx:])
     # after the loop: the first vm wait before any store is the plan's drain
