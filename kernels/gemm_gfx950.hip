@@ -219,6 +219,19 @@ __device__ __forceinline__ void run_steps(Pipeline& p, int t) {
 template <const Step* S, bool MASK_COLS = false, int N>
 __device__ __forceinline__ void run_table(Pipeline& p, int t, const Step (&)[N]) { run_steps<S, N, MASK_COLS>(p, t); }
 
+// n (wave-uniform, at most (kGroups - 1) * kStagger) extra barriers: the stagger between wave groups, fenced
+// like the plan's own barriers, unrolled (each a conditional s_barrier, no loop).
+__device__ __forceinline__ void stagger_barriers(int n) {
+    #pragma unroll
+    for (int i = 0; i < (plan::kGroups - 1) * plan::kStagger; i++) {
+        if (i < n) {
+            __builtin_amdgcn_sched_barrier(0);
+            asm volatile("s_barrier" ::: "memory");
+            __builtin_amdgcn_sched_barrier(0);
+        }
+    }
+}
+
 // Store a wave's 64x32 accumulator at (r0, c0) of the block, converting to bf16; out-of-range lanes are dropped.
 __device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ldc, int r0, int c0, int rows_valid,
                                              int cols_valid, int lane) {
@@ -252,7 +265,7 @@ __device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ld
 __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args g) {
     extern __shared__ alignment_dummy __shm[];
     const int tid = threadIdx.x;
-    const int wave = tid / plan::kWaveSize;
+    const int wave = __builtin_amdgcn_readfirstlane(tid / plan::kWaveSize);  // wave-uniform: an SGPR
     const int lane = tid % plan::kWaveSize;
 
     // Block order: spread consecutive ids over the 8 XCDs (the dispatcher round-robins them), then walk
@@ -294,10 +307,14 @@ __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args
     zero(p.c[1][0]);
     zero(p.c[1][1]);
 
+    // Wave group g (its wave row) runs g * kStagger barriers behind group 0 (ping-pong: see the plan).
+    const int group = p.wave_row;
     run_table<plan::kPrologue, true>(p, 0, plan::kPrologue);
+    stagger_barriers(group * plan::kStagger);
     for (int t = 0; t < num_tiles; t++) {
         run_table<plan::kIter>(p, t, plan::kIter);
     }
+    stagger_barriers((plan::kGroups - 1 - group) * plan::kStagger);
     run_table<plan::kEpilogue>(p, num_tiles, plan::kEpilogue);
 
     const uint64_t cext = ((uint64_t)(rows_valid - 1) * (uint64_t)g.ldc + (uint64_t)cols_valid) * 2u;

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -152,40 +153,55 @@ def test_upstream_schedule_rejected_for_four_or_more_tiles():
 
 
 def test_multi_group_model_rejects_a_race_the_single_trace_model_accepts(plan):
-    """Staggering the wave groups of a plan that has one barrier between the vmcnt wait and the reads makes
-    group 0 read a tile while group 1 may still be waiting for its share: one trace cannot see that."""
-    text = schedule.PLAN_HEADER.read_text()
-    racy = _race_mutation(text)
-    broken = schedule.parse_plan_text(racy)
-    assert broken.groups == 2 and broken.stagger >= 1
+    """Moving the vmcnt wait for tile t+1 from the second memory cluster into the last compute cluster leaves one
+    barrier between it and the reads of tile t+1: right in lock step (the single-trace model accepts it), but
+    with group 1 one barrier behind, group 0 reads the tile while group 1 may still be waiting for its share."""
+    broken = schedule.parse_plan_text(_race_mutation(schedule.PLAN_HEADER.read_text()))
+    assert broken.groups == 2 and broken.stagger == 1
     assert not schedule.check_all(broken, 16, groups=1), "the single-trace model should accept this plan"
     bad = schedule.check_all(broken, 16)
-    assert bad and all(T in bad for T in range(1, 17)), sorted(bad)
+    assert bad and all(T in bad for T in range(2, 17)), sorted(bad)
     assert any("before group 1's share" in e for e in bad[4]), bad[4][:5]
 
 
+_RETIRE_NEXT = "    {Op::WaitVm, kVmcntSteady, 0},\n    {Op::Barrier, 0, 0},\n    // compute: A half 1"
+_LAST_CLUSTER = "    {Op::Mma, 1, 1},\n"
+
+
+def test_model_rejects_unbalanced_barriers(plan):
+    """Without group 0's barrier at exit the groups run different numbers of s_barrier: the workgroup hangs."""
+    def no_exit_stagger(g, T):
+        return [x for x in plan.traces(T)[g] if x[2] != "exit stagger"]
+    broken = dataclasses.replace(plan, custom_traces=no_exit_stagger)
+    errs = schedule.simulate(broken, 3)
+    assert any("different numbers of s_barrier" in e for e in errs), errs
+
+
 def _race_mutation(text: str) -> str:
-    """The plan with its groups staggered by one barrier and one barrier less between retiring a tile's DMA
-    and reading it (right in lock step, a race across groups)."""
-    assert "constexpr int kGroups = 1;" in text and "constexpr int kStagger = 0;" in text
-    return text.replace("constexpr int kGroups = 1;", "constexpr int kGroups = kWavesM;").replace(
-        "constexpr int kStagger = 0;", "constexpr int kStagger = 1;")
+    assert _RETIRE_NEXT in text and text.count(_LAST_CLUSTER) == 1
+    text = text.replace(_RETIRE_NEXT, "    {Op::Barrier, 0, 0},\n    // compute: A half 1")
+    return text.replace(_LAST_CLUSTER, _LAST_CLUSTER + "    {Op::WaitVm, kVmcntSteady, 0},\n")
 
 
 @pytest.mark.parametrize("mutation", [
     ("constexpr int kVmcntSteady = (kPrefetch - 1) * kLoadsPerTile;",
      "constexpr int kVmcntSteady = kPrefetch * kLoadsPerTile;"),
-    ("    {Op::Barrier, 0, 0},\n", ""),
-    ("constexpr int kLgkmAllButA1 = kReadsPerA;", "constexpr int kLgkmAllButA1 = kReadsPerA + kReadsPerB;"),
+    ("    {Op::Barrier, 0, 0},\n    // compute: A half 1", "    // compute: A half 1"),
+    ("    {Op::WaitLgkm, kLgkmAll, 0},\n    {Op::SetPrio, 1, 0},\n    {Op::Mma, 0, 0},",
+     "    {Op::SetPrio, 1, 0},\n    {Op::Mma, 0, 0},"),
     ("    {Op::WaitVm, kVmcntDrain, 0},\n", ""),
     ("constexpr int kPrefetch = kStages - 1;", "constexpr int kPrefetch = kStages;"),
-    # issuing the prefetch before the barrier overwrites the stage other waves may still be reading
-    ("    {Op::Barrier, 0, 0},\n    {Op::LoadA, kPrefetch, 0},", "    {Op::LoadA, kPrefetch, 0},\n    {Op::Barrier, 0, 0},"),
+    # the A prefetch two clusters earlier reloads tile t-1's A half 1 while the other group may still read it
+    ("    {Op::LoadA, kPrefetch, 0},\n    {Op::LoadA, kPrefetch, 1},\n", ""),
 ])
 def test_simulator_rejects_broken_plans(plan, mutation):
     text = schedule.PLAN_HEADER.read_text()
     assert mutation[0] in text
-    broken = schedule.parse_plan_text(text.replace(mutation[0], mutation[1]))
+    text = text.replace(mutation[0], mutation[1])
+    if "LoadA, kPrefetch" not in text:  # the A prefetch moved to the first memory cluster
+        text = text.replace("    // memory: this tile's B fragments and A half 0\n", "    // memory: this tile's B "
+                            "fragments and A half 0\n    {Op::LoadA, kPrefetch, 0},\n    {Op::LoadA, kPrefetch, 1},\n")
+    broken = schedule.parse_plan_text(text)
     assert schedule.check_all(broken, 8), f"simulator accepted a broken plan: {mutation}"
 
 
@@ -214,7 +230,8 @@ def test_prologue_and_epilogue_match_plan(compiled, plan):
     idx = ins.index(head_label + ":")
     before = hipcheck.loop_events(ins[:idx])
     n_loads = sum(plan.loads_per[s.op[-1]] // plan.consts["kHalves"] for s in plan.prologue if s.op.startswith("Load"))
-    assert before.count(("load",)) == n_loads and not any(e[0] == "vmcnt" for e in before), before
+    assert before.count(("load",)) == n_loads, before
+    assert [e for e in before if e[0] == "vmcnt"] == [("vmcnt", s.a) for s in plan.prologue if s.op == "WaitVm"]
     after = hipcheck.loop_events(ins[idx:])
     # after the loop: the first vm wait before any store is the plan's drain
     first_store = after.index(("store",))

@@ -212,7 +212,7 @@ _WAIT = re.compile(r"^s_waitcnt\s+(.*)$")
 
 def classify(ins: str) -> list[tuple]:
     """Events of one instruction: ("load",) global->LDS DMA, ("read",) ds_read, ("mfma",), ("vmcnt", n),
-    ("lgkmcnt", n), ("barrier",), ("store",) buffer/global store; [] for anything else."""
+    ("lgkmcnt", n), ("barrier",), ("setprio", n), ("store",) buffer/global store; [] for anything else."""
     op = ins.split(None, 1)[0]
     if re.match(r"^(buffer|global)_load_\w+", op) and re.search(r"\blds\b", ins):
         return [("load",)]
@@ -222,6 +222,8 @@ def classify(ins: str) -> list[tuple]:
         return [("mfma",)]
     if op == "s_barrier":
         return [("barrier",)]
+    if op == "s_setprio":
+        return [("setprio", int(ins.split(None, 1)[1], 0))]
     if re.match(r"^(buffer|global)_store", op):
         return [("store",)]
     m = _WAIT.match(ins)
