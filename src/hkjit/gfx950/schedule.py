@@ -471,6 +471,26 @@ def mfma_clusters(events: list[tuple]) -> list[int]:
     return out
 
 
+def mfma_cluster_problems(events: list[tuple], size: int) -> list[str]:
+    """The performance guard on MFMA clusters: every MFMA of the loop inside a s_setprio-raised window, each
+    window exactly `size` MFMAs with nothing else among them (no wait, load, read or barrier splitting it)."""
+    problems = []
+    inside, run = False, []
+    for i, e in enumerate(events):
+        if e[0] == "setprio" and e[1] > 0:
+            inside, run = True, []
+        elif e[0] == "setprio":
+            if inside and (len(run) != size or any(x != ("mfma",) for x in run)):
+                problems.append(f"cluster ending at event {i}: {sum(x == ('mfma',) for x in run)} MFMAs, "
+                                f"{[x for x in run if x != ('mfma',)]} among them (want {size} MFMAs only)")
+            inside = False
+        elif inside:
+            run.append(e)
+        elif e == ("mfma",):
+            problems.append(f"event {i}: MFMA outside a raised-priority cluster")
+    return problems
+
+
 if __name__ == "__main__":  # pragma: no cover
     p = load_plan()
     bad = check_all(p)
