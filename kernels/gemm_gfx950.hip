@@ -7,11 +7,13 @@
 // of 32, staged in LDS by buffer_load ... lds (global -> LDS DMA, 16 B per lane) with a 4-stage ring and a
 // prefetch distance of 3 tiles; the schedule (what is issued, waited for and read, in which order) is the data
 // in gemm_gfx950_plan.h and this file only executes it (run_steps), so the Python simulator
-// (src/hkjit/schedule.py) and the assembly check (tests/test_gfx950_kernel.py) judge the code the GPU runs.
+// (src/hkjit/gfx950/schedule.py) and the assembly check (tests/test_gfx950_kernel.py) judge the code the GPU runs.
 //
-// Any M, N, K (K a multiple of 8): each load lane computes its own offset and is sent out of the buffer's range
-// when its row is past M (N for Bt) or its 8 columns are past K; out-of-range buffer loads write zeros to LDS
-// without touching memory.  C is written with range-limited buffer stores (masked lanes go out of range and
+// Any M, N, K (K a multiple of 8), with no masking in the main loop: each load lane has a constant offset (sent
+// out of the buffer's range once, at entry, when its row is past M / N), K tiles move the buffer resource with
+// SGPR adds, the partial K tile (if any) is tile 0, issued and column-masked by the prologue, and tiles past the
+// end get an empty range; out-of-range buffer loads write zeros to LDS without touching memory.  C is written
+// with range-limited buffer stores (masked lanes go out of range and
 // are dropped), so ragged M / N / K need no padding and no copy, and no element outside C is ever touched.
 //
 // This translation unit sees no torch header and uses only hip* names (torch's hipify leaves it unchanged).
@@ -74,18 +76,26 @@ __device__ __forceinline__ i32x4 buffer_rsrc(const void* base, uint32_t bytes) {
     return make_srsrc(base, bytes);  // raw buffer (stride 0): range-checked against `bytes`
 }
 
-// Per-thread part of one operand's global -> LDS copy: for each of the plan's loads, the byte offset of this
-// lane's 16 bytes inside the block (row * ld + col), and the column count that must remain for it to be valid
-// (K - col, or INT_MIN when the row is past the matrix).
+// One operand's global -> LDS copy. Tile t covers the columns k0(t) = kshift + t*BK .. +BK of the block's rows,
+// kshift = (K % BK == 0 ? 0 : K % BK - BK) <= 0: the partial K tile, if any, is tile 0, whose DMAs the prologue
+// issues (the only ones that need column masks); every tile the main loop issues is whole or past the end.
+// In the loop each DMA's per-lane offset is a constant VGPR (row * ld + col, or OOB when the row is past M / N);
+// the tile moves the buffer resource (SGPR adds: base + k0(t) * 2, range shrunk by as much), and a tile past
+// the end (t >= num_tiles, issued by the prefetch) gets range 0: every lane out of range, zeros, no memory
+// touched. So the loop issues its DMAs with no VALU work at all.
 template <typename ST, int LOADS>
 struct OperandLoader {
-    i32x4 rsrc;
-    uint32_t off[LOADS];
-    int lim[LOADS];
-    uint32_t lds;  // wave-uniform LDS byte address of this wave's first DMA in stage 0
+    const char* base;   // byte address of (row 0, column kshift) of the block (may point before the matrix:
+                        // only in-range offsets are ever dereferenced)
+    uint32_t extent;    // bytes from `base` to one past the block's last element: ((rows-1)*ld + K - kshift) * 2
+    int num_tiles;
+    int kshift;
+    uint32_t off[LOADS];  // this lane's byte offset inside a tile, OOB when its row is past the matrix
+    int gcol[LOADS];      // this lane's first column inside a tile (for tile 0's mask)
+    uint32_t lds;         // wave-uniform LDS byte address of this wave's first DMA in stage 0
 
-    __device__ __forceinline__ void init(const bf16* blk, int ld, int rows_valid, int K, uint32_t lds_base,
-                                         int wave, int lane) {
+    __device__ __forceinline__ void init(const bf16* blk, int ld, int rows_valid, int K, int kshift, int tiles,
+                                         uint32_t lds_base, int wave, int lane) {
         constexpr int bytes_per_wave = plan::kBytesPerLoad * plan::kWaveSize;
         #pragma unroll
         for (int i = 0; i < LOADS; i++) {
@@ -100,22 +110,30 @@ struct OperandLoader {
             const int c = (in_sub % ST::underlying_subtile_row_bytes) / 2;
             const uint32_t sw = ST::swizzle({r, c});
             const int grow = sw / ST::underlying_subtile_row_bytes + sub_row * ST::underlying_subtile_rows;
-            const int gcol = (sw % ST::underlying_subtile_row_bytes) / 2 + sub_col * ST::underlying_subtile_cols;
-            off[i] = (uint32_t)(grow * ld + gcol) * 2u;
-            lim[i] = grow < rows_valid ? K - gcol : INT_MIN;
+            gcol[i] = (sw % ST::underlying_subtile_row_bytes) / 2 + sub_col * ST::underlying_subtile_cols;
+            off[i] = grow < rows_valid ? (uint32_t)(grow * ld + gcol[i]) * 2u : OOB;
         }
         const uint64_t rows = rows_valid > 0 ? (uint64_t)rows_valid : 1;
-        const uint64_t extent = ((rows - 1) * (uint64_t)ld + (uint64_t)K) * 2u;
-        rsrc = buffer_rsrc(blk, (uint32_t)(extent < OOB ? extent : OOB));
+        const uint64_t ext = ((rows - 1) * (uint64_t)ld + (uint64_t)(K - kshift)) * 2u;
+        extent = (uint32_t)(ext < OOB ? ext : OOB);
+        base = reinterpret_cast<const char*>(blk) + (int64_t)kshift * 2;
+        num_tiles = tiles;
+        this->kshift = kshift;
         lds = __builtin_amdgcn_readfirstlane(lds_base + wave * bytes_per_wave);
     }
 
-    // Issue this thread's LOADS DMAs of K tile `t` into `stage`: columns t*BK .. t*BK+BK-1.
+    // Issue this thread's DMA(s) of half H of K tile `t` into `stage`. MASK_COLS (prologue only): lanes whose
+    // columns lie before column 0 (tile 0 of a ragged K) go out of range.
+    template <int H, bool MASK_COLS>
     __device__ __forceinline__ void issue(int t, int stage) const {
-        const int k0 = t * BK;
+        static_assert(LOADS % plan::kHalves == 0 && H < plan::kHalves, "a half is a whole number of DMAs");
+        const uint32_t step = (uint32_t)t * (uint32_t)(BK * 2);
+        const uint32_t range = t < num_tiles ? extent - step : 0u;
+        const i32x4 rsrc = buffer_rsrc(base + step, range);
         #pragma unroll
-        for (int i = 0; i < LOADS; i++) {
-            const uint32_t v = k0 < lim[i] ? off[i] + (uint32_t)k0 * 2u : OOB;
+        for (int i = H * LOADS / plan::kHalves; i < (H + 1) * LOADS / plan::kHalves; i++) {
+            uint32_t v = off[i];
+            if constexpr (MASK_COLS) v = kshift + t * BK + gcol[i] >= 0 ? v : OOB;
             const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kWaves * plan::kBytesPerLoad * plan::kWaveSize;
             llvm_amdgcn_raw_buffer_load_lds(rsrc, (as3_uint32_ptr)(uintptr_t)__builtin_amdgcn_readfirstlane(l),
                                             plan::kBytesPerLoad, (int)v, 0, 0,
@@ -127,18 +145,34 @@ struct OperandLoader {
 struct Pipeline {
     OperandLoader<ST_A, plan::kLoadsPerA> la;
     OperandLoader<ST_B, plan::kLoadsPerB> lb;
-    char* smem;  // stage s: A at smem + s * kStageBytes, Bt right after it
+    // LDS byte address of this lane's first ds_read of its A (B) fragment in stage 0, half 0: the stage is
+    // one add per operand and tile, everything else is the instruction's immediate offset.
+    uint32_t read_a, read_b;
     RT_A a[2];
     RT_B b[2];
     RT_C c[2][2];
     int wave_row, wave_col;
 
-    __device__ __forceinline__ ST_A& stage_a(int s) { return *reinterpret_cast<ST_A*>(smem + s * plan::kStageBytes); }
-    __device__ __forceinline__ ST_B& stage_b(int s) {
-        return *reinterpret_cast<ST_B*>(smem + s * plan::kStageBytes + sizeof(ST_A));
+    // Read half H of this wave's fragment of the operand whose lane base is `lane_base`, from `stage`: the
+    // register tile's base tiles (16 rows x BK) one ds_read_b128 each, laid out as HipKittens' load() lays
+    // them out (the st_16x32_s subtiles are 1 KiB apart; the lane's swizzled position is in lane_base).
+    template <int H, typename RT, typename ST>
+    __device__ __forceinline__ static void read_frag(RT& dst, uint32_t lane_base, int stage) {
+        static_assert(RT::width == 1 && RT::base_tile_rows == ST::underlying_subtile_rows &&
+                      RT::base_tile_cols == ST::underlying_subtile_cols && ST::underlying_subtiles_per_row == 1,
+                      "one ds_read_b128 per 16-row base tile");
+        const uint32_t addr = lane_base + (uint32_t)(stage * plan::kStageBytes);
+        #pragma unroll
+        for (int i = 0; i < RT::height; i++) {
+            constexpr int kHalfBytes = ST::rows / plan::kHalves * BK * plan::kElemBytes;
+            asm volatile("ds_read_b128 %0, %1 offset:%2"
+                         : "=v"(*reinterpret_cast<float4*>(&dst.tiles[i][0].data[0]))
+                         : "v"(addr), "i"(H * kHalfBytes + i * ST::underlying_subtile_bytes)
+                         : "memory");
+        }
     }
 
-    template <Op OP, int A, int B>
+    template <Op OP, int A, int B, bool MASK_COLS>
     __device__ __forceinline__ void step(int t) {
         // Waits and barriers are fences for the compiler's scheduler too (sched_barrier(0): nothing moves across).
         // They must be: HipKittens' LDS->register loads are inline asm whose results the compiler believes are
@@ -155,14 +189,18 @@ struct Pipeline {
             __builtin_amdgcn_sched_barrier(0);
             asm volatile("s_barrier" ::: "memory");
             __builtin_amdgcn_sched_barrier(0);
+        } else if constexpr (OP == Op::SetPrio) {
+            __builtin_amdgcn_sched_barrier(0);
+            __builtin_amdgcn_s_setprio(A);
+            __builtin_amdgcn_sched_barrier(0);
         } else if constexpr (OP == Op::LoadA) {
-            la.issue(t + A, plan::stage_of(t + A));
+            la.template issue<B, MASK_COLS>(t + A, plan::stage_of(t + A));
         } else if constexpr (OP == Op::LoadB) {
-            lb.issue(t + A, plan::stage_of(t + A));
+            lb.template issue<B, MASK_COLS>(t + A, plan::stage_of(t + A));
         } else if constexpr (OP == Op::ReadA) {
-            load(a[A], subtile_inplace<FRAG_M, BK>(stage_a(plan::stage_of(t)), {A * plan::kWavesM + wave_row, 0}));
+            read_frag<A, RT_A, ST_A>(a[A], read_a, plan::stage_of(t + B));
         } else if constexpr (OP == Op::ReadB) {
-            load(b[A], subtile_inplace<FRAG_N, BK>(stage_b(plan::stage_of(t)), {A * plan::kWavesN + wave_col, 0}));
+            read_frag<A, RT_B, ST_B>(b[A], read_b, plan::stage_of(t + B));
         } else if constexpr (OP == Op::Mma) {
             mma_ABt(c[A][B], a[A], b[B], c[A][B]);
         }
@@ -170,15 +208,29 @@ struct Pipeline {
 };
 
 // Execute steps S[I..N) of a plan table for K tile t (compile-time unrolled: every wait count is an immediate).
-template <const Step* S, int N, int I = 0>
+// MASK_COLS: the table may issue tile 0 (the prologue), whose DMAs mask the columns before column 0.
+template <const Step* S, int N, bool MASK_COLS, int I = 0>
 __device__ __forceinline__ void run_steps(Pipeline& p, int t) {
     if constexpr (I < N) {
-        p.template step<S[I].op, S[I].a, S[I].b>(t);
-        run_steps<S, N, I + 1>(p, t);
+        p.template step<S[I].op, S[I].a, S[I].b, MASK_COLS>(t);
+        run_steps<S, N, MASK_COLS, I + 1>(p, t);
     }
 }
-template <const Step* S, int N>
-__device__ __forceinline__ void run_table(Pipeline& p, int t, const Step (&)[N]) { run_steps<S, N>(p, t); }
+template <const Step* S, bool MASK_COLS = false, int N>
+__device__ __forceinline__ void run_table(Pipeline& p, int t, const Step (&)[N]) { run_steps<S, N, MASK_COLS>(p, t); }
+
+// n (wave-uniform, at most (kGroups - 1) * kStagger) extra barriers: the stagger between wave groups, fenced
+// like the plan's own barriers, unrolled (each a conditional s_barrier, no loop).
+__device__ __forceinline__ void stagger_barriers(int n) {
+    #pragma unroll
+    for (int i = 0; i < (plan::kGroups - 1) * plan::kStagger; i++) {
+        if (i < n) {
+            __builtin_amdgcn_sched_barrier(0);
+            asm volatile("s_barrier" ::: "memory");
+            __builtin_amdgcn_sched_barrier(0);
+        }
+    }
+}
 
 // Store a wave's 64x32 accumulator at (r0, c0) of the block, converting to bf16; out-of-range lanes are dropped.
 __device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ldc, int r0, int c0, int rows_valid,
@@ -213,7 +265,7 @@ __device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ld
 __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args g) {
     extern __shared__ alignment_dummy __shm[];
     const int tid = threadIdx.x;
-    const int wave = tid / plan::kWaveSize;
+    const int wave = __builtin_amdgcn_readfirstlane(tid / plan::kWaveSize);  // wave-uniform: an SGPR
     const int lane = tid % plan::kWaveSize;
 
     // Block order: spread consecutive ids over the 8 XCDs (the dispatcher round-robins them), then walk
@@ -238,19 +290,31 @@ __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args
     p.wave_row = wave / plan::kWavesN;
     p.wave_col = wave % plan::kWavesN;
     const uint32_t lds0 = (uint32_t)(uintptr_t)&__shm[0];
-    p.smem = reinterpret_cast<char*>(&__shm[0]);
-    p.la.init(g.A + (int64_t)row0 * g.lda, g.lda, rows_valid, g.K, lds0, wave, lane);
-    p.lb.init(g.Bt + (int64_t)col0 * g.ldb, g.ldb, g.N - col0 < BN ? g.N - col0 : BN, g.K, lds0 + sizeof(ST_A), wave, lane);
+    {
+        // HipKittens' load(): lane l reads row l % 16, columns 8 * (l / 16) .. +8 of each 16 x 32 base tile
+        const uint32_t swz = ST_A::swizzle({lane % RT_A::base_tile_rows, RT_A::base_tile_stride * (lane / RT_A::base_tile_rows)});
+        static_assert(std::is_same_v<typename ST_A::shape, typename ST_B::shape>, "one swizzle for both operands");
+        p.read_a = lds0 + p.wave_row * FRAG_M * BK * 2 + swz;
+        p.read_b = lds0 + (uint32_t)sizeof(ST_A) + p.wave_col * FRAG_N * BK * 2 + swz;
+    }
+    const int num_tiles = (g.K + BK - 1) / BK;
+    const int kshift = g.K % BK == 0 ? 0 : g.K % BK - BK;  // tile 0 is the partial one (see OperandLoader)
+    p.la.init(g.A + (int64_t)row0 * g.lda, g.lda, rows_valid, g.K, kshift, num_tiles, lds0, wave, lane);
+    p.lb.init(g.Bt + (int64_t)col0 * g.ldb, g.ldb, cols_valid, g.K, kshift, num_tiles, lds0 + sizeof(ST_A), wave,
+              lane);
     zero(p.c[0][0]);
     zero(p.c[0][1]);
     zero(p.c[1][0]);
     zero(p.c[1][1]);
 
-    const int num_tiles = (g.K + BK - 1) / BK;
-    run_table<plan::kPrologue>(p, 0, plan::kPrologue);
+    // Wave group g (its wave row) runs g * kStagger barriers behind group 0 (ping-pong: see the plan).
+    const int group = p.wave_row;
+    run_table<plan::kPrologue, true>(p, 0, plan::kPrologue);
+    stagger_barriers(group * plan::kStagger);
     for (int t = 0; t < num_tiles; t++) {
         run_table<plan::kIter>(p, t, plan::kIter);
     }
+    stagger_barriers((plan::kGroups - 1 - group) * plan::kStagger);
     run_table<plan::kEpilogue>(p, num_tiles, plan::kEpilogue);
 
     const uint64_t cext = ((uint64_t)(rows_valid - 1) * (uint64_t)g.ldc + (uint64_t)cols_valid) * 2u;

@@ -212,7 +212,7 @@ _WAIT = re.compile(r"^s_waitcnt\s+(.*)$")
 
 def classify(ins: str) -> list[tuple]:
     """Events of one instruction: ("load",) global->LDS DMA, ("read",) ds_read, ("mfma",), ("vmcnt", n),
-    ("lgkmcnt", n), ("barrier",), ("store",) buffer/global store; [] for anything else."""
+    ("lgkmcnt", n), ("barrier",), ("setprio", n), ("store",) buffer/global store; [] for anything else."""
     op = ins.split(None, 1)[0]
     if re.match(r"^(buffer|global)_load_\w+", op) and re.search(r"\blds\b", ins):
         return [("load",)]
@@ -222,6 +222,8 @@ def classify(ins: str) -> list[tuple]:
         return [("mfma",)]
     if op == "s_barrier":
         return [("barrier",)]
+    if op == "s_setprio":
+        return [("setprio", int(ins.split(None, 1)[1], 0))]
     if re.match(r"^(buffer|global)_store", op):
         return [("store",)]
     m = _WAIT.match(ins)
@@ -245,6 +247,86 @@ def loop_events(instructions: Sequence[str]) -> list[tuple]:
             continue
         ev += classify(ins)
     return ev
+
+
+def periodic_match(got: Sequence[tuple], unit: Sequence[tuple]) -> Optional[tuple[int, int]]:
+    """(period, rotation) when `got` is `unit` repeated `period` times, read from position `rotation` of the
+    repetition (the compiler may unroll the loop and rotate its header into the body); None otherwise."""
+    n = len(unit)
+    if n == 0 or len(got) % n:
+        return None
+    period = len(got) // n
+    cycle = list(unit) * (period + 1)
+    for r in range(n):
+        if cycle[r:r + len(got)] == list(got):
+            return period, r
+    return None
+
+
+def is_valu(ins: str) -> bool:
+    """A vector-ALU instruction other than an MFMA (what the main loop's VALU budget counts)."""
+    op = ins.split(None, 1)[0]
+    return op.startswith("v_") and not op.startswith("v_mfma") and not op.startswith("v_accvgpr")
+
+
+@dataclasses.dataclass
+class Block:
+    label: Optional[str]
+    instructions: list
+    successors: list  # indices of successor blocks
+
+
+def basic_blocks(instructions: Sequence[str]) -> list[Block]:
+    """Split straight-line assembly (as _instructions returns it) into basic blocks with their successors."""
+    blocks: list[Block] = []
+    cur = Block(None, [], [])
+    for ins in instructions:
+        if ins.endswith(":"):
+            if cur.instructions or cur.label is not None:
+                blocks.append(cur)
+            cur = Block(ins[:-1], [], [])
+            continue
+        cur.instructions.append(ins)
+        op = ins.split(None, 1)[0]
+        if op.startswith("s_cbranch") or op in ("s_branch", "s_endpgm", "s_setpc_b64"):
+            blocks.append(cur)
+            cur = Block(None, [], [])
+    if cur.instructions or cur.label is not None:
+        blocks.append(cur)
+    index = {b.label: i for i, b in enumerate(blocks) if b.label}
+    for i, b in enumerate(blocks):
+        last = b.instructions[-1] if b.instructions else ""
+        op, _, arg = last.partition(" ")
+        if op.startswith("s_cbranch"):
+            b.successors = [index[arg.strip()], i + 1]
+        elif op == "s_branch":
+            b.successors = [index[arg.strip()]]
+        elif op in ("s_endpgm", "s_setpc_b64"):
+            b.successors = []
+        elif i + 1 < len(blocks):
+            b.successors = [i + 1]
+    return blocks
+
+
+def barrier_counts(blocks: Sequence[Block], start: int, stop=None) -> set[int]:
+    """The numbers of s_barrier a wave can execute on its way from block `start` to a block for which
+    `stop(index)` is true (not counting that block), or, with no `stop`, to the end of the function; edges back
+    to a block on the current path (loops) are not taken."""
+    out: set[int] = set()
+
+    def walk(i: int, n: int, path: frozenset):
+        if i != start and stop is not None and stop(i):
+            out.add(n)
+            return
+        n += sum(1 for ins in blocks[i].instructions if ins.split(None, 1)[0] == "s_barrier")
+        if not blocks[i].successors and stop is None:
+            out.add(n)
+        for j in blocks[i].successors:
+            if j not in path:
+                walk(j, n, path | {j})
+
+    walk(start, 0, frozenset({start}))
+    return out
 
 
 _VREG = re.compile(r"\bv\[(\d+):(\d+)\]|\bv(\d+)\b")
