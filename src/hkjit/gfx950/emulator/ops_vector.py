@@ -37,6 +37,16 @@ def fu(x):  # float32 result -> uint32 pattern
     return np.asarray(x, np.float32).view(np.uint32)
 
 
+_LANE = np.arange(64, dtype=np.uint64)
+_LANES_BELOW_LO = ((np.uint64(1) << np.minimum(_LANE, 32)) - np.uint64(1)).astype(U32)        # lanes < l, of 0..31
+_LANES_BELOW_HI = ((np.uint64(1) << np.clip(_LANE, 32, 64) - np.uint64(32)) - np.uint64(1)).astype(U32)  # of 32..63
+
+
+def _popcount(x):
+    b = np.ascontiguousarray(np.broadcast_to(x, (64,)), U32).view(np.uint8).reshape(64, 4)
+    return np.unpackbits(b, axis=1).sum(1).astype(U32)
+
+
 def _bfrev(a):
     b = np.ascontiguousarray(np.broadcast_to(a, (64,))).view(np.uint8).reshape(64, 4)
     return _REV8[b[:, ::-1]].reshape(-1).view(np.uint32).copy()
@@ -148,7 +158,10 @@ VOP32 = {
     "v_alignbit_b32": (3, lambda a, b, c: (((a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)) >> (c & _R31).astype(np.uint64)).astype(U32)),
     "v_alignbyte_b32": (3, lambda a, b, c: (((a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)) >> ((c & U32(3)) * U32(8)).astype(np.uint64)).astype(U32)),
     "v_perm_b32": (3, _perm),
-    "v_bcnt_u32_b32": (2, lambda a, b: np.unpackbits(np.ascontiguousarray(np.broadcast_to(a, (64,))).view(np.uint8).reshape(64, 4), axis=1).sum(1).astype(U32) + b),
+    "v_bcnt_u32_b32": (2, lambda a, b: _popcount(a) + b),
+    # MBCNT: D = popcount(S0 & (lanes below this one, in the low / high 32 lanes)) + S1
+    "v_mbcnt_lo_u32_b32": (2, lambda a, b: _popcount(a & _LANES_BELOW_LO) + b),
+    "v_mbcnt_hi_u32_b32": (2, lambda a, b: _popcount(a & _LANES_BELOW_HI) + b),
     "v_cvt_f32_u32": (1, lambda a: fu(a.astype(np.float32))),
     "v_cvt_f32_i32": (1, lambda a: fu(I(a).astype(np.float32))),
     "v_cvt_u32_f32": (1, _cvt_u32_f32),
