@@ -139,7 +139,7 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
     from .cache import cache_root
     from .loader import entry_key, find_published
     from .specs import specs_for
-    from .validation import device_label, read_record
+    from .validation import EMULATOR_LABEL, device_label, read_record
     out = {}
     for spec in specs_for(arch):
         state: dict = {}
@@ -175,6 +175,16 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
                                         f"{rec.get('detail')} (hkjit.gemm refuses it)",
                                         "fix the toolchain, then `python -m hkjit cache clear --validation` and "
                                         "`python -m hkjit selftest`", blocking))
+        if arch == "gfx950":
+            # `selftest --emulate` (a CI machine without the GPU): shown as such, never as a device validation
+            erec = read_record(root, arch, spec.name, key, EMULATOR_LABEL, kind="emulated")
+            state["emulated"] = None if erec is None else {"passed": erec.get("passed"), "detail": erec.get("detail"),
+                                                           "time": erec.get("time")}
+            if erec is not None and not erec.get("passed"):
+                problems.append(Problem(f"{spec.name} ({arch})", f"the gfx950 emulator found this entry's code object "
+                                        f"wrong: {erec.get('detail')}", "rebuild with another ROCm, or report it with "
+                                        "`python -m hkjit doctor` output; `python -m hkjit selftest` on the GPU "
+                                        "is the device check", False))
         out[spec.name] = state
     return out
 
@@ -330,6 +340,10 @@ def format_report(r: dict) -> str:
                 vtxt = ", validation: none yet"
             else:
                 vtxt = f", validation: {'passed' if k['validation']['passed'] else 'FAILED'}"
+            if k.get("emulated") is not None:
+                vtxt += f", emulated (not a device run): {'passed' if k['emulated']['passed'] else 'FAILED'}"
+            elif "emulated" in k:
+                vtxt += ", emulated: none yet (`python -m hkjit selftest --arch gfx950 --emulate`)"
             add(f"  {'':<8} {kname}: key {_short(k['key'])}… {state}{vtxt}")
     add("headers")
     for name, lib in r["libraries"].items():
