@@ -37,6 +37,9 @@ def find_clang() -> Optional[str]:
     return shutil.which(c) if os.sep not in c else None
 
 
+_CHECKOUT = Path(__file__).resolve().parents[3]  # the source checkout (src/hkjit/gfx950/ -> repo)
+
+
 def default_toolchain_dir(repo: Path) -> Path:
     return Path(os.environ.get("HKJIT_TOOLCHAIN_DIR") or (repo.parent / "shared" / "toolchain"))
 
@@ -98,7 +101,7 @@ def compile_device(source, arch: str = "gfx950", hipkittens_include=None, toolch
                    kernel_contains: Optional[str] = None) -> DeviceCompile:
     """Compile `source` device-only; raise RuntimeError with clang's output on failure."""
     source = Path(source)
-    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(Path(__file__).resolve().parents[2])
+    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(_CHECKOUT)
     inc = Path(hipkittens_include) if hipkittens_include else tc / "HipKittens" / "include"
     with tempfile.TemporaryDirectory(prefix="hkjit-hipcheck-") as td:
         out = Path(td) / (source.stem + f".{arch}.s")
@@ -384,7 +387,7 @@ def compile_code_object(source, out, arch: str = "gfx950", hipkittens_include=No
     written to `out`: the command of device_compile_command with `-c --no-gpu-bundle-output` instead of `-S`.
     Raise RuntimeError with clang's output on failure."""
     source, out = Path(source), Path(out)
-    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(Path(__file__).resolve().parents[3])
+    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(_CHECKOUT)
     inc = Path(hipkittens_include) if hipkittens_include else tc / "HipKittens" / "include"
     cmd = device_compile_command(source, arch, inc, tc, out, extra_flags, clang)
     i = cmd.index("-S")
