@@ -137,6 +137,7 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
     import torch
     from .errors import HkjitError
     from .cache import cache_root
+    from .keys import from_record
     from .loader import entry_key, find_published
     from .specs import specs_for
     from .validation import EMULATOR_LABEL, device_label, read_record
@@ -147,6 +148,7 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
             root = cache_root()
             key, _inputs = entry_key(spec, root)
             state["key"] = key
+            state["from_record"] = list(from_record(key))    # inputs not verifiable here (no compiler/headers)
             found = find_published(spec, key, root)
             state["cached"] = found is not None
             state["path"] = str(found[0]) if found else None
@@ -256,6 +258,18 @@ def _settings(problems: list[Problem]) -> dict:
     return out
 
 
+def _runs_prebaked(info: dict) -> bool:
+    """Whether every kernel of an arch is cached under a key matched from a pre-baked entry's record (keys.
+    resolve_key: the compiler or headers are absent here)."""
+    kernels = info.get("kernels") or {}
+    return bool(kernels) and all(k.get("cached") and k.get("from_record") for k in kernels.values())
+
+
+def _run_only(p: Problem) -> Problem:
+    return Problem(p.what, f"{p.message} (nothing can be built here; the pre-baked entries in the cache run, "
+                           f"their compiler/header inputs taken from their records)", p.fix, False)
+
+
 def diagnose(archs: list[str] | None = None) -> dict:
     """Everything doctor reports, as a JSON-able dict with "problems" and "ok" (no blocking problem)."""
     from .libraries import LIBRARIES
@@ -281,6 +295,7 @@ def diagnose(archs: list[str] | None = None) -> dict:
     report["build_tools"] = _build_tools(problems)
     report["libraries"] = {name: _library_info(name) for name in LIBRARIES}
     report["archs"] = {}
+    prebaked: list[str] = []
     for arch in dict.fromkeys(checked + [a for a in KNOWN_ARCHS if a not in checked]):
         blocking = arch in checked
         sub: list[Problem] = []
@@ -288,8 +303,15 @@ def diagnose(archs: list[str] | None = None) -> dict:
         if blocking and "backend" in info:
             info["kernels"] = _entry_state(arch, sub, blocking)
         report["archs"][arch] = info
+        if blocking and _runs_prebaked(info):
+            prebaked.append(arch)
+            sub = [_run_only(p) if p.what in (f"compiler ({arch})", *(f"{lib} headers ({arch})" for lib in
+                                                                        info.get("libraries", ()))) else p for p in sub]
         # problems of archs nobody asked about are not problems on this machine (gfx950 on a CPU box)
         problems += sub if blocking else []
+    if checked and len(prebaked) == len(checked):
+        # a node that only runs a pre-baked cache: what a build needs is missing, and nothing needs building
+        problems[:] = [_run_only(p) if p.what in ("ninja", "Python.h") else p for p in problems]
     report["cache"] = _cache_info(problems)
     report["env"] = _env_in_force()
     report["problems"] = [p.to_json() for p in problems]
@@ -345,6 +367,9 @@ def format_report(r: dict) -> str:
             elif "emulated" in k:
                 vtxt += ", emulated: none yet (`python -m hkjit selftest --arch gfx950 --emulate`)"
             add(f"  {'':<8} {kname}: key {_short(k['key'])}… {state}{vtxt}")
+            if k.get("from_record"):
+                add(f"  {'':<8} {'':<{len(kname)}}  pre-baked: {', '.join(k['from_record'])} taken from the entry's "
+                    f"key.json, not verified here (everything else matched)")
     add("headers")
     for name, lib in r["libraries"].items():
         if lib.get("found"):

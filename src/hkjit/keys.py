@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 
 from .version import CACHE_FORMAT
+from .errors import MissingLibraryError
 from .libraries import find_library, tree_hash, tree_listing
 from .specs import KernelSpec, kernels_dir
 from .targets import compiler_path, compiler_version, target_for_arch
@@ -154,24 +155,123 @@ def library_hash(name: str, memo_path: str | None, root: str | None = None) -> s
     return value["hash"]
 
 
-def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None) -> dict:
-    """Everything that can change the module `spec` builds into, as a JSON-able dict."""
+def local_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None
+                 ) -> tuple[dict, dict[str, MissingLibraryError]]:
+    """The key inputs of `spec` as far as this machine can compute them, and the error of each one it cannot.
+
+    Only two inputs can be missing: the compiler's identity (no compiler on PATH) and a header library's content
+    hash (no checkout): the node that only runs a pre-baked cache has neither. Those fields are None / absent in
+    the dict and named in the second value ("compiler", "libraries.<name>"); everything else (our own sources,
+    flags, torch, Python, arch, cache format, build env) is always computable."""
     memo = str(memo_path) if memo_path else None
     kdir = kernels_dir()
     roots = library_roots or {}
-    return {
+    missing: dict[str, MissingLibraryError] = {}
+    libraries = {}
+    for lib in spec.libraries:
+        try:
+            libraries[lib] = library_hash(lib, memo, roots.get(lib))
+        except MissingLibraryError as e:
+            missing[f"libraries.{lib}"] = e
+    try:
+        compiler = _compiler_identity(spec.arch, memo)
+    except MissingLibraryError as e:
+        compiler = None
+        missing["compiler"] = e
+    inputs = {
         "format": CACHE_FORMAT,
         "kernel": spec.name,
         "arch": spec.arch,
         "files": {f: source_hash(kdir / f, memo) for f in spec.files},
-        "libraries": {lib: library_hash(lib, memo, roots.get(lib)) for lib in spec.libraries},
+        "libraries": libraries,
         "flags": {"cflags": list(spec.cflags), "device_cflags": list(spec.device_cflags),
                   "ldflags": list(spec.ldflags), "functions": list(spec.functions)},
-        "compiler": _compiler_identity(spec.arch, memo),
+        "compiler": compiler,
         "torch": torch_identity(),
         "python": importlib.machinery.EXTENSION_SUFFIXES[0],   # carries the SOABI; sysconfig costs ms
         "env": {v: os.environ.get(v, "") for v in BUILD_ENV_VARS},
     }
+    return inputs, missing
+
+
+def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None) -> dict:
+    """Everything that can change the module `spec` builds into, as a JSON-able dict (the full key: building
+    needs it). Raises MissingLibraryError when the compiler or a header library is not found."""
+    inputs, missing = local_inputs(spec, memo_path, library_roots)
+    if missing:
+        raise next(iter(missing.values()))
+    return inputs
+
+
+#: key -> the key inputs that were taken from a pre-baked entry's key.json instead of computed here (resolve_key)
+_FROM_RECORD: dict[str, tuple[str, ...]] = {}
+
+
+def from_record(key: str) -> tuple[str, ...]:
+    """The inputs of `key` this process took on trust from the entry's record (empty: all were verified here);
+    doctor and `cache why` report them."""
+    return _FROM_RECORD.get(key, ())
+
+
+def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | None = None) -> tuple[str, dict]:
+    """(key, inputs) to look `spec` up with in the cache root and its read-only layers.
+
+    Where the compiler and the header libraries are present this is the full key (key_inputs): a node that can
+    build never takes an entry built with another compiler or other headers. Where some are absent (a node that
+    only runs a cache pre-baked in CI: no hipcc, no HipKittens checkout) the key cannot be recomputed, so each
+    entry of (arch, kernel) is matched by fields instead: every input computable here must equal the entry's
+    key.json, and only the uncomputable ones (compiler identity, header content) are taken from that record
+    (``from_record(key)`` names them). The entry must also verify (manifest, key.json hash, module checksum).
+    Candidates are taken root first, then layers, in name order, so every node picks the same one. When none
+    matches, the MissingLibraryError for the first absent input is raised, naming the nearest entry's mismatch."""
+    from .cache import KEY_JSON, cache_layers, format_dir, memo_path, verify_entry
+    inputs, missing = local_inputs(spec, memo_path(root), library_roots)
+    if not missing:
+        return key_of(inputs), inputs
+    nearest: tuple[Path, list] | None = None
+    for layer in [root] + [p for p in cache_layers() if p != root]:
+        folder = format_dir(layer) / spec.arch
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            kernel, _, key = name.rpartition("-")
+            if kernel != spec.name:
+                continue
+            try:
+                recorded = json.loads((folder / name / KEY_JSON).read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(recorded, dict):
+                continue
+            diffs = [d for d in diff_inputs(recorded, inputs) if d[0] not in missing]
+            if diffs:
+                if nearest is None or len(diffs) < len(nearest[1]):
+                    nearest = (folder / name, diffs)
+                continue
+            if any(recorded.get("libraries", {}).get(f.split(".", 1)[1]) is None
+                   for f in missing if f.startswith("libraries.")) or \
+                    ("compiler" in missing and not recorded.get("compiler")):
+                continue                        # the record lacks what we would take from it
+            if not verify_entry(folder / name, key, full=False).ok:
+                continue
+            _FROM_RECORD[key] = tuple(sorted(missing))
+            return key, recorded
+    first = next(iter(missing.values()))
+    where = ", ".join(str(p) for p in [root] + cache_layers())
+    if nearest is None:
+        detail = f"no pre-baked {spec.arch}/{spec.name} entry in {where} to run instead"
+    else:
+        shown = "; ".join(f"{f}: {_short(a)} (entry) != {_short(b)} (here)" for f, a, b in nearest[1][:4])
+        detail = (f"no pre-baked {spec.arch}/{spec.name} entry matches this machine (nearest {nearest[0]} "
+                  f"differs in {shown})")
+    raise type(first)(f"{first}; {detail}") from None
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, str) else v
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:

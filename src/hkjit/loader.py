@@ -17,7 +17,7 @@ import torch
 
 from .cache import ensure_writable, cache_layers, cache_root, entry_dir, memo_path, move_aside, touch_used, verify_entry
 from .errors import CaptureError
-from .keys import key_inputs, key_of
+from .keys import resolve_key
 from .specs import KernelSpec
 from .targets import check_can_build
 
@@ -56,9 +56,8 @@ def _capturing() -> bool:
 
 def entry_key(spec: KernelSpec, root: Path | None = None, library_roots: dict[str, str] | None = None
               ) -> tuple[str, dict]:
-    root = root or cache_root()
-    inputs = key_inputs(spec, memo_path(root), library_roots)
-    return key_of(inputs), inputs
+    # the full key where the compiler and headers are here; else a pre-baked entry's key matched by field
+    return resolve_key(spec, root or cache_root(), library_roots)
 
 
 def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] | None:
