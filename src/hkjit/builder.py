@@ -24,10 +24,11 @@ import time
 from itertools import count
 from pathlib import Path
 
-from .cache import BUILD_LOG, KEY_JSON, MANIFEST, entry_dir, file_xxh3, format_dir, host_id, move_aside
+from .cache import (BUILD_LOG, KEY_JSON, MANIFEST, entry_dir, file_xxh3, format_dir, host_id, move_aside,
+                    stale_temp_dir)
 
 from .errors import BuildError, CacheError
-from .fsutil import atomic_write_text, fsync_dir, fsync_tree
+from .fsutil import atomic_write_text, fsync_dir, fsync_tree, out_of_space
 from .libraries import find_library
 from .specs import KernelSpec, kernels_dir
 from .targets import check_can_build
@@ -48,37 +49,18 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> list[Path]:
     """Remove temp build folders whose builder is dead (same host) or that are older than max_age (any host)."""
     removed = []
     tmp = format_dir(root) / "tmp"
     if not tmp.is_dir():
         return removed
-    me = host_id()
     for d in tmp.iterdir():
-        if not d.name.startswith(prefix):
-            continue
-        parts = d.name.rsplit(".", 3)   # <kernel>-<key>.<host>.<pid>.<n>
-        try:
-            host, pid = parts[1], int(parts[2])
-        except (IndexError, ValueError):
-            host, pid = "", -1
-        try:
-            age = time.time() - d.stat().st_mtime
-        except OSError:
-            continue
-        if (host == me and pid != os.getpid() and not _pid_alive(pid)) or age > max_age:
-            shutil.rmtree(d, ignore_errors=True)
+        if d.name.startswith(prefix) and stale_temp_dir(d, max_age):   # cache.py: dotted hosts, clock skew
+            if d.is_symlink():
+                d.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed
 
@@ -173,10 +155,10 @@ def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, 
     modules = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
     if rc != 0 or not modules:
         tail = _tail(log_path)
+        if "No space left on device" in tail or out_of_space(build_dir):   # a full disk may leave an empty log
+            raise CacheError(f"disk full while building {spec.name} for {spec.arch} in {root}: free space or "
+                             f"point HKJIT_CACHE_DIR elsewhere (`python -m hkjit cache prune --max-size ...`)")
         kept = _keep_failed_log(root, spec, key, log_path)
-        if "No space left on device" in tail:
-            raise CacheError(f"disk full while building {spec.name} for {spec.arch} in {root} (log: {kept}); free "
-                             f"space or point HKJIT_CACHE_DIR elsewhere")
         raise BuildError(f"building {spec.name} for {spec.arch} failed (exit {rc}) after {seconds:.1f} s; "
                          f"last lines of the compiler's output:\n{tail}\nfull log: {kept}", str(kept), tail)
     module = modules[0]

@@ -14,7 +14,8 @@ Layout (one writable root, plus read-only layers from HKJIT_CACHE_PATH)::
     <root>/v1/memo.json                   compiler versions / header hashes by stat signature (keys.py)
 
 An entry is loaded only after ``verify_entry`` passes: the manifest exists, names this format and this key,
-key.json hashes to the key, and the module file has the recorded size and checksum.
+key.json hashes to the key, and the module file has the recorded size and checksum; the entry's folder and files
+are not symlinks and belong to this user or root (trust.py says who may have written a cache).
 """
 from __future__ import annotations
 
@@ -22,14 +23,19 @@ import functools
 import json
 import logging
 import os
+import re
 import socket
+import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from .config import env_str
 from .errors import CacheError
+from .fsutil import atomic_write_text, read_nofollow, touch_nofollow
 from .keys import file_identity, key_of
+from .trust import check_root, entry_file_problem, explicitly_trusted, recheck_root
 from .version import CACHE_FORMAT
 
 log = logging.getLogger("hkjit")
@@ -79,16 +85,21 @@ def cache_layers() -> list[Path]:
 
 
 def ensure_writable(root: Path) -> None:
-    """Raise CacheError (naming the fix) unless a build can write under root."""
+    """Raise CacheError (naming the fix) unless a build can write under root, and root is trusted (trust.py).
+
+    The probe is a fresh O_EXCL file (mkstemp), never a fixed name: a symlink planted there is not written through."""
+    check_root(root)
+    fmt = format_dir(root)
     try:
-        format_dir(root).mkdir(parents=True, exist_ok=True)
-        probe = format_dir(root) / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fmt.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=fmt)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise CacheError(f"the hkjit cache {root} is not writable ({e.strerror}): set HKJIT_CACHE_DIR to a writable "
                          f"folder, or list a pre-built cache in HKJIT_CACHE_PATH (made by `python -m hkjit warmup` "
                          f"where it can write)") from None
+    recheck_root(root)        # v1/ may have been created just now: by us, or by someone who raced us to it
 
 
 def format_dir(root: Path) -> Path:
@@ -124,56 +135,88 @@ class Verdict:
         return f"Verdict(ok={self.ok!r}, reason={self.reason!r})"
 
 
-def verify_entry(path: Path, expected_key: str | None = None, full: bool = True) -> Verdict:
+def _in_layer(path: Path) -> bool:
+    """Whether entry `path` lives in a read-only layer (HKJIT_CACHE_PATH), where hkjit never writes."""
+    root = path.parent.parent.parent
+    return any(root == layer for layer in cache_layers())
+
+
+def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
+                 write_stamp: bool | None = None) -> Verdict:
     """Whether the entry at `path` may be loaded; the reason when it may not.
 
     full=False (the loader's warm path) skips re-reading key.json and re-hashing the module when both files'
     identities (inode, size, mtime, ctime) are the ones recorded in ``.verified`` when they last checked out;
-    `cache verify` always hashes."""
-    if not path.is_dir():
+    `cache verify` always hashes. The stamp is written after a full check unless write_stamp is False (default:
+    unless the entry is in a read-only layer). The entry folder, manifest, module and key.json must not be symlinks
+    and must belong to this user or root (anyone, under HKJIT_TRUSTED_CACHE_DIRS)."""
+    try:
+        dir_st = os.lstat(path)
+    except OSError:
         return Verdict(False, "missing")
+    explicit = explicitly_trusted(path)
+    if (why := entry_file_problem(path, dir_st, "entry folder", explicit)) is not None:
+        return Verdict(False, why)
     dir_key = path.name.rsplit("-", 1)[-1]
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        raw, man_st = read_nofollow(path / MANIFEST)
     except FileNotFoundError:
         return Verdict(False, "no manifest (build interrupted before it was published)")
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        return Verdict(False, f"unreadable manifest ({e.strerror}{': a symlink' if os.path.islink(path / MANIFEST) else ''})")
+    if (why := entry_file_problem(path / MANIFEST, man_st, "manifest", explicit)) is not None:
+        return Verdict(False, why)
+    try:
+        manifest = json.loads(raw)
+    except ValueError as e:
         return Verdict(False, f"unreadable manifest ({e})")
+    if not isinstance(manifest, dict):
+        return Verdict(False, "unreadable manifest (not a JSON object)")
     if manifest.get("format") != CACHE_FORMAT:
         return Verdict(False, f"cache format {manifest.get('format')} (this hkjit writes {CACHE_FORMAT})")
     if manifest.get("key") != dir_key or (expected_key and dir_key != expected_key):
         return Verdict(False, f"manifest of another key ({manifest.get('key')})")
-    module = path / str(manifest.get("module_file", ""))
+    module_file = str(manifest.get("module_file", ""))
+    if not module_file or os.sep in module_file or module_file in (".", ".."):
+        return Verdict(False, f"manifest names no module file in the entry ({module_file!r})")
+    module = path / module_file
     try:
-        st = module.stat()
+        st = os.lstat(module)
     except OSError:
         return Verdict(False, "module file missing")
+    if (why := entry_file_problem(module, st, "module", explicit)) is not None:
+        return Verdict(False, why)
     if st.st_size != manifest.get("size"):
         return Verdict(False, f"module is {st.st_size} bytes, manifest says {manifest.get('size')} (truncated?)")
     try:
-        key_st = (path / KEY_JSON).stat()
+        key_st = os.lstat(path / KEY_JSON)
     except OSError:
         return Verdict(False, "key.json missing or unreadable")
+    if (why := entry_file_problem(path / KEY_JSON, key_st, "key.json", explicit)) is not None:
+        return Verdict(False, why)
     identity = [manifest.get("xxh3"), *file_identity(st), *file_identity(key_st)]
     stamp = path / VERIFIED_STAMP
     if not full:
         try:
-            if json.loads(stamp.read_text()) == identity:
+            if json.loads(read_nofollow(stamp)[0]) == identity:
                 return Verdict(True, "ok", manifest)
         except (OSError, ValueError):
             pass
     try:
-        inputs = json.loads((path / KEY_JSON).read_text())
+        inputs = json.loads(read_nofollow(path / KEY_JSON)[0])
     except (OSError, ValueError):
         return Verdict(False, "key.json missing or unreadable")
     if key_of(inputs) != dir_key:
         return Verdict(False, "key.json does not hash to the entry's key (inputs of another build)")
     if file_xxh3(module) != manifest.get("xxh3"):
         return Verdict(False, "module checksum mismatch (corrupted)")
-    try:
-        stamp.write_text(json.dumps(identity))
-    except OSError:
-        pass  # read-only layer: hashed again next time
+    if write_stamp is None:
+        write_stamp = not _in_layer(path)
+    if write_stamp:
+        try:
+            atomic_write_text(stamp, json.dumps(identity), durable=False)   # replaces a planted symlink
+        except OSError:
+            pass  # not writable (or full): hashed again next time
     return Verdict(True, "ok", manifest)
 
 
@@ -194,19 +237,30 @@ def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None
 
 
 def touch_used(path: Path) -> None:
-    """Record a use (for LRU pruning); silently skipped on read-only layers."""
+    """Record a use (for LRU pruning) in an entry of the writable root; never through a symlink. The loader never
+    calls it for a read-only layer."""
     try:
-        (path / USED_STAMP).touch()
+        touch_nofollow(path / USED_STAMP)
     except OSError:
         pass
 
 
+#: a stamp further ahead of this host's clock than this is not believed (clock skew, a copied cache)
+CLOCK_SKEW_SECONDS = 300.0
+
+
 def last_used(path: Path) -> float:
+    """When the entry was last used: its .last_used stamp, else its manifest's mtime. A time in the future (another
+    host's clock, a copied cache) is not a use: it would make prune keep that entry and evict the one in use; the
+    next candidate is taken, else 0 (oldest)."""
+    limit = time.time() + CLOCK_SKEW_SECONDS
     for p in (path / USED_STAMP, path / MANIFEST):
         try:
-            return p.stat().st_mtime
+            t = os.lstat(p).st_mtime
         except OSError:
             continue
+        if t <= limit:
+            return t
     return 0.0
 
 
@@ -226,3 +280,38 @@ def iter_entries(root: Path):
 
 def host_id() -> str:
     return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_TEMP_RE = re.compile(r"^.+-[0-9a-f]{32}\.(?P<host>.+)\.(?P<pid>[0-9]+)\.[^.]+$")
+
+
+def temp_dir_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a temp build folder named ``<kernel>-<key>.<host>.<pid>.<n>`` (host names may hold dots),
+    None for a name of another shape."""
+    m = _TEMP_RE.match(name)
+    return (m["host"], int(m["pid"])) if m else None
+
+
+def stale_temp_dir(d: Path, max_age: float) -> bool:
+    """Whether temp build folder `d` can be removed: its builder (this host) is dead, or it is older than max_age
+    seconds (any host). A future mtime (clock skew) counts by its distance from now, so it cannot live forever."""
+    try:
+        st = os.lstat(d)
+    except OSError:
+        return False
+    owner = temp_dir_owner(d.name)
+    if owner is not None:
+        host, pid = owner
+        if host == host_id() and pid != os.getpid() and not pid_alive(pid):
+            return True
+    return abs(time.time() - st.st_mtime) > max_age

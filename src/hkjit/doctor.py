@@ -75,12 +75,14 @@ def _library_info(name: str) -> dict:
     from .errors import HkjitError
     from .keys import library_hash
     from .libraries import LIBRARIES, find_library
+    from .trust import check_root
     lib = LIBRARIES[name]
     out = {"env_var": lib.env_var, "env": os.environ.get(lib.env_var, ""), "url": lib.url}
     try:
         out["path"] = str(find_library(name))
         try:
             memo = str(memo_path(cache_root()))
+            check_root(cache_root())          # trust: never read or write the memo of a refused root
         except HkjitError:
             memo = None
         out["hash"] = library_hash(name, memo)
@@ -140,12 +142,14 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
     from .keys import from_record
     from .loader import entry_key, find_published
     from .specs import specs_for
+    from .trust import check_root
     from .validation import EMULATOR_LABEL, device_label, read_record
     out = {}
     for spec in specs_for(arch):
         state: dict = {}
         try:
             root = cache_root()
+            check_root(root)                  # trust: a refused root's memo.json is neither read nor written
             key, _inputs = entry_key(spec, root)
             state["key"] = key
             state["from_record"] = list(from_record(key))    # inputs not verifiable here (no compiler/headers)
@@ -212,6 +216,7 @@ def _cache_info(problems: list[Problem]) -> dict:
         if not layer["exists"]:
             problems.append(Problem("cache layer", f"HKJIT_CACHE_PATH names {layer['path']}, which does not exist",
                                     "fix HKJIT_CACHE_PATH", False))
+    _trust_info(summary, problems)
     ldir = Path(summary["lock_dir"])
     fstype = root.get("filesystem", "")
     locks = {"dir": str(ldir), "filesystem": filesystem_type(ldir), "cache_filesystem": fstype,
@@ -226,6 +231,21 @@ def _cache_info(problems: list[Problem]) -> dict:
                                 "export HKJIT_LOCK_DIR=<a local folder, e.g. /tmp/hkjit-locks>", False))
     summary["locks"] = locks
     return summary
+
+
+def _trust_info(summary: dict, problems: list[Problem]) -> None:
+    """Whether the root and each layer may be trusted (trust.py): an untrusted root blocks, a layer is skipped."""
+    from .trust import TRUST_VAR, fix_hint, trust_report
+    for layer in [summary["root"]] + summary["layers"]:
+        layer["trust"] = t = trust_report(Path(layer["path"]))
+        if t["trusted"]:
+            continue
+        if layer["role"] == "root":
+            problems.append(Problem("cache root", f"refused: {t['reason']} (another user could replace the modules "
+                                    f"hkjit loads)", fix_hint(layer["path"]), True))
+        else:
+            problems.append(Problem("cache layer", f"skipped: {t['reason']}", fix_hint(layer["path"]), False))
+    summary["trusted_dirs_var"] = TRUST_VAR
 
 
 def _build_tools(problems: list[Problem]) -> dict:
@@ -387,6 +407,12 @@ def format_report(r: dict) -> str:
             fs = f", {layer['filesystem']}" if layer.get("filesystem") else ""
             add(f"  {layer['role']:<6} {layer['path']}  ({flags}{fs}, {free} free, {layer['entries']} entr{'y' if layer['entries'] == 1 else 'ies'}, "
                 f"{human_size(layer['size'])})")
+            if "trust" in layer:
+                tr = layer["trust"]
+                verdict = ("trusted (HKJIT_TRUSTED_CACHE_DIRS)" if tr["explicit"] else
+                           "trusted (owned by you or root, writable by nobody else)") if tr["trusted"] else \
+                    ("REFUSED: " if layer["role"] == "root" else "SKIPPED: ") + tr["reason"]
+                add(f"  {'':<6} trust  {verdict}")
         lk = c["locks"]
         add(f"  locks  {lk['dir']}  ({lk['filesystem'] or '?'}{', HKJIT_LOCK_DIR' if lk['explicit'] else ''}"
             f"{', writable' if lk['writable'] else ', NOT writable'})")

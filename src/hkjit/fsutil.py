@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: below this much free space a failed build is reported as a full disk (its log could not even be written)
+LOW_SPACE_BYTES = 1 << 20
 
 
 def fsync_dir(path: Path) -> None:
@@ -31,8 +36,11 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one, never a part."""
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Readers see the old file or the whole new one, never a part.
+
+    The temp file is created with O_EXCL (mkstemp) and renamed over `path`: a symlink planted at `path` is replaced,
+    never written through. durable=False skips the fsyncs (stamps that are only a shortcut, rewritten if lost)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -40,7 +48,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -48,11 +57,45 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode(), durable)
+
+
+def read_nofollow(path: Path) -> tuple[bytes, os.stat_result]:
+    """The bytes of `path` and its stat, refusing a symlink (OSError ELOOP) in the same open that reads it."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def touch_nofollow(path: Path) -> None:
+    """Create `path` or set its mtime to now, never through a symlink (OSError ELOOP instead)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | NOFOLLOW, 0o644)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
+def out_of_space(path: Path, need: int = LOW_SPACE_BYTES) -> bool:
+    """Whether the filesystem holding `path` has less than `need` bytes free for this user."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free < need
+    except OSError:
+        return False
 
 
 def dir_size(path: Path) -> int:

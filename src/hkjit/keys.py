@@ -225,11 +225,12 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
     Candidates are taken root first, then layers, in name order, so every node picks the same one. When none
     matches, the MissingLibraryError for the first absent input is raised, naming the nearest entry's mismatch."""
     from .cache import KEY_JSON, cache_layers, format_dir, memo_path, verify_entry
+    from .trust import trusted_layers
     inputs, missing = local_inputs(spec, memo_path(root), library_roots)
     if not missing:
         return key_of(inputs), inputs
     nearest: tuple[Path, list] | None = None
-    for layer in [root] + [p for p in cache_layers() if p != root]:
+    for layer in [root] + trusted_layers([p for p in cache_layers() if p != root]):
         folder = format_dir(layer) / spec.arch
         try:
             names = sorted(os.listdir(folder))
@@ -254,7 +255,7 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
                    for f in missing if f.startswith("libraries.")) or \
                     ("compiler" in missing and not recorded.get("compiler")):
                 continue                        # the record lacks what we would take from it
-            if not verify_entry(folder / name, key, full=False).ok:
+            if not verify_entry(folder / name, key, full=False, write_stamp=layer == root).ok:
                 continue
             _FROM_RECORD[key] = tuple(sorted(missing))
             return key, recorded

@@ -11,6 +11,7 @@ node's processes then still build once; else ``<root>/v1/locks``.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -24,8 +25,9 @@ import xxhash
 
 from .cache import format_dir, host_id
 from .config import env_str, lock_timeout
-from .errors import LockTimeoutError
-from .fsutil import atomic_write_text
+from .errors import CacheError, LockTimeoutError
+from .fsutil import atomic_write_text, out_of_space
+from .trust import TRUST_VAR, dir_problem
 
 log = logging.getLogger("hkjit")
 
@@ -80,12 +82,31 @@ def describe_holder(info: dict) -> str:
     return f"pid {info.get('pid')} on {info.get('host')} (building since {since})"
 
 
+def prepare_lock_dir(root: Path) -> Path:
+    """Create the lock folder (0700 in the runtime dir) and refuse one that is a symlink, another user's, or
+    writable by others: whoever can write there can plant a symlink where a lock or lease is opened."""
+    d = lock_dir(root)
+    try:
+        if not env_str("HKJIT_LOCK_DIR") and d != format_dir(root) / "locks":   # the runtime dir: ours only
+            missing = [p for p in [d, *d.parents] if not p.exists()]
+            for p in reversed(missing):          # every folder we create there: 0700 (mkdir's mode obeys umask)
+                p.mkdir(mode=0o700, exist_ok=True)
+        else:
+            d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"cannot create the lock folder {d} ({e.strerror}): set HKJIT_LOCK_DIR to a local folder "
+                         f"you own") from None
+    if (why := dir_problem(d)) is not None:
+        raise CacheError(f"refusing the lock folder {d}: {why}; another user could plant a symlink where a lock is "
+                         f"opened. Set HKJIT_LOCK_DIR to a folder only you can write, or add it to {TRUST_VAR}")
+    return d
+
+
 class BuildLock:
     """``with BuildLock(root, name): ...`` — exclusive, cross-process, logged while waiting, bounded by a timeout."""
 
     def __init__(self, root: Path, name: str, timeout: float | None = None, what: str = "") -> None:
-        d = lock_dir(root)
-        d.mkdir(parents=True, exist_ok=True)
+        d = prepare_lock_dir(root)
         self.path = d / f"{name}.lock"
         self.lease = d / f"{name}.lease"
         self.timeout = lock_timeout() if timeout is None else timeout
@@ -108,8 +129,20 @@ class BuildLock:
                         f"(lock {self.path}); raise HKJIT_LOCK_TIMEOUT, or end that process if it hangs") from None
                 log.info("hkjit: waiting for %s to finish building %s (%.0f s so far; lock %s)",
                          holder, self.what, time.monotonic() - start, self.path)
-        atomic_write_text(self.lease, json.dumps({"pid": os.getpid(), "host": host_id(), "started": time.time(),
-                                                  "what": self.what}))
+            except OSError as e:     # filelock opens with O_NOFOLLOW: a planted symlink gives ELOOP, never truncation
+                link = " (a symlink: never followed)" if os.path.islink(self.path) else ""
+                raise CacheError(f"cannot open the build lock {self.path}{link}: {e.strerror}; remove it, or set "
+                                 f"HKJIT_LOCK_DIR to a folder only you can write") from None
+        try:
+            atomic_write_text(self.lease, json.dumps({"pid": os.getpid(), "host": host_id(), "started": time.time(),
+                                                      "what": self.what}))
+        except OSError as e:        # nothing half-written: atomic_write removed its temp file
+            self._lock.release()
+            full = e.errno == errno.ENOSPC or out_of_space(self.lease.parent)
+            raise CacheError(f"cannot write the build lease {self.lease} ({e.strerror})"
+                             + (": the disk is full; free space there or set HKJIT_LOCK_DIR / HKJIT_CACHE_DIR to a "
+                                "filesystem with room (`python -m hkjit cache prune --max-size ...`)" if full else
+                                ": set HKJIT_LOCK_DIR to a local writable folder")) from None
         return self
 
     def __exit__(self, *exc) -> None:
