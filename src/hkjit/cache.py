@@ -30,6 +30,7 @@ from pathlib import Path
 from .config import env_str
 from .errors import CacheError
 from .keys import file_identity, key_of
+from .manifest import manifest_problem
 from .version import CACHE_FORMAT
 
 log = logging.getLogger("hkjit")
@@ -143,7 +144,9 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True)
         return Verdict(False, f"cache format {manifest.get('format')} (this hkjit writes {CACHE_FORMAT})")
     if manifest.get("key") != dir_key or (expected_key and dir_key != expected_key):
         return Verdict(False, f"manifest of another key ({manifest.get('key')})")
-    module = path / str(manifest.get("module_file", ""))
+    if why := manifest_problem(manifest, path.name):    # module_file confined to the entry (manifest.py)
+        return Verdict(False, why)
+    module = path / manifest["module_file"]
     try:
         st = module.stat()
     except OSError:
