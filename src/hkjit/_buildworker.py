@@ -1,14 +1,98 @@
 """The build subprocess: runs torch.utils.cpp_extension.load_inline for one request, output to the build log.
 
-Run as ``python .../hkjit/_buildworker.py REQUEST.json`` (by path: it needs only torch) by builder.py, with stdout/stderr going to the build log.
-A separate process keeps the compiler's output in the log (load_inline prints with verbose=True), lets `warmup -j`
-build in parallel, and dies with its parent (PR_SET_PDEATHSIG) so a killed caller leaves no compiler running.
+Run as ``python .../hkjit/_buildworker.py REQUEST.json`` (by path: it needs only torch) by builder.py, with
+stdout/stderr going to the build log. A separate process keeps the compiler's output in the log (load_inline prints
+with verbose=True) and lets `warmup -j` build in parallel.
+
+Nothing of a build may outlive the process that asked for it. builder.py starts this worker as the leader of a new
+session (``start_new_session=True``), so ninja, the compiler drivers and cc1plus all carry the worker's pid as their
+session id — ninja puts each command in a process group of its own, so a process-group kill is not enough, the
+session is what they all share. ``kill_session`` SIGKILLs every live process of a session. It runs:
+
+- here, when the parent dies (PR_SET_PDEATHSIG delivers SIGTERM to the worker, whose handler kills the session,
+  itself last) — a SIGKILLed parent runs no code, so the worker must notice;
+- in builder.py, when the build is interrupted (exception, KeyboardInterrupt) and after every build, for anything
+  a worker killed outright (OOM) left behind.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
+
+_ENV_PARENT = "HKJIT_BUILD_PARENT"
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (not zombie) pids whose session id is sid, read from /proc (Linux); [] where /proc is absent."""
+    out = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses, so split after the last ')'
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 3 and fields[0] != b"Z" and int(fields[3]) == sid:
+            out.append(int(name))
+    return out
+
+
+def kill_session(sid: int, spare: int | None = None, reaped: bool = False, rounds: int = 50) -> list[int]:
+    """SIGKILL every live process of session `sid` (but `spare`) until none is left; the pids killed.
+
+    Repeated because a process may fork between the scan and the kill (ninja starting the next command). Without
+    `spare` the leader's process group is killed first (os.killpg: all there is where /proc is absent).
+    reaped=True: the leader (the worker, pid sid) has been waited for, so its pid may belong to someone else now;
+    a live process with that pid leads another session, and nothing is killed."""
+    killed: list[int] = []
+    if reaped:
+        if sid in session_members(sid):
+            return killed
+    elif spare is None:
+        try:
+            os.killpg(sid, signal.SIGKILL)      # the worker's own group (worker and ninja): no new commands start
+        except (ProcessLookupError, PermissionError):
+            pass
+    for _ in range(rounds):
+        pids = [p for p in session_members(sid) if p != spare]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+    return killed
+
+
+def _die_with_parent() -> None:
+    """Kill this build's whole session when the parent dies (SIGTERM from PR_SET_PDEATHSIG, or a plain SIGTERM)."""
+    def handler(_signum, _frame):
+        me = os.getpid()
+        kill_session(me, spare=me)
+        os._exit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    parent = os.environ.get(_ENV_PARENT)
+    if parent and os.getppid() != int(parent):       # the parent died before prctl: nobody would tell us
+        os._exit(128 + signal.SIGTERM)
 
 
 def _source(path: str) -> str:
@@ -17,6 +101,7 @@ def _source(path: str) -> str:
 
 
 def main(request_path: str) -> int:
+    _die_with_parent()
     with open(request_path) as f:
         req = json.load(f)
     from torch.utils.cpp_extension import load_inline  # imported here: the hit path never imports it

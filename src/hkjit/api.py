@@ -62,6 +62,8 @@ def _torch_routed(a: torch.Tensor, b: torch.Tensor) -> bool:
     Such a call is handed to torch.matmul *before* the custom op: no op dispatch, torch's own autograd, tensor
     subclasses and dispatch modes see a plain matmul. Never asked under torch.compile (gemm keeps the op in the
     graph there: dynamo hides whether a size is symbolic, so the choice cannot be made safely at trace time)."""
+    if a.device.type == "meta":                 # shapes only (a model built on meta): torch.matmul gives them
+        return True
     if b.dim() != 2:
         return False
     k, n = b.shape
@@ -136,11 +138,16 @@ def explain(a: torch.Tensor, b: torch.Tensor) -> Plan:
 def prepare(b: torch.Tensor) -> torch.Tensor:
     """B (K, N) in the layout the kernel reads without a copy: a (K, N) view of Bᵀ rows.
 
-    Use it once for a weight that is multiplied many times (hkjit.gemm also caches this copy itself while B is
-    unchanged). Mathematically the result equals b; mutate the original afterwards and the prepared copy is stale,
-    so prepare again."""
+    The explicit form of what hkjit.gemm does implicitly: gemm reuses its own kernel-layout copy of a B while B's
+    version counter is unchanged, which sees every write made through torch (in-place ops, ``out=``, optimizer
+    steps, ``load_state_dict``) and every write hkjit makes, but not writes that bypass the counter: through
+    ``B.data``, the storage, a NumPy/DLPack view or a foreign kernel. For a weight written that way, prepare it
+    yourself after each such write (or keep it as ``W.t()`` of a contiguous (N, K) weight, read with no copy at
+    all). Mathematically the result equals b; it is a copy, so prepare again after changing the original."""
     if b.dim() != 2 or b.dtype != torch.bfloat16:
         raise ValueError(f"hkjit.prepare: expects a 2-D bfloat16 tensor, got {b.dim()}-D {b.dtype}")
+    if b.device.type == "meta":                 # no data to lay out (a model built on meta)
+        return b
     align = get_spec(detect_target(b.device).arch).constraints.align
     if rows_ok(b.t(), align):
         return b

@@ -4,7 +4,9 @@ Called with the entry's build lock held (loader.py). Steps, each crash-safe:
 
 1. clean this key's orphaned temp folders (their builder is dead);
 2. compile in ``<root>/v1/tmp/<kernel>-<key>.<host>.<pid>.<n>/`` through ``load_inline(build_directory=...)`` in a
-   subprocess (never torch's shared extensions folder, so torch's FileBaton is never contended);
+   subprocess (never torch's shared extensions folder, so torch's FileBaton is never contended), the leader of a
+   session of its own: when the caller dies or is interrupted, every process of the build dies with it
+   (_buildworker.kill_session);
 3. write key.json, drop intermediates, fsync, and ``rename`` the folder to ``<root>/v1/<arch>/<kernel>-<key>``;
 4. write manifest.json (module size + xxh3) last, atomically. An entry without it is never loaded.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from .cache import (BUILD_LOG, KEY_JSON, MANIFEST, entry_dir, file_xxh3, format_dir, host_id, move_aside,
                     stale_temp_dir)
 
+from ._buildworker import kill_session
 from .errors import BuildError, CacheError
 from .fsutil import atomic_write_text, fsync_dir, fsync_tree, out_of_space
 from .libraries import find_library
@@ -79,14 +82,6 @@ def _request(spec: KernelSpec, name: str, build_dir: Path, library_roots: dict[s
         "ldflags": list(spec.ldflags),
         "build_directory": str(build_dir),
     }
-
-
-def _set_pdeathsig() -> None:
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def _tail(path: Path, n: int = TAIL_LINES) -> str:
@@ -144,13 +139,22 @@ def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, 
     log_path = build_dir / BUILD_LOG
     t0 = time.time()
     with open(log_path, "wb") as logf:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_buildworker.py")), str(req_path)], stdout=logf,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if os.environ.get("HKJIT_TEST_CRASH_AT") == "compile":
-            time.sleep(1.0)
-            _crash_point("compile")
-        rc = proc.wait()
+        # A session of its own: every process of the build (ninja, c++, cc1plus) can be found and killed by it.
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_buildworker.py")), str(req_path)],
+                                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "HKJIT_BUILD_PARENT": str(os.getpid())})
+        try:
+            if os.environ.get("HKJIT_TEST_CRASH_AT") == "compile":
+                time.sleep(1.0)
+                _crash_point("compile")
+            rc = proc.wait()
+        except BaseException:                    # interrupted (KeyboardInterrupt, SystemExit from a signal handler)
+            kill_session(proc.pid)               # not reaped yet: the pid, hence the session id, is still ours
+            proc.wait()
+            raise
+        finally:
+            kill_session(proc.pid, reaped=True)  # anything a worker killed outright (OOM) left running
     seconds = time.time() - t0
     modules = sorted(build_dir.glob(f"{name}*.so")) + sorted(build_dir.glob(f"{name}*.pyd"))
     if rc != 0 or not modules:

@@ -35,6 +35,7 @@ from .config import env_str
 from .errors import CacheError
 from .fsutil import atomic_write_text, read_nofollow, touch_nofollow
 from .keys import file_identity, key_of
+from .manifest import manifest_problem
 from .trust import check_root, entry_file_problem, explicitly_trusted, recheck_root
 from .version import CACHE_FORMAT
 
@@ -176,10 +177,9 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
         return Verdict(False, f"cache format {manifest.get('format')} (this hkjit writes {CACHE_FORMAT})")
     if manifest.get("key") != dir_key or (expected_key and dir_key != expected_key):
         return Verdict(False, f"manifest of another key ({manifest.get('key')})")
-    module_file = str(manifest.get("module_file", ""))
-    if not module_file or os.sep in module_file or module_file in (".", ".."):
-        return Verdict(False, f"manifest names no module file in the entry ({module_file!r})")
-    module = path / module_file
+    if why := manifest_problem(manifest, path.name):    # module_file confined to the entry (manifest.py)
+        return Verdict(False, why)
+    module = path / manifest["module_file"]
     try:
         st = os.lstat(module)
     except OSError:

@@ -16,15 +16,20 @@ of that shape (absolute paths, ``..``, links, devices, unknown names), and every
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import json
 import logging
+import lzma
 import os
 import re
 import shutil
 import tarfile
 import tempfile
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from itertools import count
 from pathlib import Path, PurePosixPath
@@ -33,6 +38,7 @@ from .cache import (KEY_JSON, MANIFEST, USED_STAMP, cache_layers, cache_root, fo
                     last_used, move_aside, verify_entry, FORMAT_DIR)
 from .errors import CacheError, HkjitError
 from .fsutil import dir_size, fsync_dir, fsync_tree
+from .manifest import manifest_problem
 from .version import CACHE_FORMAT, __version__
 
 ARCHIVE_JSON = "hkjit-archive.json"
@@ -268,15 +274,21 @@ class VerifyResult:
 
 def verify(root: Path | None = None, layers: list[Path] | None = None, fix: bool = False,
            arch: str | None = None, kernel: str | None = None) -> list[VerifyResult]:
-    """verify_entry on every entry; with fix=True bad entries of the writable root are moved to v1/trash."""
+    """Every entry re-derived from its files: key.json re-hashed to the folder's key and the module re-hashed to the
+    manifest's checksum (cache.verify_entry, never trusting the .verified stamp), the manifest's module file a plain
+    name inside the entry, manifest and key.json naming the folder's arch and kernel (entry_problem). With fix=True
+    bad entries of the writable root are moved to v1/trash."""
     out = []
     for e in list_entries(root, layers, arch=arch, kernel=kernel):
-        v = verify_entry(Path(e.path))
+        v = verify_entry(Path(e.path), full=True)
+        ok, reason = v.ok, v.reason
+        if ok and (why := entry_problem(Path(e.path), v.manifest)):
+            ok, reason = False, why
         moved = None
-        if not v.ok and fix and e.writable:
-            dest = move_aside(Path(e.path), v.reason, then="")
+        if not ok and fix and e.writable:
+            dest = move_aside(Path(e.path), reason, then="")
             moved = str(dest) if dest else None
-        out.append(VerifyResult(e, v.ok, v.reason, moved))
+        out.append(VerifyResult(e, ok, reason, moved))
     return out
 
 
@@ -376,10 +388,12 @@ class ExportResult:
     entries: list[EntryInfo]
     skipped: list[tuple[str, str]]      # (entry path, why) of bad entries left out
     size: int
+    sha256: str = ""                    # of the archive file: `cache import --expect-sha256` pins it
 
     def to_json(self) -> dict:
         return {"path": self.path, "entries": [e.to_json() for e in self.entries],
-                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "size": self.size}
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped], "size": self.size,
+                "sha256": self.sha256}
 
 
 def _tar_mode(path: str, mode: str) -> str:
@@ -435,7 +449,7 @@ def export(dest: Path, root: Path | None = None, layers: list[Path] | None = Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return ExportResult(str(dest), entries, skipped, dest.stat().st_size)
+    return ExportResult(str(dest), entries, skipped, dest.stat().st_size, file_sha256(dest))
 
 
 # --------------------------------------------------------------------------------------------------- import
@@ -444,6 +458,7 @@ class ImportResult:
     imported: list[str] = field(default_factory=list)     # "<arch>/<kernel>-<key>"
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    sha256: str = ""                                        # of the archive file (what --expect-sha256 pins)
 
     @property
     def ok(self) -> bool:
@@ -451,7 +466,8 @@ class ImportResult:
 
     def to_json(self) -> dict:
         return {"imported": self.imported, "skipped": [{"entry": n, "reason": r} for n, r in self.skipped],
-                "refused": [{"entry": n, "reason": r} for n, r in self.refused], "ok": self.ok}
+                "refused": [{"entry": n, "reason": r} for n, r in self.refused], "ok": self.ok,
+                "sha256": self.sha256}
 
 
 def _classify(member: tarfile.TarInfo) -> tuple[str, object]:
@@ -474,50 +490,275 @@ def _classify(member: tarfile.TarInfo) -> tuple[str, object]:
     return "foreign", f"foreign member {name!r} (not an hkjit cache entry file)"
 
 
-def _read_archive(src: Path) -> tuple[tarfile.TarFile, dict, list[tarfile.TarInfo]]:
+#: Import bounds (bytes): an archive is refused before anything is written if its files add up to more than
+#: HKJIT_IMPORT_MAX_BYTES or one file is larger than HKJIT_IMPORT_MAX_MEMBER_BYTES. A real entry is a few MiB
+#: (the CPU module ~0.3 MiB, a GPU module a few MiB): the defaults leave two orders of magnitude of room.
+IMPORT_MAX_BYTES = 2 << 30
+IMPORT_MAX_MEMBER_BYTES = 512 << 20
+MAX_MEMBERS = 10_000              # tar members (3-4 per entry); their headers are held in memory
+MAX_LISTING_BYTES = 16 << 20      # hkjit-archive.json, read into memory
+_MAX_READ = 64 << 20              # one read of the tar stream: larger means an oversized tar header (PAX, long name)
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    max_bytes: int = IMPORT_MAX_BYTES
+    max_member_bytes: int = IMPORT_MAX_MEMBER_BYTES
+
+    @classmethod
+    def from_env(cls) -> "ImportLimits":
+        """HKJIT_IMPORT_MAX_BYTES / HKJIT_IMPORT_MAX_MEMBER_BYTES (bytes or 500M, 4G, ...), else the defaults."""
+        from .config import env_str
+        values = []
+        for name, default in (("HKJIT_IMPORT_MAX_BYTES", IMPORT_MAX_BYTES),
+                              ("HKJIT_IMPORT_MAX_MEMBER_BYTES", IMPORT_MAX_MEMBER_BYTES)):
+            raw = env_str(name)
+            try:
+                values.append(parse_size(raw) if raw else default)
+            except ValueError as e:
+                raise CacheError(f"{name}={raw!r}: {e}") from None
+        return cls(*values)
+
+
+class _Capped(io.RawIOBase):
+    """A read-only view of the (decompressed) tar stream that refuses to go past `limit` bytes or to serve one
+    oversized read: a small compressed archive can expand to any size, and tarfile reads whole headers."""
+
+    def __init__(self, f, limit: int, src: Path) -> None:
+        super().__init__()
+        self.f, self.limit, self.src = f, limit, src
+
+    def _refuse(self) -> None:
+        raise ArchiveError(f"{self.src} unpacks to more than {human_size(self.limit)} of tar data (a compression "
+                           f"bomb, or an archive beyond HKJIT_IMPORT_MAX_BYTES): refused, nothing more imported")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > _MAX_READ:
+            if n is not None and n > _MAX_READ:
+                raise ArchiveError(f"{self.src}: a tar header of {human_size(n)} (no hkjit archive has one over "
+                                   f"{human_size(_MAX_READ)}): refused")
+            n = _MAX_READ
+        if self.f.tell() + n > self.limit:
+            n = max(self.limit - self.f.tell(), 0) + 1
+        data = self.f.read(n)
+        if self.f.tell() > self.limit:
+            self._refuse()
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = offset if whence == 0 else (self.f.tell() + offset if whence == 1 else None)
+        if target is not None and target > self.limit:
+            self._refuse()
+        pos = self.f.seek(offset, whence)
+        if pos > self.limit:
+            self._refuse()
+        return pos
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _decompressed(raw, src: Path):
+    """The tar stream inside `raw` (gzip, bzip2, xz or plain, told by the magic bytes, not the name)."""
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        import gzip
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if magic.startswith(b"BZh"):
+        import bz2
+        return bz2.BZ2File(raw)
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
+
+
+def _not_tar(src: Path, e: BaseException) -> ArchiveError:
+    why = e.strerror if isinstance(e, OSError) and e.strerror else "not a tar, tar.gz, tar.bz2 or tar.xz file"
+    return ArchiveError(f"{src} is not a readable tar archive ({why}); make one with "
+                        f"`python -m hkjit cache export FILE`")
+
+
+def _check_listing(meta: object, src: Path) -> None:
+    """Refuse (ArchiveError, before anything is written) a hkjit-archive.json not of the shape export() writes."""
+    def bad(where: str, value: object, expected: str) -> ArchiveError:
+        return ArchiveError(f"{src}: {ARCHIVE_JSON} is malformed: {where} is {value!r}, expected {expected}. The "
+                            f"archive was edited or not written by `python -m hkjit cache export`: export it again "
+                            f"from the cache it came from. Nothing was imported.")
+    if not isinstance(meta, dict):
+        raise bad("the listing", type(meta).__name__, "a JSON object")
+    entries = meta.get("entries")
+    if not isinstance(entries, list):
+        raise bad("entries", entries, "a list of entries")
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise bad(f"entries[{i}]", e, "an object {arch, kernel, key, files}")
+        for name, pattern in (("arch", _ARCH_RE), ("kernel", re.compile(r"^[A-Za-z0-9_.]+$")),
+                              ("key", re.compile(r"^[0-9a-f]{32}$"))):
+            if not isinstance(e.get(name), str) or not pattern.match(e[name]):
+                raise bad(f"entries[{i}].{name}", e.get(name), f"a{'n' if name == 'arch' else ''} {name} name"
+                          if name != "key" else "32 hex digits")
+        files = e.get("files")
+        if not isinstance(files, list) or not all(isinstance(f, str) and _FILE_RE.match(f) for f in files):
+            raise bad(f"entries[{i}].files", files, "a list of file names")
+
+
+def _read_archive(src: Path, stack: contextlib.ExitStack, limits: ImportLimits,
+                  expect_sha256: str | None) -> tuple[tarfile.TarFile, dict, list[tarfile.TarInfo], str]:
+    """(open tar, listing, members, the archive file's sha256): every check that needs no unpacking."""
     if not src.is_file():
         raise ArchiveError(f"{src}: no such file")
     try:
-        tar = tarfile.open(src, "r:*")
-        members = tar.getmembers()
-    except (tarfile.TarError, OSError, EOFError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else "not a tar, tar.gz, tar.bz2 or tar.xz file"
-        raise ArchiveError(f"{src} is not a readable tar archive ({why}); make one with "
-                           f"`python -m hkjit cache export FILE`") from None
+        raw = stack.enter_context(open(src, "rb"))
+    except OSError as e:
+        raise _not_tar(src, e) from None
+    digest = hashlib.sha256()
+    while chunk := raw.read(1 << 20):
+        digest.update(chunk)
+    sha256 = digest.hexdigest()
+    if expect_sha256 is not None:
+        want = expect_sha256.strip().lower().removeprefix("sha256:")
+        if want != sha256:
+            raise ArchiveError(f"{src} has sha256 {sha256}, not the expected {want}: not the archive you pinned "
+                               f"(replaced or corrupted in transit); nothing was imported")
+    raw.seek(0)
+    slack = MAX_MEMBERS * 3 * 512 + MAX_LISTING_BYTES      # headers and padding around the files' bytes
+    try:
+        stream = _Capped(_decompressed(raw, src), limits.max_bytes + slack, src)
+        tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r:"))
+        members: list[tarfile.TarInfo] = []
+        total = 0
+        while (m := tar.next()) is not None:       # headers one by one: sizes are checked before data is skipped
+            members.append(m)
+            if len(members) > MAX_MEMBERS:
+                raise ArchiveError(f"{src} has more than {MAX_MEMBERS} members (an hkjit entry has 3 or 4): refused, "
+                                   f"nothing imported")
+            if m.isfile():
+                if m.size > limits.max_member_bytes:
+                    raise ArchiveError(f"{src}: member {m.name!r} is {human_size(m.size)}, over the "
+                                       f"{human_size(limits.max_member_bytes)} allowed per file "
+                                       f"(HKJIT_IMPORT_MAX_MEMBER_BYTES): refused, nothing imported")
+                total += m.size
+                if total > limits.max_bytes:
+                    raise ArchiveError(f"{src} unpacks to more than {human_size(limits.max_bytes)} "
+                                       f"(HKJIT_IMPORT_MAX_BYTES): refused, nothing imported")
+    except ArchiveError:
+        raise
+    except _READ_ERRORS as e:
+        raise _not_tar(src, e) from None
     meta_member = next((m for m in members if m.name.lstrip("./") == ARCHIVE_JSON and m.isfile()), None)
     if meta_member is None:
-        tar.close()
         raise ArchiveError(f"{src} is not an hkjit cache archive (no {ARCHIVE_JSON}); make one with "
                            f"`python -m hkjit cache export FILE`")
+    if meta_member.size > MAX_LISTING_BYTES:
+        raise ArchiveError(f"{src}: {ARCHIVE_JSON} is {human_size(meta_member.size)}, no listing is over "
+                           f"{human_size(MAX_LISTING_BYTES)}: refused, nothing imported")
     try:
         meta = json.loads(tar.extractfile(meta_member).read())
-    except (ValueError, OSError, AttributeError) as e:
-        tar.close()
-        raise ArchiveError(f"{src}: unreadable {ARCHIVE_JSON} ({e})")
-    if not isinstance(meta, dict):
-        tar.close()
-        raise ArchiveError(f"{src}: {ARCHIVE_JSON} is not an hkjit archive listing")
-    if meta.get("format") != CACHE_FORMAT:
-        tar.close()
+    except ArchiveError:
+        raise
+    except (ValueError, AttributeError, *_READ_ERRORS) as e:
+        raise ArchiveError(f"{src}: unreadable {ARCHIVE_JSON} ({e})") from None
+    if isinstance(meta, dict) and meta.get("format") != CACHE_FORMAT:
         raise ArchiveError(f"{src} holds cache format {meta.get('format')} (written by hkjit "
                            f"{meta.get('hkjit_version', '?')}); this hkjit {__version__} uses cache format "
                            f"{CACHE_FORMAT}: export it again with a matching hkjit, or build with "
                            f"`python -m hkjit warmup`")
-    return tar, meta, members
+    _check_listing(meta, src)
+    return tar, meta, members, sha256
 
 
-def import_archive(src: Path, root: Path | None = None) -> ImportResult:
+def _unpack_file(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: Path, src: Path, root: Path) -> None:
+    """Stream one member to dest: reads fail as ArchiveError (the archive), writes as CacheError (the cache)."""
+    try:
+        data = tar.extractfile(m)
+    except ArchiveError:
+        raise
+    except _READ_ERRORS as e:
+        raise ArchiveError(f"{src}: cannot read member {m.name!r} ({e}); the archive is damaged") from None
+    with open(dest, "wb") as fh:
+        left = m.size
+        while left > 0:
+            try:
+                chunk = data.read(min(left, 1 << 20))
+            except ArchiveError:
+                raise
+            except _READ_ERRORS as e:
+                raise ArchiveError(f"{src}: cannot read member {m.name!r} ({e}); the archive is damaged") from None
+            if not chunk:
+                raise ArchiveError(f"{src}: member {m.name!r} is truncated; the archive is damaged")
+            try:
+                fh.write(chunk)
+            except OSError as e:
+                raise _write_error(root, e) from None
+            left -= len(chunk)
+    os.chmod(dest, 0o755 if m.mode & 0o111 else 0o644)
+
+
+def _write_error(root: Path, e: OSError) -> CacheError:
+    if e.errno == errno.ENOSPC:
+        return CacheError(f"disk full while importing into {root}: free space, or import into another cache with "
+                          f"--cache-dir / HKJIT_CACHE_DIR (the entry being unpacked was removed)")
+    return CacheError(f"cannot write to {root}: {e}. Set HKJIT_CACHE_DIR (or --cache-dir) to a writable folder")
+
+
+def entry_problem(path: Path, manifest: dict, arch: str | None = None) -> str:
+    """Why an entry that passed cache.verify_entry still does not belong where it is ("" when it does): its
+    manifest's names (manifest.manifest_problem) and key.json's arch and kernel against the folder it is in."""
+    arch = arch or path.parent.name
+    if why := manifest_problem(manifest, path.name, arch):
+        return why
+    try:
+        inputs = json.loads((path / KEY_JSON).read_text())
+    except (OSError, ValueError):
+        return "key.json missing or unreadable"
+    kernel = path.name.rsplit("-", 1)[0]
+    if not isinstance(inputs, dict) or inputs.get("arch") != arch or inputs.get("kernel") != kernel:
+        got = (inputs.get("kernel"), inputs.get("arch")) if isinstance(inputs, dict) else (None, None)
+        return f"entry of {got[0]} for {got[1]} filed under {arch}/{path.name}"
+    return ""
+
+
+def import_archive(src: Path, root: Path | None = None, expect_sha256: str | None = None,
+                   limits: ImportLimits | None = None) -> ImportResult:
     """Unpack an export() archive into the writable root: verified, atomic per entry, existing valid entries kept.
 
-    Raises ArchiveError when the archive cannot be used at all. An archive holding unsafe members (absolute or
-    '..' paths, links, devices) is refused whole: nothing is unpacked. Foreign files inside an entry's folder,
-    entries missing from the archive's list, and entries that fail verification are refused one by one."""
+    An archive is code: its modules are imported into the process that uses the cache. Verification proves an
+    entry is whole and self-consistent, not who made it; pin the archive you trust with expect_sha256 (the sha256
+    of the archive file, as `cache export` prints it). Raises ArchiveError when the archive cannot be used at all
+    (missing, not a tar, another format, malformed listing, sha256 mismatch, over the size limits) — then nothing
+    is written. An archive holding unsafe members (absolute or '..' paths, links, devices) is refused whole.
+    Foreign files inside an entry's folder, entries missing from the archive's list, and entries that fail
+    verification are refused one by one. A full disk raises CacheError, the entry being unpacked removed."""
     from .locking import BuildLock
     root = root or cache_root()
     src = Path(src)
+    limits = limits or ImportLimits.from_env()
     res = ImportResult()
-    tar, meta, members = _read_archive(src)
-    with tar:
+    with contextlib.ExitStack() as stack:
+        tar, meta, members, res.sha256 = _read_archive(src, stack, limits, expect_sha256)
         by_entry: dict[tuple[str, str], list[tuple[str, tarfile.TarInfo]]] = {}
         unsafe = []
         foreign = []
@@ -536,10 +777,15 @@ def import_archive(src: Path, root: Path | None = None) -> ImportResult:
             return res
         for why in foreign:
             res.refused.append(("-", why))
-        listed = {(e.get("arch"), f"{e.get('kernel')}-{e.get('key')}"): set(e.get("files") or [])
-                  for e in meta.get("entries", []) if isinstance(e, dict)}
+        listed = {(e["arch"], f"{e['kernel']}-{e['key']}"): set(e["files"]) for e in meta["entries"]}
         for (a, entry) in sorted(set(listed) - set(by_entry), key=str):
             res.refused.append((f"{a}/{entry}", "listed in the archive but its files are missing"))
+        wanted = sum(m.size for (a, entry), files in by_entry.items() if (a, entry) in listed for _f, m in files)
+        free = free_space(root)
+        if free is not None and wanted > free:
+            raise CacheError(f"{src} unpacks to {human_size(wanted)} and {root} has {human_size(free)} free: free "
+                             f"space, or import into another cache with --cache-dir / HKJIT_CACHE_DIR (nothing "
+                             f"was imported)")
         tmp_root = format_dir(root) / "tmp"
         for (a, entry), files in sorted(by_entry.items()):
             name = f"{a}/{entry}"
@@ -552,7 +798,7 @@ def import_archive(src: Path, root: Path | None = None) -> ImportResult:
                 continue
             kernel, key = entry.rsplit("-", 1)
             final = format_dir(root) / a / entry
-            if final.exists() and verify_entry(final, key).ok:
+            if final.exists() and (v := verify_entry(final, key)).ok and not entry_problem(final, v.manifest, arch=a):
                 res.skipped.append((name, "already in the cache"))
                 continue
             try:
@@ -560,28 +806,21 @@ def import_archive(src: Path, root: Path | None = None) -> ImportResult:
                 staging = tmp_root / f"{entry}.{host_id()}.{os.getpid()}.imp{next(_counter)}"
                 staging.mkdir()
             except OSError as e:
-                raise CacheError(f"cannot write to {root}: {e}. Set HKJIT_CACHE_DIR (or --cache-dir) to a "
-                                 f"writable folder") from e
+                raise _write_error(root, e) from None
             try:
                 inner = staging / entry
                 inner.mkdir()
                 for fname, m in files:
-                    data = tar.extractfile(m)
-                    out_path = inner / fname
-                    with open(out_path, "wb") as fh:
-                        shutil.copyfileobj(data, fh)
-                    os.chmod(out_path, 0o755 if m.mode & 0o111 else 0o644)
+                    _unpack_file(tar, m, inner / fname, src, root)
                 verdict = verify_entry(inner, key)
-                ok, reason = verdict.ok, verdict.reason
-                if ok:
-                    inputs = json.loads((inner / KEY_JSON).read_text())
-                    man = verdict.manifest
-                    if inputs.get("arch") != a or inputs.get("kernel") != kernel or man.get("arch", a) != a:
-                        ok, reason = False, f"entry of {inputs.get('kernel')} for {inputs.get('arch')} filed under {name}"
-                if not ok:
+                reason = verdict.reason if not verdict.ok else entry_problem(inner, verdict.manifest, arch=a)
+                if reason:
                     res.refused.append((name, reason))
                     continue
-                fsync_tree(inner)
+                try:
+                    fsync_tree(inner)
+                except OSError as e:
+                    raise _write_error(root, e) from None
                 with BuildLock(root, f"{a}-{kernel}-{key}", what=f"{kernel} for {a}"):
                     if final.exists():
                         if verify_entry(final, key).ok:
@@ -592,6 +831,8 @@ def import_archive(src: Path, root: Path | None = None) -> ImportResult:
                     os.rename(inner, final)
                     fsync_dir(final.parent)
                 res.imported.append(name)
+            except OSError as e:
+                raise _write_error(root, e) from None
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     return res

@@ -287,7 +287,8 @@ def cmd_cache_export(args) -> int:
         for p, why in res.skipped:
             print(f"skipped  {p}: {why}")
         if res.entries:
-            print(f"export: {_n(len(res.entries), 'entry', 'entries')} -> {res.path} ({human_size(res.size)})")
+            print(f"export: {_n(len(res.entries), 'entry', 'entries')} -> {res.path} ({human_size(res.size)}, "
+                  f"sha256 {res.sha256})")
     if not res.entries:
         _err("hkjit: nothing exported: no valid entry matches (build some with `python -m hkjit warmup --arch ...`)")
         return 1
@@ -297,7 +298,7 @@ def cmd_cache_export(args) -> int:
 def cmd_cache_import(args) -> int:
     from .cachetool import import_archive
     from .cache import cache_root
-    res = import_archive(Path(args.file))
+    res = import_archive(Path(args.file), expect_sha256=args.expect_sha256)
     if args.json:
         _emit_json(res.to_json() | {"root": str(cache_root())})
     else:
@@ -308,7 +309,7 @@ def cmd_cache_import(args) -> int:
         for n, why in res.refused:
             print(f"REFUSED  {n}: {why}")
         print(f"import: {len(res.imported)} imported, {len(res.skipped)} skipped, {len(res.refused)} refused "
-              f"into {cache_root()}")
+              f"into {cache_root()} (archive sha256 {res.sha256})")
     return 0 if res.ok else 1
 
 
@@ -517,6 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "verified, then renamed into place; valid existing entries are kept. Refuses archives of "
                         "another cache format (exit 2), and foreign, unsafe or corrupt members (exit 1).")
     x.add_argument("file", metavar="FILE", help="archive made by `python -m hkjit cache export`")
+    x.add_argument("--expect-sha256", metavar="HEX", help="refuse the archive (exit 2, nothing imported) unless the "
+                   "file's sha256 is HEX, as `cache export` printed it: an archive is code that hkjit will load")
     x.set_defaults(func=cmd_cache_import)
     x = csub.add_parser("why", parents=[common, js], help="explain a cache miss: key inputs diffed against the "
                         "nearest entry", description="Compute the current key inputs of KERNEL and diff them "

@@ -15,23 +15,29 @@ from typing import NamedTuple
 import torch
 
 from .loader import load_module
-from .policy import Decision, decide
+from .policy import MAX_LEADING_DIM, Decision, decide
 from .prepared import PREPARED
 from .specs import Constraints, KernelSpec, get_spec
 from .targets import detect_target
 from .validation import ensure_validated
 
 
+#: Meta tensors (a model built under ``torch.device("meta")``) carry shapes only: torch.matmul computes the result's.
+META = Decision("torch", "meta", "meta tensors hold no data: torch.matmul gives the result's shape and dtype")
+
+
 def _round_up(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
 
-def rows_ok(t: torch.Tensor, align: int) -> bool:
-    """Whether t (2-D) is usable as kernel rows: unit column stride, aligned row stride and base pointer."""
+def rows_ok(t: torch.Tensor, align: int, max_ld: int | None = None) -> bool:
+    """Whether t (2-D) is usable as kernel rows: unit column stride, aligned row stride and base pointer, and a row
+    stride under max_ld (the arch's bound, policy.MAX_LEADING_DIM) where there is one."""
     rows, cols = t.shape
     unit = cols <= 1 or t.stride(1) == 1
     ld = t.stride(0) if rows > 1 else _round_up(max(cols, 1), align)
-    return unit and ld >= cols and ld % align == 0 and t.data_ptr() % (2 * align) == 0
+    return (unit and ld >= cols and ld % align == 0 and t.data_ptr() % (2 * align) == 0
+            and (max_ld is None or ld < max_ld))
 
 
 def to_rows(t: torch.Tensor, align: int, rows: int | None = None, cols: int | None = None) -> torch.Tensor:
@@ -65,6 +71,7 @@ class Plan(NamedTuple):
     k_padded: int = 0
     copy_a: bool = False
     copy_b: bool = False
+    max_ld: int | None = None        # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
 
     def __str__(self) -> str:
         head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
@@ -86,6 +93,8 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor, arch: str | None = None, decis
     """The plan for a2d @ b; arch and decision are passed by a caller that has already routed the call."""
     m, k = a2d.shape
     n = b.shape[1]
+    if a2d.device.type == "meta":
+        return Plan(META.path, "meta", META.rule, META.reason, m, n, k)
     arch = arch or detect_target(a2d.device).arch
     decision = decision or decide(arch, m, n, k)
     if decision.path != "kernel":
@@ -93,15 +102,17 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor, arch: str | None = None, decis
     spec = get_spec(arch)
     c = spec.constraints
     kp = _padded_k(c, k)
-    copy_a = kp != k or not rows_ok(a2d, c.align)
-    copy_b = kp != k or not rows_ok(b.t(), c.align)
+    max_ld = MAX_LEADING_DIM.get(arch)
+    copy_a = kp != k or not rows_ok(a2d, c.align, max_ld)
+    copy_b = kp != k or not rows_ok(b.t(), c.align, max_ld)
     copies = []
     if kp != k:
         copies.append(f"A zero-padded to K={kp} (the kernel needs K % {c.pad_k_to} == 0)")
         copies.append(f"B transposed and zero-padded to {n}x{kp} (cached while B is unchanged)")
     else:
         if copy_a:
-            copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows)")
+            copies.append(f"A copied to rows (needs unit column stride and {c.align}-element aligned rows"
+                          + (f", row stride < {max_ld}" if max_ld else "") + ")")
         if copy_b:
             copies.append("B copied to the Bᵀ (N x K) layout (cached while B is unchanged; pass W.t() of a "
                           "contiguous (N, K) weight, or hkjit.prepare(B), to skip it)")
@@ -109,7 +120,17 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor, arch: str | None = None, decis
         copies.append(f"C computed with a row stride padded to {c.align_c} elements, then copied out "
                       f"contiguous (N % {c.align_c} != 0)")
     return Plan("kernel", arch, decision.rule, decision.reason, m, n, k, spec.name, (c.block_m, c.block_n, c.block_k),
-                tuple(copies), (), spec, kp, copy_a, copy_b)
+                tuple(copies), (), spec, kp, copy_a, copy_b, max_ld)
+
+
+def _written(out: torch.Tensor) -> torch.Tensor:
+    """Bump the version counter of `out`, which the kernel wrote through its data pointer (torch did not see it).
+
+    The prepared-weight cache (prepared.py) trusts the version counter: without this, ``gemm(A, B, out=W)`` then
+    ``gemm(X, W)`` reused W's old kernel-layout copy (relative error 1.02 in issue #13)."""
+    if not out.is_inference():                  # inference tensors have no version counter (and are never cached)
+        torch.autograd.graph.increment_version(out)
+    return out
 
 
 def run_kernel(plan: Plan, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
@@ -122,9 +143,9 @@ def run_kernel(plan: Plan, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor
     bt = b.t()
     if plan.copy_b:
         bt, _ = PREPARED.get(b, ("bt", c.align, kp), lambda: to_rows(bt, c.align, n, kp))
-    if out is not None and rows_ok(out, c.align_c):
+    if out is not None and rows_ok(out, c.align_c, plan.max_ld):
         loaded.module.gemm_out(a2d, bt, out)
-        return out
+        return _written(out)
     if out is None and n % c.align_c == 0:
         out = torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
         loaded.module.gemm_out(a2d, bt, out)
@@ -142,6 +163,8 @@ def matmul2d(a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None
     Routing comes first and is a few dict lookups (policy.decide memoizes per shape): a call the policy sends to
     torch costs little more than torch.mm itself; only the kernel path builds a full Plan."""
     (m, k), n = a2d.shape, b.shape[1]
+    if a2d.device.type == "meta":               # no data, no kernel: torch gives the shape (hkjit.Linear on meta)
+        return torch.mm(a2d, b) if out is None else torch.mm(a2d, b, out=out)
     arch = detect_target(a2d.device).arch
     decision = decide(arch, m, n, k)
     if decision.path == "torch":

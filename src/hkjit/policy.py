@@ -68,6 +68,12 @@ POLICY: dict[str, ArchPolicy] = {
     ), "large enough and block-aligned for the kernel (bounds not yet measured on MI350X)"),
 }
 
+#: Row strides (elements) a kernel cannot address, per arch: the gfx950 launcher keeps every row offset of a
+#: 256-row block inside the 32-bit buffer range (256 * ld * 2 bytes < 2^31, kernels/gemm_gfx950.hip), so a product
+#: whose own rows need ld >= 2^22 (N, or K rounded up to 8) goes to torch even when the kernel is forced, and an
+#: operand whose row stride alone is that wide is copied to compact rows (plan.make_plan).
+MAX_LEADING_DIM: dict[str, int] = {"gfx950": 1 << 22}
+
 _mode: contextvars.ContextVar[str | None] = contextvars.ContextVar("hkjit_dispatch", default=None)
 
 
@@ -116,6 +122,8 @@ def decide(arch: str, m: int, n: int, k: int) -> Decision:
         return _EMPTY
     mode = current_mode()
     if mode != "auto":
+        if mode == "kernel" and (wide := _too_wide(arch, n, k)) is not None:
+            return wide
         return Decision(mode, f"forced-{mode}", f"forced by {'hkjit.dispatch' if _mode.get() else 'HKJIT_DISPATCH'}")
     key = (arch, m, n, k)
     decision = _decided.get(key)
@@ -126,7 +134,19 @@ def decide(arch: str, m: int, n: int, k: int) -> Decision:
     return decision
 
 
+def _too_wide(arch: str, n: int, k: int) -> Decision | None:
+    """The torch route for a product whose rows (N for C, K for A and Bᵀ) the arch's kernel cannot address."""
+    limit = MAX_LEADING_DIM.get(arch)
+    if limit is None or -(-max(n, k) // 8) * 8 < limit:
+        return None
+    return Decision("torch", "leading-dim", f"N or K reaches {limit} (2^{limit.bit_length() - 1}): row offsets "
+                    f"past the kernel's 32-bit buffer range, torch.matmul computes it (even when the kernel is "
+                    f"forced)")
+
+
 def _decide_auto(arch: str, m: int, n: int, k: int) -> Decision:
+    if (wide := _too_wide(arch, n, k)) is not None:
+        return wide
     c = get_spec(arch).constraints
     metrics = {"mnk": m * n * k, "m": m, "n": n, "k": k, "fill": tile_fill(m, n, c.block_m, c.block_n),
                "aligned": int(n % 8 == 0 and k % 8 == 0)}

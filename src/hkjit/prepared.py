@@ -1,10 +1,17 @@
-"""Reusing the kernel-layout copy of a weight across calls, keyed so that it can never be stale.
+"""Reusing the kernel-layout copy of a weight across calls, keyed on what torch records about writes.
 
 The seed keyed its Bᵀ cache on ``id(B)``: stale after ``B.add_(...)``, and wrong when Python reuses the id of a
 freed tensor. Here an entry is keyed on (storage pointer, offset, version counter, shape, strides, device, dtype)
 and holds only a *weak* reference to the tensor that owns the storage (the view's base): in-place updates bump the
 version (a miss), a freed weight drops its entry (its weakref dies), and a new tensor at the same address is a
-different owner object. Memory is bounded (HKJIT_PREPARED_CACHE_MB, least recently used evicted first).
+different owner object. Memory is bounded (HKJIT_PREPARED_CACHE_MB, least recently used evicted first; 0 turns
+the reuse off).
+
+What the key can trust is the version counter, shared by a tensor, its views and ``.detach()``: torch bumps it
+for every in-place op and ``out=``, and hkjit bumps it for what its kernels write through a data pointer
+(plan._written). Writes that bypass the counter — through ``.data`` (a new counter), the storage, NumPy/DLPack
+views, foreign kernels — cannot be seen by any key short of hashing the weight, which costs as much as the copy
+it would save: for such weights use ``hkjit.prepare`` (the explicit form) or set HKJIT_PREPARED_CACHE_MB=0.
 """
 from __future__ import annotations
 
