@@ -292,7 +292,8 @@ __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args
     const uint32_t lds0 = (uint32_t)(uintptr_t)&__shm[0];
     {
         // HipKittens' load(): lane l reads row l % 16, columns 8 * (l / 16) .. +8 of each 16 x 32 base tile
-        const uint32_t swz = ST_A::swizzle({lane % RT_A::base_tile_rows, RT_A::base_tile_stride * (lane / RT_A::base_tile_rows)});
+        const uint32_t swz =
+            ST_A::swizzle({lane % RT_A::base_tile_rows, RT_A::base_tile_stride * (lane / RT_A::base_tile_rows)});
         static_assert(std::is_same_v<typename ST_A::shape, typename ST_B::shape>, "one swizzle for both operands");
         p.read_a = lds0 + p.wave_row * FRAG_M * BK * 2 + swz;
         p.read_b = lds0 + (uint32_t)sizeof(ST_A) + p.wave_col * FRAG_N * BK * 2 + swz;

@@ -1,9 +1,14 @@
-"""Checks of the gfx950 HipKittens GEMM that run without an AMD GPU (issue 3), plus GPU tests (`-m gpu`).
+"""Checks of the gfx950 HipKittens GEMM that run without an AMD GPU (issues 3 and 14), plus GPU tests (`-m gpu`).
 
 (a) compile gate: device-only compile for gfx950 with clang-22; bf16 MFMA present, LDS <= 160 KiB, no spills, no
-    scratch.  (b) the pipeline plan (kernels/gemm_gfx950_plan.h) simulated for 1..64 K tiles; the seed's plan is
-    rejected at 3 tiles.  (c) the compiled main loop is exactly the plan's sequence of loads, reads, MFMAs, waits
-    and barriers, and no MFMA reads a register an LDS read has not been waited for.
+    scratch, VGPR + AGPR <= 256 (2 waves per SIMD).  (b) the pipeline plan (kernels/gemm_gfx950_plan.h) in the
+    multi-group schedule model for 1..64 K tiles; the seed's plan is rejected at 3 tiles, upstream HipKittens'
+    published MI355X schedule for every tile count >= 4, and a plan that races only across wave groups is
+    rejected although the single-trace model accepts it.  (c) the compiled main loop is the plan's sequence of
+    loads, reads, MFMAs, waits, barriers and s_setprio (modulo the unroll period), the barrier counts before and
+    after the loop are the stagger's, and no MFMA reads a register an LDS read has not been waited for.
+    (d) performance guards (16-MFMA clusters at raised priority, a VALU budget per K tile), each with a mutation
+    test that compiles a broken copy of the kernel and sees the guard fail.
 """
 from __future__ import annotations
 
