@@ -373,6 +373,42 @@ def _diff(got, want):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# (e) the kernel on the instruction-level emulator: the K cases the ping-pong and the loop without masks add
+#     (tests/test_gfx950_emulate.py runs the general ones)
+# ---------------------------------------------------------------------------------------------------------------
+EMU_SEEDS = (1, 2, 3)  # latency / interleaving seeds of the emulator's adversarial scheduler
+# (M, N, K, block): K % 32 in {16, 24} (the partial tile 0 masked in the prologue), K = 0 (every DMA out of
+# range), one partial tile only (the prefetch issues three tiles past the end), and 5 tiles with the last
+# block row and column ragged.
+EMU_CASES = [(300, 260, 16, (1, 1)), (300, 260, 24, (0, 1)), (300, 260, 0, (1, 0)), (260, 300, 56, (1, 1)),
+             (300, 260, 152, (1, 1))]
+
+
+@pytest.fixture(scope="module")
+def emulated_kernel(tmp_path_factory):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        from hkjit.gfx950.emulate_gemm import GemmKernel, build_code_object
+    except ImportError as e:
+        pytest.skip(f"the gfx950 emulator is not in this tree ({e})")
+    co = build_code_object(KERNEL, out=tmp_path_factory.mktemp("co") / "gemm_gfx950.co", toolchain_dir=_toolchain())
+    return GemmKernel.from_code_object(co, KERNEL)
+
+
+@pytest.mark.parametrize("seed", EMU_SEEDS)
+@pytest.mark.parametrize("case", EMU_CASES, ids=[f"{m}x{n}x{k}" for m, n, k, _ in EMU_CASES])
+def test_kernel_on_emulator_edge_k(emulated_kernel, case, seed):
+    from hkjit.gfx950.emulate_gemm import GemmCase, run_case
+    m, n, k, block = case
+    out = run_case(emulated_kernel, GemmCase(m, n, k, blocks=(block,)), seed)
+    print(out.summary())
+    assert not out.hazards, out.summary() + "\n" + "\n".join(out.hazards[:10])
+    assert out.passed, out.summary()
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # GPU (MI350X / MI355X): numeric truth
 # ---------------------------------------------------------------------------------------------------------------
 def _gfx950_device():
