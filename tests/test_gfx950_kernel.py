@@ -228,6 +228,19 @@ def test_main_loop_matches_plan(compiled, plan):
           f"MFMA clusters {schedule.mfma_clusters(got)}; barriers per K tile {got.count(('barrier',)) // period}")
 
 
+def test_periodic_match_finds_unroll_and_rotation(plan):
+    """The comparison the loop check uses: a body unrolled twice and rotated by 3 events matches with period 2,
+    rotation 3; a body with one event dropped or two swapped does not."""
+    unit = schedule.expected_loop_events(plan)
+    assert hipcheck.periodic_match(unit, unit) == (1, 0)
+    twice = (unit * 3)[3:3 + 2 * len(unit)]
+    assert hipcheck.periodic_match(twice, unit) == (2, 3)
+    assert hipcheck.periodic_match(twice[:-1], unit) is None
+    i = twice.index(("barrier",))
+    swapped = twice[:i - 1] + [twice[i], twice[i - 1]] + twice[i + 1:]
+    assert hipcheck.periodic_match(swapped, unit) is None
+
+
 def test_barrier_counts_on_both_sides_of_the_stagger(compiled, plan):
     """Group g passes the prologue's barriers plus g * kStagger before the loop and (kGroups-1-g) * kStagger
     after it: on the control-flow graph, the counts reachable before the loop header and after the loop exit
