@@ -137,8 +137,11 @@ def test_plan_constants_derived(plan):
 
 
 def test_schedule_correct_for_1_to_64_tiles(plan):
-    bad = schedule.check_all(plan, 64)
-    assert not bad, "\n".join(e for errs in bad.values() for e in errs[:3])
+    """In the plan's own wave groups (the kernel's) and in lock step (one trace)."""
+    assert plan.groups == 2 and plan.stagger == 1
+    for groups in (None, 1):
+        bad = schedule.check_all(plan, 64, groups=groups)
+        assert not bad, "\n".join(e for errs in bad.values() for e in errs[:3])
 
 
 def test_seed_schedule_rejected_at_three_tiles():
