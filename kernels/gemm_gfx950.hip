@@ -5,9 +5,11 @@
 // One workgroup of 8 waves (2 x 4) computes a 256 x 256 block of C; each wave owns four 64 x 32 fp32
 // accumulators (rows {0,128} + wave_row*64, cols {0,128} + wave_col*32 of the block).  K is consumed in tiles
 // of 32, staged in LDS by buffer_load ... lds (global -> LDS DMA, 16 B per lane) with a 4-stage ring and a
-// prefetch distance of 3 tiles; the schedule (what is issued, waited for and read, in which order) is the data
-// in gemm_gfx950_plan.h and this file only executes it (run_steps), so the Python simulator
-// (src/hkjit/gfx950/schedule.py) and the assembly check (tests/test_gfx950_kernel.py) judge the code the GPU runs.
+// prefetch distance of 3 tiles.  The two wave rows are two wave groups, one barrier apart, so that on each SIMD
+// one group's MFMA cluster runs while the other group loads and reads (ping-pong).  The schedule (what is
+// issued, waited for and read, in which order, by which group) is the data in gemm_gfx950_plan.h and this file
+// only executes it (run_steps), so the schedule model (src/hkjit/gfx950/schedule.py) and the assembly check
+// (tests/test_gfx950_kernel.py) judge the code the GPU runs.
 //
 // Any M, N, K (K a multiple of 8), with no masking in the main loop: each load lane has a constant offset (sent
 // out of the buffer's range once, at entry, when its row is past M / N), K tiles move the buffer resource with
@@ -302,7 +304,8 @@ __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args
     const uint32_t lds0 = (uint32_t)(uintptr_t)&__shm[0];
     {
         // HipKittens' load(): lane l reads row l % 16, columns 8 * (l / 16) .. +8 of each 16 x 32 base tile
-        const uint32_t swz = ST_A::swizzle({lane % RT_A::base_tile_rows, RT_A::base_tile_stride * (lane / RT_A::base_tile_rows)});
+        const uint32_t swz =
+            ST_A::swizzle({lane % RT_A::base_tile_rows, RT_A::base_tile_stride * (lane / RT_A::base_tile_rows)});
         static_assert(std::is_same_v<typename ST_A::shape, typename ST_B::shape>, "one swizzle for both operands");
         p.read_a = lds0 + p.wave_row * FRAG_M * BK * 2 + swz;
         p.read_b = lds0 + (uint32_t)sizeof(ST_A) + p.wave_col * FRAG_N * BK * 2 + swz;

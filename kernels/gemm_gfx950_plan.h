@@ -1,8 +1,9 @@
 // gemm_gfx950_plan.h - the software pipeline of kernels/gemm_gfx950.hip, as data.
 //
 // The kernel executes these tables step by step (compile-time unrolled: see run_steps() in gemm_gfx950.hip), and
-// src/hkjit/schedule.py parses this very file (the `constexpr int` definitions and the step tables) to simulate
-// the schedule for 1..64 K tiles. tests/test_gfx950_kernel.py then checks the compiled assembly against it.
+// src/hkjit/gfx950/schedule.py parses this very file (the `constexpr int` definitions and the step tables) to
+// model the schedule for 1..64 K tiles, one trace per wave group. tests/test_gfx950_kernel.py then checks the
+// compiled assembly against it.
 // Keep the format simple: every `constexpr int NAME = EXPR;` uses only integers, names defined above it,
 // + - * / % ( ); every step is one `{Op::Kind, EXPR, EXPR},` line.
 //

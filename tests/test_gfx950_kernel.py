@@ -1,9 +1,14 @@
-"""Checks of the gfx950 HipKittens GEMM that run without an AMD GPU (issue 3), plus GPU tests (`-m gpu`).
+"""Checks of the gfx950 HipKittens GEMM that run without an AMD GPU (issues 3 and 14), plus GPU tests (`-m gpu`).
 
 (a) compile gate: device-only compile for gfx950 with clang-22; bf16 MFMA present, LDS <= 160 KiB, no spills, no
-    scratch.  (b) the pipeline plan (kernels/gemm_gfx950_plan.h) simulated for 1..64 K tiles; the seed's plan is
-    rejected at 3 tiles.  (c) the compiled main loop is exactly the plan's sequence of loads, reads, MFMAs, waits
-    and barriers, and no MFMA reads a register an LDS read has not been waited for.
+    scratch, VGPR + AGPR <= 256 (2 waves per SIMD).  (b) the pipeline plan (kernels/gemm_gfx950_plan.h) in the
+    multi-group schedule model for 1..64 K tiles; the seed's plan is rejected at 3 tiles, upstream HipKittens'
+    published MI355X schedule for every tile count >= 4, and a plan that races only across wave groups is
+    rejected although the single-trace model accepts it.  (c) the compiled main loop is the plan's sequence of
+    loads, reads, MFMAs, waits, barriers and s_setprio (modulo the unroll period), the barrier counts before and
+    after the loop are the stagger's, and no MFMA reads a register an LDS read has not been waited for.
+    (d) performance guards (16-MFMA clusters at raised priority, a VALU budget per K tile), each with a mutation
+    test that compiles a broken copy of the kernel and sees the guard fail.
 """
 from __future__ import annotations
 
@@ -132,8 +137,11 @@ def test_plan_constants_derived(plan):
 
 
 def test_schedule_correct_for_1_to_64_tiles(plan):
-    bad = schedule.check_all(plan, 64)
-    assert not bad, "\n".join(e for errs in bad.values() for e in errs[:3])
+    """In the plan's own wave groups (the kernel's) and in lock step (one trace)."""
+    assert plan.groups == 2 and plan.stagger == 1
+    for groups in (None, 1):
+        bad = schedule.check_all(plan, 64, groups=groups)
+        assert not bad, "\n".join(e for errs in bad.values() for e in errs[:3])
 
 
 def test_seed_schedule_rejected_at_three_tiles():
@@ -221,6 +229,19 @@ def test_main_loop_matches_plan(compiled, plan):
     period, rotation = m
     print(f"\nmain loop: {period} K tile(s) per trip, rotated by {rotation} events; "
           f"MFMA clusters {schedule.mfma_clusters(got)}; barriers per K tile {got.count(('barrier',)) // period}")
+
+
+def test_periodic_match_finds_unroll_and_rotation(plan):
+    """The comparison the loop check uses: a body unrolled twice and rotated by 3 events matches with period 2,
+    rotation 3; a body with one event dropped or two swapped does not."""
+    unit = schedule.expected_loop_events(plan)
+    assert hipcheck.periodic_match(unit, unit) == (1, 0)
+    twice = (unit * 3)[3:3 + 2 * len(unit)]
+    assert hipcheck.periodic_match(twice, unit) == (2, 3)
+    assert hipcheck.periodic_match(twice[:-1], unit) is None
+    i = twice.index(("barrier",))
+    swapped = twice[:i - 1] + [twice[i], twice[i - 1]] + twice[i + 1:]
+    assert hipcheck.periodic_match(swapped, unit) is None
 
 
 def test_barrier_counts_on_both_sides_of_the_stagger(compiled, plan):
@@ -365,6 +386,42 @@ def _diff(got, want):
         if g != w:
             return f"first difference at event {i}: asm {g} vs plan {w}\nasm:  {got}\nplan: {want}"
     return f"lengths differ: asm {len(got)} vs plan {len(want)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (e) the kernel on the instruction-level emulator: the K cases the ping-pong and the loop without masks add
+#     (tests/test_gfx950_emulate.py runs the general ones)
+# ---------------------------------------------------------------------------------------------------------------
+EMU_SEEDS = (1, 2, 3)  # latency / interleaving seeds of the emulator's adversarial scheduler
+# (M, N, K, block): K % 32 in {16, 24} (the partial tile 0 masked in the prologue), K = 0 (every DMA out of
+# range), one partial tile only (the prefetch issues three tiles past the end), and 5 tiles with the last
+# block row and column ragged.
+EMU_CASES = [(300, 260, 16, (1, 1)), (300, 260, 24, (0, 1)), (300, 260, 0, (1, 0)), (260, 300, 56, (1, 1)),
+             (300, 260, 152, (1, 1))]
+
+
+@pytest.fixture(scope="module")
+def emulated_kernel(tmp_path_factory):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        from hkjit.gfx950.emulate_gemm import GemmKernel, build_code_object
+    except ImportError as e:
+        pytest.skip(f"the gfx950 emulator is not in this tree ({e})")
+    co = build_code_object(KERNEL, out=tmp_path_factory.mktemp("co") / "gemm_gfx950.co", toolchain_dir=_toolchain())
+    return GemmKernel.from_code_object(co, KERNEL)
+
+
+@pytest.mark.parametrize("seed", EMU_SEEDS)
+@pytest.mark.parametrize("case", EMU_CASES, ids=[f"{m}x{n}x{k}" for m, n, k, _ in EMU_CASES])
+def test_kernel_on_emulator_edge_k(emulated_kernel, case, seed):
+    from hkjit.gfx950.emulate_gemm import GemmCase, run_case
+    m, n, k, block = case
+    out = run_case(emulated_kernel, GemmCase(m, n, k, blocks=(block,)), seed)
+    print(out.summary())
+    assert not out.hazards, out.summary() + "\n" + "\n".join(out.hazards[:10])
+    assert out.passed, out.summary()
 
 
 # ---------------------------------------------------------------------------------------------------------------
