@@ -346,8 +346,11 @@ def _cmp_parse(op):
 
 
 def h_vopc(w, ins):
-    _mods_ok(ins)
-    x, rel, typ = _cmp_parse(ins.op)
+    parsed = ins.__dict__.get("_cmp")
+    if parsed is None:
+        _mods_ok(ins)
+        parsed = ins.__dict__["_cmp"] = _cmp_parse(ins.op)
+    x, rel, typ = parsed
     d, a, b = ins.operands
     wide, dt = _CMP_TYPES[typ]
     if wide:
