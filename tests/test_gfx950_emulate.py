@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from hkjit.gfx950 import bundle, hipcheck  # noqa: E402
+from hkjit.gfx950.emulate_gemm import SEEDS  # noqa: E402  (seed 1: lazy memory, nothing lands before a wait)
 
 from helpers import child_env  # noqa: E402
 
@@ -39,7 +40,6 @@ LLVM_BIN = Path("/usr/lib/llvm-22/bin")
 BUNDLER = LLVM_BIN / "clang-offload-bundler"
 GFX950_TRIPLE = "hipv4-amdgcn-amd-amdhsa--gfx950"
 HOST_TRIPLE = "host-x86_64-unknown-linux-gnu-"
-SEEDS = (1, 2, 3)
 
 
 def toolchain() -> Path:
@@ -276,7 +276,7 @@ def test_selftest_emulate_cli(hip_module, tmp_path):
     entry = _fake_entry(root, hip_module)
     assert verify_entry(entry).ok
     key = entry.name.rsplit("-", 1)[-1]
-    p = _hk("selftest", "--arch", "gfx950", "--emulate", "--module", str(entry), "--json", cache=root)
+    p = _hk("selftest", "--arch", "gfx950", "--emulate", "--module", str(entry), "--json", "--seeds", "1", cache=root)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     doc = json.loads(p.stdout)
     assert doc["kind"] == "emulated" and doc["passed"] and doc["key"] == key and doc["record"]
@@ -289,13 +289,15 @@ def test_selftest_emulate_cli(hip_module, tmp_path):
     info = _hk("cache", "info", key[:12], cache=root)
     assert info.returncode == 0 and "(emulated, not a device run)" in info.stdout, info.stdout + info.stderr
     # a bare .so: runs, table on stdout, not recorded
-    p = _hk("selftest", "--arch", "gfx950", "--emulate", "--module", str(hip_module), "--no-record", cache=root)
+    p = _hk("selftest", "--arch", "gfx950", "--emulate", "--module", str(hip_module), "--no-record", "--seeds", "1",
+            cache=root)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "selftest --emulate: PASSED" in p.stdout and "worst/bound" in p.stdout
     # usage and environment errors: exit 2 with one message
     for args, msg in ((["--emulate", "--arch", "cpu"], "gfx950 code objects only"),
                       (["--emulate", "--module", str(tmp_path / "nope.so")], "no such file"),
                       (["--module", str(hip_module)], "only goes with --emulate"),
-                      (["--emulate", "--module", str(tmp_path)], "not a cache entry")):
+                      (["--emulate", "--module", str(tmp_path)], "not a cache entry"),
+                      (["--emulate", "--seeds", "0"], "--seeds must be at least 1")):
         p = _hk("selftest", *args, cache=root)
         assert p.returncode == 2 and msg in p.stderr, (args, p.returncode, p.stderr)
