@@ -64,6 +64,26 @@ def handler_for(ins: Instruction):
     return h
 
 
+COMPILERS: dict = dict(ops_vector.COMPILERS)
+
+
+def _bind(ins: Instruction):
+    """The function that executes `ins`: a pre-bound closure where a compiler exists, else the generic handler;
+    None when the opcode is unknown (raised when executed).  A modifier the compiler rejects raises when the
+    instruction executes too, not at load."""
+    comp = COMPILERS.get(ins.op)
+    if comp is not None:
+        try:
+            return comp(ins)
+        except UnknownInstructionError as e:
+            err = e
+
+            def fail(w, i):
+                raise err
+            return fail
+    return HANDLERS.get(ins.op)
+
+
 def unsupported(kernel: KernelInfo) -> list[Instruction]:
     """The kernel's instructions the emulator cannot execute (empty when it can run all of them)."""
     return [i for i in kernel.instructions if i.op not in HANDLERS]
@@ -236,7 +256,7 @@ class Machine:
         prog = self.kernel.instructions
         self.prog = prog
         self.index_of = {ins.addr: i for i, ins in enumerate(prog)}
-        self.handlers = [HANDLERS.get(i.op) for i in prog]
+        self.handlers = [_bind(i) for i in prog]
         if not self.kernel.wave64:
             raise EmulatorError(f"kernel {self.kernel.name} is wave32; the emulator models wave64 (gfx950) only")
 

@@ -387,3 +387,104 @@ for _x in ("cmp", "cmpx"):
     for _rel in _CMP_REL:
         for _t in _CMP_TYPES:
             HANDLERS[f"v_{_x}_{_rel}_{_t}"] = h_vopc
+
+
+# -------------------------------------------------------------------------- per-instruction compilation
+# The generic handlers above re-read the operand records every time; for the hot VALU shapes a closure with the
+# operand access pre-bound does the same work with far less Python.  Same semantics, same tables.
+def _getter(o, is_float):
+    """w -> the source value (uint32 row or np.uint32), modifiers applied."""
+    if o.neg or o.abs:
+        if not is_float:
+            raise UnknownInstructionError(f"neg/abs modifier on integer operand {o.text!r}", text=o.text)
+        return lambda w: _src(w, o, True)
+    i = o.index
+    if o.kind == "v":
+        return lambda w: w.v[i]
+    if o.kind == "a":
+        return lambda w: w.a[i]
+    if o.kind == "s":
+        return lambda w: U32(w.s[i])
+    if o.kind == "i":
+        c = U32(o.v32)
+        return lambda w: c
+    return lambda w: w.vval(o)
+
+
+def _writer(d):
+    if d.kind not in ("v", "a"):
+        raise UnknownInstructionError(f"operand {d.text!r} is not a vector destination", text=d.text)
+    i, file = d.index, d.kind
+
+    def write(w, val):
+        row = w.v[i] if file == "v" else w.a[i]
+        if w.exec_full:
+            row[...] = val
+        else:
+            np.copyto(row, val, where=w.exec_mask, casting="unsafe")
+    return write
+
+
+def compile_vop32(ins):
+    n, fn = VOP32[ins.op]
+    _mods_ok(ins)
+    ops = ins.operands
+    if len(ops) != n + 1:
+        raise UnknownInstructionError(f"{ins.mnemonic}: expected {n} sources, got {len(ops) - 1} ({ins.text})",
+                                      ins.mnemonic, ins.text, ins.addr)
+    is_float = ins.op in _FLOAT_OPS
+    gets = [_getter(o, is_float) for o in ops[1:]]
+    write = _writer(ops[0])
+    scalar_only = all(o.kind not in ("v", "a") for o in ops[1:])
+    if n == 1:
+        g0 = gets[0]
+        if scalar_only:
+            return lambda w, ins: write(w, fn(np.full(64, g0(w), U32)))
+        return lambda w, ins: write(w, fn(g0(w)))
+    if n == 2:
+        g0, g1 = gets
+        if scalar_only:
+            return lambda w, ins: write(w, fn(np.full(64, g0(w), U32), g1(w)))
+        return lambda w, ins: write(w, fn(g0(w), g1(w)))
+    g0, g1, g2 = gets
+    if scalar_only:
+        return lambda w, ins: write(w, fn(np.full(64, g0(w), U32), g1(w), g2(w)))
+    return lambda w, ins: write(w, fn(g0(w), g1(w), g2(w)))
+
+
+def compile_vopc(ins):
+    """32-bit compares (the common case); anything else goes through h_vopc."""
+    _mods_ok(ins)
+    x, rel, typ = _cmp_parse(ins.op)
+    if typ not in ("i32", "u32", "f32") or rel not in ("lt", "eq", "le", "gt", "lg", "ne", "ge"):
+        return h_vopc
+    d, a, b = ins.operands
+    dt = _CMP_TYPES[typ][1]
+    ga, gb = _getter(a, typ == "f32"), _getter(b, typ == "f32")
+    f = _CMP_REL[rel]
+    di = d.index
+
+    def run(w, ins):
+        res = f(np.asarray(ga(w)).view(dt), np.asarray(gb(w)).view(dt))
+        if res.shape != (64,):
+            res = np.broadcast_to(res, (64,))
+        w.sdst_mask(d, res)
+        if x:
+            w.set_exec(w.get_s64(di))
+    return run
+
+
+def compile_cndmask(ins):
+    _mods_ok(ins)
+    d, a, b, m = ins.operands
+    ga, gb = _getter(a, False), _getter(b, False)
+    write = _writer(d)
+    return lambda w, ins: write(w, np.where(w.lane_mask(m), gb(w), ga(w)))
+
+
+COMPILERS = {k: compile_vop32 for k in VOP32}
+COMPILERS["v_cndmask_b32"] = compile_cndmask
+for _x in ("cmp", "cmpx"):
+    for _rel in _CMP_REL:
+        for _t in _CMP_TYPES:
+            COMPILERS[f"v_{_x}_{_rel}_{_t}"] = compile_vopc
