@@ -361,6 +361,66 @@ def test_exec_masking_and_initial_state(tmp_path):
     assert rep.ok and rep.workgroups == 1
 
 
+def test_valu_64bit_and_wide_multiply(tmp_path):
+    """64-bit moves/compares/shifts (a 32-bit literal in a 64-bit operand is zero-extended) and v_mad_u64_u32."""
+    rng = np.random.default_rng()
+    a, b, c = _valu_inputs(rng)
+    A, B, C = (x.astype(np.uint64) for x in (a, b, c))
+    m = np.uint64(M32)
+    body = LOAD3 + """
+  v_mov_b64_e32 v[20:21], 0x80000000
+  v_mov_b32 v22, v10
+  v_mov_b32 v23, v11
+  v_cmp_lt_u64_e32 vcc, v[22:23], v[20:21]
+  v_cndmask_b32_e64 v24, 0, 1, vcc
+  v_lshlrev_b64 v[26:27], 3, v[22:23]
+  v_mad_u64_u32 v[28:29], s[40:41], v10, v11, v[22:23]
+  v_mov_b32 v30, s40
+  v_mov_b32 v31, s41
+""" + "".join(store_row(f"v{r}", i) for i, r in enumerate((20, 21, 24, 26, 27, 28, 29)))
+    co = assemble(body, tmp_path)
+    out, rep = launch(co, np.concatenate([a, b, c]), out_words=64 * 7)
+    r = rows(out, 7)
+    assert rep.ok, rep.summary()
+    x = A | (B << np.uint64(32))
+    assert (r[0] == 0x80000000).all() and (r[1] == 0).all()
+    assert (r[2] == (x < np.uint64(0x80000000))).all()
+    sh = x << np.uint64(3)
+    assert (r[3] == (sh & m)).all() and (r[4] == (sh >> np.uint64(32))).all()
+    full = [int(p) * int(q) + int(z) for p, q, z in zip(a, b, x)]
+    assert (r[5] == np.array([f & M32 for f in full], np.uint32)).all()
+    assert (r[6] == np.array([(f >> 32) & M32 for f in full], np.uint32)).all()
+
+
+def test_branches_and_loops(tmp_path):
+    """A counted SALU loop (s_cbranch_scc0 back), a VCC-conditional skip and an EXEC-zero skip."""
+    body = """
+  s_mov_b32 s40, 0
+  s_mov_b32 s41, 5
+.Lloop:
+  s_add_i32 s40, s40, s41
+  s_sub_u32 s41, s41, 1
+  s_cmp_eq_u32 s41, 0
+  s_cbranch_scc0 .Lloop
+  v_mov_b32 v20, s40
+  v_cmp_gt_u32_e32 vcc, 100, v0
+  s_cbranch_vccnz .Lskip
+  v_mov_b32 v20, 999
+.Lskip:
+  s_mov_b64 s[42:43], exec
+  v_cmp_gt_u32_e32 vcc, 0, v0
+  s_and_saveexec_b64 s[44:45], vcc
+  s_cbranch_execz .Lnone
+  v_mov_b32 v20, 777
+.Lnone:
+  s_mov_b64 exec, s[42:43]
+""" + store_row("v20", 0)
+    co = assemble(body, tmp_path)
+    out, rep = launch(co)
+    assert rep.ok, rep.summary()
+    assert (rows(out, 1)[0] == 15).all()
+
+
 # --------------------------------------------------------------------------------------------------------- memory
 def test_buffer_loads_and_stores_range_checked(tmp_path):
     """num_records bounds a raw buffer: out-of-range loads read 0, out-of-range stores are dropped (the poison
@@ -375,6 +435,8 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
   s_movk_i32 s30, 0x500
   buffer_store_dword v30, v1, s[16:19], s30 offen
   buffer_store_short v30, v1, s[16:19], 0 offen offset:0x600
+  v_lshlrev_b32 v31, 16, v30
+  buffer_store_short_d16_hi v31, v1, s[16:19], 0 offen offset:0x702
 """
     co = assemble(body, tmp_path)
     inp = np.arange(1, 257, dtype=np.uint32)
@@ -387,8 +449,9 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
         assert (r[1 + k] == np.where(idx < 100, inp[idx % 256], 0)).all(), k
     t = np.arange(64)
     assert (r[5] == 1000 + t).all()
-    # the short stores: the low half written, the high half keeps its poison
+    # the short stores: the low half written, the high half keeps its poison; d16_hi stores bits 31:16
     assert (r[6] == (np.uint32(POISON) & np.uint32(0xFFFF0000)) | (1000 + t)).all()
+    assert (r[7] == (np.uint32(POISON) & np.uint32(0xFFFF)) | ((1000 + t) << 16)).all()
     # out of range: num_records 0x520 keeps lanes 0..7 of row 5 and drops every short store
     out2, rep2 = launch(co, inp, out_words=64 * 8, in_records=100 * 4, out_records=0x520)
     r2 = rows(out2, 8)
@@ -420,6 +483,40 @@ def test_lds_dma_and_ds_read_b128(tmp_path):
     for k in range(4):
         idx = src_lane * 4 + k
         assert (r[k] == np.where(idx < 200, inp[idx], 0)).all(), k
+
+
+def test_ds_write_and_read_widths(tmp_path):
+    """ds_write_b32/b64/b128/b16 and ds_read_b32/b64/u16/i16 at offsets, through one wave's in-order LDS pipe (no
+    wait between a write and a read of the same bytes is needed within a wave)."""
+    body = LOAD3 + """
+  v_lshlrev_b32 v2, 4, v0
+  v_mov_b32 v13, v11
+  v_mov_b32 v14, v12
+  v_mov_b32 v15, v10
+  ds_write_b128 v2, v[12:15]
+  ds_write_b64 v2, v[10:11] offset:1024
+  ds_write_b32 v2, v12 offset:2048
+  ds_write_b16 v2, v11 offset:2052
+  ds_read_b64 v[20:21], v2 offset:8
+  ds_read_b32 v22, v2 offset:1028
+  ds_read_u16 v23, v2 offset:2050
+  ds_read_i16 v24, v2 offset:2052
+  ds_read_b128 v[26:29], v2
+  s_waitcnt lgkmcnt(0)
+""" + "".join(store_row(f"v{r}", i) for i, r in enumerate((20, 21, 22, 23, 24, 26, 29)))
+    co = assemble(body, tmp_path, lds=4096)
+    rng = np.random.default_rng()
+    a, b, c = _valu_inputs(rng)
+    for seed in range(3):
+        out, rep = launch(co, np.concatenate([a, b, c]), out_words=64 * 7, seed=seed)
+        r = rows(out, 7)
+        assert rep.ok, rep.summary()
+        # v[12:15] = (c, b, c, a): bytes 8..15 of the b128 write are v14, v15 = c, a
+        assert (r[0] == c).all() and (r[1] == a).all()
+        assert (r[2] == b).all()                                        # high dword of the b64 write
+        assert (r[3] == (c >> np.uint32(16))).all()                     # upper half of the b32 write at 2048
+        assert (r[4] == ((b & np.uint32(0xFFFF)).astype(np.int16).astype(np.int32).view(np.uint32))).all()
+        assert (r[5] == c).all() and (r[6] == a).all()
 
 
 def test_lds_bounds_are_checked(tmp_path):
@@ -591,6 +688,24 @@ def test_dma_races_are_reported(tmp_path):
     assert [h.kind for h in rep.hazards] == ["lds-read-during-write"], rep.summary()
 
 
+def test_scalar_load_before_lgkmcnt_is_a_hazard(tmp_path):
+    body = """
+  s_load_dword s50, s[0:1], 0x10
+  s_add_u32 s51, s50, 1
+  s_waitcnt lgkmcnt(0)
+"""
+    co = assemble(body, tmp_path)
+    _, rep = launch(co, complete_prob=0.0)
+    assert [h.kind for h in rep.hazards] == ["reg-in-flight"] and "s50" in rep.hazards[0].location, rep.summary()
+
+
+def test_same_seed_same_run(tmp_path):
+    co = assemble(BARRIER_KERNEL.format(wait="s_waitcnt lgkmcnt(0)", barrier=""), tmp_path, lds=256)
+    runs = [launch(co, block=(128, 1, 1), seed=s) for s in (5, 5, 6)]
+    assert (runs[0][0] == runs[1][0]).all() and runs[0][1].hazards == runs[1][1].hazards
+    assert runs[0][1].instructions == runs[1][1].instructions
+
+
 def test_barrier_ignores_ended_waves(tmp_path):
     body = """
   v_lshrrev_b32 v3, 6, v0
@@ -614,6 +729,12 @@ def test_unknown_instruction_is_an_error_naming_it(tmp_path):
     with pytest.raises(UnknownInstructionError, match="v_sin_f32"):
         launch(co)
     assert "v_sin_f32" not in supported_opcodes()
+
+
+def test_unsupported_modifier_is_an_error_naming_it(tmp_path):
+    co = assemble("  v_add_f32_e64 v20, v10, v11 clamp\n", tmp_path)
+    with pytest.raises(UnknownInstructionError, match="clamp"):
+        launch(co)
 
 
 def test_bad_code_object_and_lds_request(tmp_path):

@@ -151,7 +151,8 @@ class LdsFootprints:
         self.tot = {k: np.zeros(ndwords, np.int16) for k in self.KINDS}
 
     def add(self, kind: str, wave: int, where, delta: int) -> None:
-        self.per[kind][wave, where] += delta
+        row = self.per[kind][wave]
+        row[where] += delta
         self.tot[kind][where] += delta
 
     def conflict(self, kind: str, where, skip_wave: Optional[int]):

@@ -305,7 +305,10 @@ def h_ds_read(w, ins):
         for k in range(n):
             np.copyto(rows[k], vals[:, k], where=exec_mask)
 
-    w.issue("lgkm", complete, d.regs()[:n], ins, lds_read=where, ds=True)
+    regs = ins.__dict__.get("_dregs")
+    if regs is None:
+        regs = ins.__dict__["_dregs"] = d.regs()[:n]
+    w.issue("lgkm", complete, regs, ins, lds_read=where, ds=True)
 
 
 def _ds_read_bytes(w, ins, n, esize, kind, two):

@@ -76,12 +76,18 @@ def _cvt_i32_f32(a):
     return np.where(np.isnan(x), 0, np.clip(np.trunc(x), -2147483648.0, 2147483647.0)).astype(np.int32).view(U32)
 
 
+_C7FFF, _C16, _C1, _CINF, _C40, _CFFFF = U32(0x7FFF), U32(16), U32(1), U32(0x7F800000), U32(0x40), U32(0xFFFF)
+
+
 def f32_to_bf16_rne(a):
     """Round-to-nearest-even float32 -> bf16 (uint16 pattern in a uint32); NaN stays NaN (quieted)."""
     a = np.asarray(a, U32)
-    r = (a + U32(0x7FFF) + ((a >> U32(16)) & U32(1))) >> U32(16)
-    nan = (a & _ABS) > U32(0x7F800000)
-    return np.where(nan, (a >> U32(16)) | U32(0x40), r) & U32(0xFFFF)
+    hi = a >> _C16
+    r = (a + _C7FFF + (hi & _C1)) >> _C16
+    nan = (a & _ABS) > _CINF
+    if nan.any():
+        r = np.where(nan, hi | _C40, r)
+    return r & _CFFFF
 
 
 def _perm(a, b, sel):
