@@ -212,13 +212,15 @@ class Workgroup:
                                                              f"wave {c[1]}")
 
     def check_lds_write(self, w: Wave, ins: Instruction, where, dma: bool) -> None:
-        """A DMA or ds_write at issue: in-flight reads of those dwords (other waves; for a DMA also this wave's
-        own, which the LDS pipe does not order against it) and in-flight writes of other waves are races."""
+        """A DMA or ds_write at issue: outstanding reads of those dwords (other waves'; for a DMA also this
+        wave's own, which the LDS pipe does not order against it) and outstanding writes are races."""
         c = self.inflight.conflict("r", where, None if dma else w.id)
         if c:
             self.hazard("lds-write-during-read", w, ins, f"LDS 0x{c[0]:x}: still being read by an in-flight ds_read "
                                                          f"of wave {c[1]}")
-        for kind, skip, what in (("w_dma", w.id if dma else None, "DMA"), ("w_ds", None if dma else w.id, "ds_write")):
+        # a DMA's own earlier DMAs count too: vector memory may land out of order, so two outstanding writes of
+        # the same bytes leave either value; a ds_write is ordered only against this wave's own ds_writes
+        for kind, skip, what in (("w_dma", None, "DMA"), ("w_ds", None if dma else w.id, "ds_write")):
             c = self.inflight.conflict(kind, where, skip)
             if c:
                 self.hazard("lds-write-during-write", w, ins, f"LDS 0x{c[0]:x}: also written by an in-flight "
