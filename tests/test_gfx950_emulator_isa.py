@@ -731,6 +731,16 @@ def test_unknown_instruction_is_an_error_naming_it(tmp_path):
     assert "v_sin_f32" not in supported_opcodes()
 
 
+def test_undecodable_form_fails_only_when_executed(tmp_path):
+    """A DPP instruction is not modelled: a kernel that jumps over it runs; executing it raises, naming it."""
+    dpp = "  v_add_u32_dpp v20, v10, v11 quad_perm:[1,0,3,2] row_mask:0xf bank_mask:0xf\n"
+    co = assemble("  s_branch .Lover\n" + dpp + ".Lover:\n", tmp_path)
+    assert launch(co)[1].ok
+    co = assemble(dpp, tmp_path)
+    with pytest.raises(UnknownInstructionError, match="v_add_u32_dpp"):
+        launch(co)
+
+
 def test_unsupported_modifier_is_an_error_naming_it(tmp_path):
     co = assemble("  v_add_f32_e64 v20, v10, v11 clamp\n", tmp_path)
     with pytest.raises(UnknownInstructionError, match="clamp"):

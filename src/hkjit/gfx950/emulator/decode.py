@@ -66,6 +66,7 @@ class Instruction:
     text: str
     words: list
     regs: frozenset = field(default_factory=frozenset)  # every register the instruction names (hazard checks)
+    error: str = ""        # why it could not be decoded (raised if executed)
 
     def __str__(self) -> str:
         return self.text
@@ -187,7 +188,10 @@ def decode_line(mnemonic: str, ops: str, addr: int, words: list) -> Instruction:
                 if not _parse_mod(x, mods):
                     raise UnknownInstructionError(f"{mnemonic}: operand text {p!r} not understood (at 0x{addr:x}: "
                                                   f"{text})", mnemonic, text, addr)
-            operands.append(parse_operand(sub[0]))
+            try:
+                operands.append(parse_operand(sub[0]))
+            except UnknownInstructionError as e:
+                raise UnknownInstructionError(f"{mnemonic}: {e} (at 0x{addr:x}: {text})", mnemonic, text, addr) from None
     regs = set()
     for o in operands:
         regs.update(o.regs())

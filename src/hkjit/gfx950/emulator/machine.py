@@ -57,6 +57,8 @@ def supported_opcodes() -> list[str]:
 
 
 def handler_for(ins: Instruction):
+    if ins.error:
+        raise UnknownInstructionError(f"{ins.error} (at 0x{ins.addr:x}: {ins.text})", ins.mnemonic, ins.text, ins.addr)
     h = HANDLERS.get(ins.op)
     if h is None:
         raise UnknownInstructionError(f"unknown instruction {ins.mnemonic!r} at 0x{ins.addr:x} ({ins.text}): the "
@@ -71,6 +73,8 @@ def _bind(ins: Instruction):
     """The function that executes `ins`: a pre-bound closure where a compiler exists, else the generic handler;
     None when the opcode is unknown (raised when executed).  A modifier the compiler rejects raises when the
     instruction executes too, not at load."""
+    if ins.error:
+        return None
     comp = COMPILERS.get(ins.op)
     if comp is not None:
         try:
@@ -86,7 +90,7 @@ def _bind(ins: Instruction):
 
 def unsupported(kernel: KernelInfo) -> list[Instruction]:
     """The kernel's instructions the emulator cannot execute (empty when it can run all of them)."""
-    return [i for i in kernel.instructions if i.op not in HANDLERS]
+    return [i for i in kernel.instructions if i.error or i.op not in HANDLERS]
 
 
 @dataclass(frozen=True)
