@@ -699,6 +699,21 @@ def test_scalar_load_before_lgkmcnt_is_a_hazard(tmp_path):
     assert [h.kind for h in rep.hazards] == ["reg-in-flight"] and "s50" in rep.hazards[0].location, rep.summary()
 
 
+def test_scalar_loads_need_lgkmcnt_zero(tmp_path):
+    """Scalar loads return out of order: lgkmcnt(1) after two of them covers neither."""
+    body = """
+  s_load_dword s50, s[0:1], 0x10
+  s_load_dword s51, s[0:1], 0x14
+  s_waitcnt lgkmcnt(1)
+  s_mov_b32 s52, s50
+  s_waitcnt lgkmcnt(0)
+  s_mov_b32 s53, s51
+"""
+    co = assemble(body, tmp_path)
+    _, rep = launch(co)
+    assert [h.kind for h in rep.hazards] == ["reg-in-flight"] and "s50" in rep.hazards[0].location, rep.summary()
+
+
 def test_same_seed_same_run(tmp_path):
     co = assemble(BARRIER_KERNEL.format(wait="s_waitcnt lgkmcnt(0)", barrier=""), tmp_path, lds=256)
     runs = [launch(co, block=(128, 1, 1), seed=s) for s in (5, 5, 6)]

@@ -212,7 +212,7 @@ class Workgroup:
         for kind, skip, what in (("w_dma", None, "DMA"), ("w_ds", w.id, "ds_write")):
             c = self.inflight.conflict(kind, where, skip)
             if c:
-                self.hazard("lds-read-during-write", w, ins, f"LDS 0x{c[0]:x}: written by an in-flight {what} of "
+                self.hazard("lds-read-during-write", w, ins, f"LDS 0x{c[0]:x}: written by an outstanding {what} of "
                                                              f"wave {c[1]}")
 
     def check_lds_write(self, w: Wave, ins: Instruction, where, dma: bool) -> None:
@@ -220,14 +220,14 @@ class Workgroup:
         wave's own, which the LDS pipe does not order against it) and outstanding writes are races."""
         c = self.inflight.conflict("r", where, None if dma else w.id)
         if c:
-            self.hazard("lds-write-during-read", w, ins, f"LDS 0x{c[0]:x}: still being read by an in-flight ds_read "
+            self.hazard("lds-write-during-read", w, ins, f"LDS 0x{c[0]:x}: still being read by an outstanding ds_read "
                                                          f"of wave {c[1]}")
         # a DMA's own earlier DMAs count too: vector memory may land out of order, so two outstanding writes of
         # the same bytes leave either value; a ds_write is ordered only against this wave's own ds_writes
         for kind, skip, what in (("w_dma", None, "DMA"), ("w_ds", None if dma else w.id, "ds_write")):
             c = self.inflight.conflict(kind, where, skip)
             if c:
-                self.hazard("lds-write-during-write", w, ins, f"LDS 0x{c[0]:x}: also written by an in-flight "
+                self.hazard("lds-write-during-write", w, ins, f"LDS 0x{c[0]:x}: also written by an outstanding "
                                                               f"{what} of wave {c[1]}")
 
     # ------------------------------------------------------------------ barrier

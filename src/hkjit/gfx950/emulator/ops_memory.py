@@ -53,7 +53,7 @@ def h_s_load(w, ins):
         for k in range(n):
             w.s[d.index + k] = int(vals[k])
 
-    w.issue("lgkm", complete, regs, ins)
+    w.issue("lgkm", complete, regs, ins, smem=True)
 
 
 # ------------------------------------------------------------------------------------------------ buffer

@@ -31,12 +31,13 @@ def int_to_mask(x: int) -> np.ndarray:
 class Pending:
     """An issued, not yet completed memory operation of one wave (see machine.py for the timing model)."""
 
-    __slots__ = ("counter", "complete", "regs", "ins", "lds_read", "lds_write", "done", "seq", "ds")
+    __slots__ = ("counter", "complete", "regs", "ins", "lds_read", "lds_write", "done", "seq", "ds", "smem")
 
     def __init__(self, counter, complete, regs, ins, lds_read=None, lds_write=None, seq=0, ds=False):
         self.counter = counter      # 'vm' or 'lgkm'
         self.seq = seq              # issue number within its counter
         self.ds = ds                # an LDS (DS) instruction: these complete in order within the wave
+        self.smem = False           # a scalar memory load: out of order, covered only by lgkmcnt(0)
         self.complete = complete    # callable(): applies the operation's effect
         self.regs = regs            # registers it will write (hazard tracking)
         self.ins = ins
@@ -199,8 +200,10 @@ class Wave:
         self._masks[o.index] = (val, m)
 
     # ---------------------------------------------------------------- asynchrony (timing model: machine.py)
-    def issue(self, counter: str, complete, regs, ins, lds_read=None, lds_write=None, ds: bool = False) -> None:
+    def issue(self, counter: str, complete, regs, ins, lds_read=None, lds_write=None, ds: bool = False,
+              smem: bool = False) -> None:
         p = Pending(counter, complete, regs, ins, lds_read, lds_write, self.issued[counter], ds)
+        p.smem = smem
         self.issued[counter] += 1
         self.queue.append(p)
         pr = self.pending_regs
@@ -247,9 +250,10 @@ class Wave:
         """s_waitcnt <counter>(n): every operation of that counter issued before the n most recently issued
         ones completes now (if it has not landed already) and is retired.  (The counter decrements in issue
         order for LDS and for vector memory on gfx9, so this is what the count guarantees, even when newer
-        operations landed out of order.)  Their order among themselves is shuffled."""
+        operations landed out of order.)  Scalar memory loads return out of order, so only lgkmcnt(0) covers
+        them.  Their order among themselves is shuffled."""
         limit = self.issued[counter] - n
-        due = [p for p in self.queue if p.counter == counter and p.seq < limit]
+        due = [p for p in self.queue if p.counter == counter and p.seq < limit and not (n and p.smem)]
         if not due:
             return
         self.wg.rng.shuffle(due)
