@@ -461,6 +461,21 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
     assert (r2[:5] == r[:5]).all()
 
 
+def test_access_outside_every_allocation_is_a_fault(tmp_path):
+    """A resource whose num_records reaches past its allocation: the in-range lanes past the allocation fault
+    (reported, read as 0) instead of reading a neighbour."""
+    body = """
+  v_lshlrev_b32 v2, 8, v0
+  buffer_load_dword v20, v2, s[20:23], 0 offen
+  s_waitcnt vmcnt(0)
+""" + store_row("v20", 0)
+    co = assemble(body, tmp_path)
+    inp = np.arange(1, 65, dtype=np.uint32)            # 256 bytes: lane l reads byte 256 l, so lanes 1.. fault
+    out, rep = launch(co, inp, in_records=1 << 20)
+    assert [h.kind for h in rep.hazards] == ["global-fault"], rep.summary()
+    assert (rows(out, 1)[0] == np.where(np.arange(64) == 0, 1, 0)).all()
+
+
 def test_lds_dma_and_ds_read_b128(tmp_path):
     """buffer_load_dwordx4 ... lds writes lane l's 16 bytes at M0 + 16 l; ds_read_b128 reads them back at a
     permuted address; an out-of-range DMA lane writes zeros."""
@@ -785,7 +800,7 @@ def gemm_code_object(tmp_path_factory):
 
 
 def test_real_gemm_kernel_one_workgroup(gemm_code_object):
-    """The compiled kernels/gemm_gfx950.hip, one 256x256 block with K=64, every opcode it uses executed: C against
+    """The compiled kernels/gemm_gfx950.hip, one 256x256 block with K=64, every opcode it has executed: C against
     a float64 matmul, within one bf16 ulp (so truncation and round-to-nearest both pass) plus the fp32
     accumulation bound K * 2^-24 * sum |a||b|."""
     co = gemm_code_object
@@ -804,6 +819,8 @@ def test_real_gemm_kernel_one_workgroup(gemm_code_object):
     rep = run(co, Launch(kernel=name, grid=(1, 1, 1), block=(512, 1, 1), kernarg=ka, dynamic_lds=4 * 32768,
                          seed=int(rng.integers(1 << 30))), mem)
     assert rep.ok, rep.summary()
+    never = sorted({i.op for i in co.kernels[name].instructions} - set(rep.opcodes))
+    assert not never, f"opcodes of the kernel this run did not execute: {never}"
     C = _bf16_f64(mem.read_array(pc, np.uint16, M * N).reshape(M, N))
     a, b = _bf16_f64(A), _bf16_f64(Bt)
     ref = a @ b.T

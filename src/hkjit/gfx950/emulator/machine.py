@@ -130,6 +130,7 @@ class Report:
     waves: int = 0
     seconds: float = 0.0
     seed: int = 0
+    opcodes: dict = field(default_factory=dict)  # opcode -> times executed (all waves)
 
     @property
     def ok(self) -> bool:
@@ -384,6 +385,7 @@ class Machine:
         prog, handlers, nprog = self.prog, self.handlers, len(self.prog)
         waves = wg.waves
         executed = 0
+        counts = [0] * nprog
         while True:
             runnable = [w for w in waves if not w.ended and not w.at_barrier]
             if not runnable:
@@ -409,6 +411,7 @@ class Machine:
                 if h is None:
                     handler_for(ins)  # raises UnknownInstructionError naming it
                 w.pc = pc + 1
+                counts[pc] += 1
                 h(w, ins)
                 w.instructions += 1
                 executed += 1
@@ -427,6 +430,10 @@ class Machine:
                 elif not p.done:
                     x.complete(p)
         self.report.instructions += executed
+        ops = self.report.opcodes
+        for ins, n in zip(prog, counts):
+            if n:
+                ops[ins.op] = ops.get(ins.op, 0) + n
 
 
 def _reg_names(regs) -> str:
