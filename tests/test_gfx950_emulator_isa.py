@@ -22,7 +22,8 @@ from hkjit.gfx950.emulator import (CodeObject, EmulatorError, GlobalMemory, Laun
 LLVM = Path("/usr/lib/llvm-22/bin")
 MC, LLD = LLVM / "llvm-mc", LLVM / "ld.lld"
 pytestmark = pytest.mark.skipif(not (MC.is_file() and LLD.is_file() and (LLVM / "llvm-objdump").is_file()),
-                                reason="llvm-mc-22 / ld.lld-22 / llvm-objdump-22 not installed (apt-get install llvm-22 lld-22)")
+                                reason="llvm-mc-22 / ld.lld-22 / llvm-objdump-22 not installed "
+                                       "(apt-get install llvm-22 lld-22)")
 
 PROLOGUE = """
   s_load_dwordx4 s[4:7], s[0:1], 0x0
@@ -159,7 +160,8 @@ def test_salu_arithmetic_carry_compare_shift(tmp_path):
         ("s_mov_b32 s8, -5\n  s_max_i32 s40, s8, 3", 3, 0),
         ("s_mov_b32 s8, 0x12345678\n  s_mov_b32 s9, 0x9abcdef1\n  s_mul_hi_u32 s40, s8, s9",
          (0x12345678 * 0x9abcdef1) >> 32, None),
-        ("s_mov_b32 s8, -3\n  s_mov_b32 s9, 0x40000001\n  s_mul_hi_i32 s40, s8, s9", ((-3 * 0x40000001) >> 32) & M32, None),
+        ("s_mov_b32 s8, -3\n  s_mov_b32 s9, 0x40000001\n  s_mul_hi_i32 s40, s8, s9",
+         ((-3 * 0x40000001) >> 32) & M32, None),
         ("s_mov_b32 s8, -3\n  s_mul_i32 s40, s8, 7", (-21) & M32, None),
         ("s_movk_i32 s40, 0x8000", 0xFFFF8000, None),
         ("s_mov_b32 s40, 10\n  s_addk_i32 s40, 0xfff0", (10 - 16) & M32, 0),
@@ -247,7 +249,8 @@ def test_valu_integer_ops_against_pseudocode(tmp_path):
         ("v_lshlrev_b32_e32 v20, v11, v10", (A << (B & np.uint64(31))) & m),
         ("v_lshrrev_b32_e32 v20, v11, v10", A >> (B & np.uint64(31))),
         ("v_ashrrev_i32_e32 v20, v11, v10", (i32(a) >> (B & np.uint64(31)).astype(np.int64)).astype(np.uint64) & m),
-        ("v_bfe_u32 v20, v10, v11, v12", (A >> (B & np.uint64(31))) & ((np.uint64(1) << (C & np.uint64(31))) - np.uint64(1))),
+        ("v_bfe_u32 v20, v10, v11, v12",
+         (A >> (B & np.uint64(31))) & ((np.uint64(1) << (C & np.uint64(31))) - np.uint64(1))),
         ("v_add3_u32 v20, v10, v11, v12", (A + B + C) & m),
         ("v_lshl_add_u32 v20, v10, 3, v12", ((A << np.uint64(3)) + C) & m),
         ("v_add_lshl_u32 v20, v10, v11, 2", ((A + B) << np.uint64(2)) & m),
@@ -256,6 +259,16 @@ def test_valu_integer_ops_against_pseudocode(tmp_path):
         ("v_bitop3_b32 v20, v10, v11, v12 bitop3:0x96", A ^ B ^ C),               # 0x96: odd parity
         ("v_bitop3_b32 v20, v10, v11, v12 bitop3:0xe8", (A & B) | (A & C) | (B & C)),  # 0xe8: majority
         ("v_max_i32_e32 v20, v10, v11", np.maximum(i32(a), i32(b)).astype(np.uint64) & m),
+        ("v_mul_hi_i32 v20, v10, v11", ((i32(a) * i32(b)) >> 32).astype(np.uint64) & m),
+        ("v_med3_i32 v20, v10, v11, v12",
+         np.median(np.stack([i32(a), i32(b), i32(c)]), 0).astype(np.int64).astype(np.uint64) & m),
+        ("v_med3_u32 v20, v10, v11, v12", np.median(np.stack([A, B, C]).astype(np.float64), 0).astype(np.uint64)),
+        ("v_alignbit_b32 v20, v10, v11, v12", (((A << np.uint64(32)) | B) >> (C & np.uint64(31))) & m),
+        ("v_alignbyte_b32 v20, v10, v11, v12", (((A << np.uint64(32)) | B) >> (np.uint64(8) * (C & np.uint64(3)))) & m),
+        ("v_bfm_b32 v20, v10, v11", (((np.uint64(1) << (A & np.uint64(31))) - np.uint64(1)) << (B & np.uint64(31))) & m),
+        ("v_mul_hi_u32_u24_e32 v20, v10, v11", ((A & np.uint64(0xFFFFFF)) * (B & np.uint64(0xFFFFFF))) >> np.uint64(32)),
+        ("v_mbcnt_lo_u32_b32 v20, v10, 0",
+         np.array([bin(int(x) & ((1 << min(lane, 32)) - 1)).count("1") for lane, x in enumerate(a)])),
         ("v_min_u32_e32 v20, v10, v11", np.minimum(A, B)),
         ("v_cmp_gt_i32_e32 vcc, v10, v11\n  v_cndmask_b32_e32 v20, v12, v11, vcc", np.where(i32(a) > i32(b), B, C)),
         ("v_cmp_gt_u32_e64 s[40:41], v10, v11\n  v_cndmask_b32_e64 v20, v12, v11, s[40:41]", np.where(A > B, B, C)),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .errors import UnknownInstructionError
 
@@ -191,7 +190,8 @@ def decode_line(mnemonic: str, ops: str, addr: int, words: list) -> Instruction:
             try:
                 operands.append(parse_operand(sub[0]))
             except UnknownInstructionError as e:
-                raise UnknownInstructionError(f"{mnemonic}: {e} (at 0x{addr:x}: {text})", mnemonic, text, addr) from None
+                raise UnknownInstructionError(f"{mnemonic}: {e} (at 0x{addr:x}: {text})", mnemonic, text,
+                                              addr) from None
     regs = set()
     for o in operands:
         regs.update(o.regs())
@@ -209,7 +209,3 @@ def waitcnt_fields(simm16: int) -> tuple[int, int, int]:
     expcnt = [6:4], lgkmcnt = [11:8] (AMD CDNA3 ISA, S_WAITCNT)."""
     vm = (simm16 & 0xF) | ((simm16 >> 14) & 3) << 4
     return vm, (simm16 >> 4) & 7, (simm16 >> 8) & 0xF
-
-
-def maybe(ins: Optional[Instruction]) -> str:
-    return ins.text if ins else ""

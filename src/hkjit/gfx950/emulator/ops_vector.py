@@ -52,6 +52,26 @@ def _bfrev(a):
     return _REV8[b[:, ::-1]].reshape(-1).view(np.uint32).copy()
 
 
+def _wide(a, b, dt):
+    """High 32 bits of the 64-bit product (dt: np.int64 signed, np.uint64 unsigned)."""
+    p = np.asarray(a).astype(dt) * np.asarray(b).astype(dt)
+    return (p >> dt(32)).astype(np.int64).astype(U32)
+
+
+def _med3(a, b, c):
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+def _low_bits(n):
+    return ((np.uint64(1) << np.asarray(n).astype(np.uint64)) - np.uint64(1)).astype(U32)
+
+
+def _funnel(a, b, shift):
+    """({a, b} >> shift)[31:0] (a the high word)."""
+    ab = (np.asarray(a).astype(np.uint64) << np.uint64(32)) | np.asarray(b).astype(np.uint64)
+    return (ab >> np.asarray(shift).astype(np.uint64)).astype(U32)
+
+
 def _bfe_u(a, b, c):
     off, w = b & _R31, c & _R31
     mask = ((np.uint64(1) << w.astype(np.uint64)) - np.uint64(1)).astype(np.uint32)
@@ -133,10 +153,10 @@ VOP32 = {
     "v_lshrrev_b32": (2, lambda a, b: b >> (a & _R31)),
     "v_ashrrev_i32": (2, lambda a, b: (I(b) >> I(a & _R31)).view(U32)),
     "v_mul_lo_u32": (2, lambda a, b: a * b),
-    "v_mul_hi_u32": (2, lambda a, b: ((a.astype(np.uint64) * b.astype(np.uint64)) >> np.uint64(32)).astype(U32)),
-    "v_mul_hi_i32": (2, lambda a, b: ((I(a).astype(np.int64) * I(b).astype(np.int64)) >> 32).astype(np.int32).view(U32)),
+    "v_mul_hi_u32": (2, lambda a, b: _wide(a, b, np.uint64)),
+    "v_mul_hi_i32": (2, lambda a, b: _wide(I(a), I(b), np.int64)),
     "v_mul_u32_u24": (2, lambda a, b: (a & U32(0xFFFFFF)) * (b & U32(0xFFFFFF))),
-    "v_mul_hi_u32_u24": (2, lambda a, b: (((a & U32(0xFFFFFF)).astype(np.uint64) * (b & U32(0xFFFFFF)).astype(np.uint64)) >> np.uint64(32)).astype(U32)),
+    "v_mul_hi_u32_u24": (2, lambda a, b: _wide(a & U32(0xFFFFFF), b & U32(0xFFFFFF), np.uint64)),
     "v_mul_i32_i24": (2, lambda a, b: ((I(a << U32(8)) >> 8) * (I(b << U32(8)) >> 8)).view(U32)),
     "v_mad_u32_u24": (3, lambda a, b, c: (a & U32(0xFFFFFF)) * (b & U32(0xFFFFFF)) + c),
     "v_mad_i32_i24": (3, lambda a, b, c: ((I(a << U32(8)) >> 8) * (I(b << U32(8)) >> 8)).view(U32) + c),
@@ -148,8 +168,8 @@ VOP32 = {
     "v_min3_i32": (3, lambda a, b, c: np.minimum(np.minimum(I(a), I(b)), I(c)).view(U32)),
     "v_max3_u32": (3, lambda a, b, c: np.maximum(np.maximum(a, b), c)),
     "v_min3_u32": (3, lambda a, b, c: np.minimum(np.minimum(a, b), c)),
-    "v_med3_i32": (3, lambda a, b, c: np.maximum(np.minimum(I(a), I(b)), np.minimum(np.maximum(I(a), I(b)), I(c))).view(U32)),
-    "v_med3_u32": (3, lambda a, b, c: np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))),
+    "v_med3_i32": (3, lambda a, b, c: _med3(I(a), I(b), I(c)).view(U32)),
+    "v_med3_u32": (3, lambda a, b, c: _med3(a, b, c)),
     "v_add3_u32": (3, lambda a, b, c: a + b + c),
     "v_lshl_add_u32": (3, lambda a, b, c: (a << (b & _R31)) + c),
     "v_add_lshl_u32": (3, lambda a, b, c: (a + b) << (c & _R31)),
@@ -160,9 +180,9 @@ VOP32 = {
     "v_bfe_u32": (3, _bfe_u),
     "v_bfe_i32": (3, _bfe_i),
     "v_bfi_b32": (3, lambda a, b, c: (a & b) | (~a & c)),
-    "v_bfm_b32": (2, lambda a, b: (((np.uint64(1) << (a & _R31).astype(np.uint64)) - np.uint64(1)).astype(U32)) << (b & _R31)),
-    "v_alignbit_b32": (3, lambda a, b, c: (((a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)) >> (c & _R31).astype(np.uint64)).astype(U32)),
-    "v_alignbyte_b32": (3, lambda a, b, c: (((a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)) >> ((c & U32(3)) * U32(8)).astype(np.uint64)).astype(U32)),
+    "v_bfm_b32": (2, lambda a, b: _low_bits(a & _R31) << (b & _R31)),
+    "v_alignbit_b32": (3, lambda a, b, c: _funnel(a, b, c & _R31)),
+    "v_alignbyte_b32": (3, lambda a, b, c: _funnel(a, b, (c & U32(3)) * U32(8))),
     "v_perm_b32": (3, _perm),
     "v_bcnt_u32_b32": (2, lambda a, b: _popcount(a) + b),
     # MBCNT: D = popcount(S0 & (lanes below this one, in the low / high 32 lanes)) + S1
@@ -337,7 +357,8 @@ def h_mad_u64_u32(w, ins):
 # -------------------------------------------------------------------------- VOPC
 _CMP_REL = {"f": lambda a, b: np.zeros(np.broadcast(a, b).shape, bool), "lt": np.less, "eq": np.equal,
             "le": np.less_equal, "gt": np.greater, "lg": np.not_equal, "ne": np.not_equal, "ge": np.greater_equal,
-            "t": lambda a, b: np.ones(np.broadcast(a, b).shape, bool), "tru": lambda a, b: np.ones(np.broadcast(a, b).shape, bool),
+            "t": lambda a, b: np.ones(np.broadcast(a, b).shape, bool),
+            "tru": lambda a, b: np.ones(np.broadcast(a, b).shape, bool),
             "o": lambda a, b: ~(np.isnan(a) | np.isnan(b)), "u": lambda a, b: np.isnan(a) | np.isnan(b),
             "nge": lambda a, b: ~(a >= b), "nlg": lambda a, b: ~((a < b) | (a > b)), "ngt": lambda a, b: ~(a > b),
             "nle": lambda a, b: ~(a <= b), "neq": lambda a, b: ~(a == b), "nlt": lambda a, b: ~(a < b)}
