@@ -364,6 +364,8 @@ def cmd_selftest_emulate(args) -> int:
         raise UsageError(f"--emulate: the emulator runs gfx950 code objects only (got --arch {args.arch})")
     if args.shapes:
         raise UsageError("--emulate runs its own grid of cases (one or two workgroups each); drop --shapes")
+    if args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
     from .selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
     streamed = not args.json
 
@@ -373,8 +375,6 @@ def cmd_selftest_emulate(args) -> int:
                 print(EMULATED_HEADER)
             print(format_emulated_row(r), flush=True)
 
-    if args.seeds < 1:
-        raise UsageError("--seeds must be at least 1")
     rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
                             record=not args.no_record,
                             say=(lambda m: None) if args.quiet else _err, on_case=on_case)

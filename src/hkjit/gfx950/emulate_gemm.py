@@ -130,20 +130,21 @@ class GemmKernel:
                          plan_header: Path | str | None = None) -> "GemmKernel":
         """`elf`: the code object; `source`/`plan_header`: the .hip and plan it was built from (default: the
         installed kernels/, which is what a cached entry of this hkjit version was built from)."""
-        from .emulator import CodeObject
+        from .emulator import CodeObject, EmulatorError
         source = Path(source) if source else default_source()
         plan_header = Path(plan_header) if plan_header else source.parent / "gemm_gfx950_plan.h"
         plan = schedule.parse_plan_text(plan_header.read_text())
         co = CodeObject.from_elf(elf)
         names = [n for n in co.kernels if KERNEL_MATCH in n]
         if len(names) != 1:
-            raise ValueError(f"code object has kernels {sorted(co.kernels)}: expected one named *{KERNEL_MATCH}*")
+            raise EmulatorError(f"the code object has kernels {sorted(co.kernels)}, expected one named "
+                                f"*{KERNEL_MATCH}*: is it hkjit's gfx950 GEMM?")
         info = co.kernels[names[0]]
         layout = struct_layout(Path(source).read_text())
         size = max(o + s for _, o, s, _ in layout)
         explicit = [a for a in info.args if not str(_meta(a, "value_kind") or "").startswith("hidden")]
         if len(explicit) != 1 or _meta(explicit[0], "size") != -(-size // 8) * 8:
-            raise ValueError(f"kernel {names[0]}: metadata arguments {explicit} do not match struct Args "
+            raise EmulatorError(f"kernel {names[0]}: metadata arguments {explicit} do not match struct Args "
                              f"({size} bytes) of {source}: is the code object built from this source?")
         c = plan.consts
         return cls(co, names[0], layout, info.kernarg_size, c["kThreads"], c["kBlockM"], c["kBlockN"], c["kLdsBytes"])
@@ -260,15 +261,18 @@ class CaseOutcome:
 
     @property
     def passed(self) -> bool:
-        return (not self.hazards and not self.error and not self.unwritten and not self.stray and not self.over_bound
-                and not self.bit_mismatch)
+        return not self.hazards and not self.error and not self.wrong_numbers
+
+    @property
+    def wrong_numbers(self) -> bool:
+        return bool(self.unwritten or self.stray or self.over_bound or self.bit_mismatch)
 
     @property
     def failure_kind(self) -> str:
-        """'' if passed; 'hazard' / 'error' (the emulator stopped: e.g. LDS out of bounds) / 'numbers'."""
-        if self.passed:
-            return ""
-        return "hazard" if self.hazards else "error" if self.error else "numbers"
+        """'' if passed, else what failed, joined by '+': 'hazard', 'error' (the emulator stopped), 'numbers'."""
+        kinds = [k for k, bad in (("hazard", self.hazards), ("error", self.error), ("numbers", self.wrong_numbers))
+                 if bad]
+        return "+".join(kinds)
 
     def summary(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
