@@ -447,8 +447,8 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
   s_waitcnt vmcnt(0)
 """ + store_row("v20", 0) + "".join(store_row(f"v{24 + k}", 1 + k) for k in range(4)) + """
   v_add_u32 v30, 1000, v0
-  s_movk_i32 s30, 0x500
-  buffer_store_dword v30, v1, s[16:19], s30 offen
+  v_add_u32 v32, 0x500, v1
+  buffer_store_dword v30, v32, s[16:19], 0 offen
   buffer_store_short v30, v1, s[16:19], 0 offen offset:0x600
   v_lshlrev_b32 v31, 16, v30
   buffer_store_short_d16_hi v31, v1, s[16:19], 0 offen offset:0x702
@@ -467,13 +467,16 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
     # the short stores: the low half written, the high half keeps its poison; d16_hi stores bits 31:16
     assert (r[6] == (np.uint32(POISON) & np.uint32(0xFFFF0000)) | (1000 + t)).all()
     assert (r[7] == (np.uint32(POISON) & np.uint32(0xFFFF)) | ((1000 + t) << 16)).all()
-    # out of range: num_records 0x520 keeps lanes 0..7 of row 5 and drops every short store
+    # out of range: num_records 0x520 keeps lanes 0..7 of row 5 and drops every short store; rows 0..4, stored
+    # with v1 (< 0x100) as the checked offset and the row in soffset (not range-checked), all land
     out2, rep2 = launch(co, inp, out_words=64 * 8, in_records=100 * 4, out_records=0x520)
     r2 = rows(out2, 8)
     assert rep2.ok, rep2.summary()
     assert (r2[5] == np.where(t < 8, 1000 + t, POISON)).all()
     assert (r2[6] == POISON).all() and (r2[7] == POISON).all()
     assert (r2[:5] == r[:5]).all()
+    out3, _ = launch(co, inp, out_words=64 * 8, in_records=100 * 4, out_records=0x100)
+    assert (rows(out3, 8)[:5] == r[:5]).all() and (rows(out3, 8)[5:] == POISON).all()
 
 
 def test_access_outside_every_allocation_is_a_fault(tmp_path):
@@ -547,6 +550,38 @@ def test_ds_write_and_read_widths(tmp_path):
         assert (r[3] == (c >> np.uint32(16))).all()                     # upper half of the b32 write at 2048
         assert (r[4] == ((b & np.uint32(0xFFFF)).astype(np.int16).astype(np.int32).view(np.uint32))).all()
         assert (r[5] == c).all() and (r[6] == a).all()
+
+
+def test_lds_dma_dword_and_byte_lane_strides(tmp_path):
+    """DMA sizes up to a dword put lane l at M0 + offset + 4 l, dwordx3 at M0 + 16 l (LLVM's AMDGPU DMA
+    documentation)."""
+    body = """
+  v_lshlrev_b32 v2, 4, v0
+  s_movk_i32 m0, 0x0
+  buffer_load_dword v1, s[20:23], 0 offen lds
+  s_movk_i32 m0, 0x100
+  buffer_load_ushort v1, s[20:23], 0 offen offset:2 lds
+  s_movk_i32 m0, 0x200
+  buffer_load_dwordx3 v2, s[20:23], 0 offen lds
+  s_waitcnt vmcnt(0)
+  ds_read_b32 v20, v1
+  ds_read_b32 v21, v1 offset:256
+  ds_read_b128 v[24:27], v2 offset:512
+  s_waitcnt lgkmcnt(0)
+""" + store_row("v20", 0) + store_row("v21", 1) + "".join(store_row(f"v{24 + k}", 2 + k) for k in range(4))
+    co = assemble(body, tmp_path, lds=2048)
+    inp = (np.arange(256, dtype=np.uint32) * 0x01010101 + 0x10203) & np.uint32(M32)
+    out, rep = launch(co, inp, out_words=64 * 6)
+    r = rows(out, 6)
+    assert rep.ok, rep.summary()
+    t = np.arange(64)
+    assert (r[0] == inp[t]).all()
+    # the ushort at byte 4 l + 2 of `in` (its high half) lands at LDS 0x100 + 2 + 4 l: the offset applies to
+    # both addresses, so it is the high half of LDS dword 0x100 / 4 + l
+    assert (r[1] == inp[t] & np.uint32(0xFFFF0000)).all()
+    for k in range(3):
+        assert (r[2 + k] == inp[4 * t + k]).all(), k
+    assert (r[5] == 0).all()                        # the 16-byte lane slot's 4th dword is not written
 
 
 def test_lds_bounds_are_checked(tmp_path):

@@ -8,11 +8,16 @@ str_pcode.py: CalcBufferAddr, CalcDsAddr; "Buffer Resource", "Range checking", "
 
 - MUBUF address: base + (idxen ? index * stride : 0) + (offen ? vgpr offset : 0) + inst_offset + soffset.
   Range check, raw buffer (stride 0, no idxen): a component (dword, or the whole short/byte) is in range iff
-  offset + component end <= num_records, with offset = vgpr offset + inst_offset + soffset; structured
-  (idxen): in range iff index < num_records and offset + component end <= stride.  Out-of-range loads return 0,
-  out-of-range stores are dropped.  Swizzled and add-tid resources are rejected (not modelled).
-- LDS DMA (`buffer_load_* ... lds`): lane l's data goes to LDS byte M0 + inst_offset + l * size (size 4 for
-  dword, 16 for gfx950's dwordx4; M0 taken whole, bounds-checked against the allocation).  Counted in vmcnt.
+  offset + component end <= num_records, with offset = vgpr offset + inst_offset -- soffset is excluded from
+  the check (LLVM AMDGPU docs, llvm.amdgcn.raw.buffer.load.lds: "%voffset ... included in bounds checking,
+  %soffset ... excluded from bounds checking, %offset imm ... included"); structured (idxen): in range iff
+  index < num_records and offset + component end <= stride.  Out-of-range loads return 0, out-of-range stores
+  are dropped.  Swizzled and add-tid resources are rejected (not modelled).
+- LDS DMA (`buffer_load_* ... lds`): lane l's data goes to LDS byte M0 + inst_offset + 4 l for sizes up to a
+  dword and M0 + inst_offset + 16 l for gfx950's dwordx3 / dwordx4 (LLVM "AMDGPU DMA Operations": "The LDS
+  address is implicitly offset by 4 * lane_id bytes for sizes up to 4 bytes, and by 16 * lane_id bytes for
+  larger sizes"; the immediate offset "applied to both global and LDS address"); M0 taken whole,
+  bounds-checked against the allocation.  Counted in vmcnt (LLVM's SIInsertWaitcnts waits for it with vmcnt).
 - DS: address = vaddr + offset (ds_read2/write2: offset0/offset1 in units of the element size).  Counted in
   lgkmcnt.  An access past the workgroup's allocation (group segment + dynamic LDS) is an "lds-out-of-bounds"
   hazard; such a read returns 0 and such a write is dropped.
@@ -106,14 +111,15 @@ def _buf_addresses(w, ins, ncomp, csize):
             voff = w.v[vaddr.index].astype(np.int64)
         elif idxen:
             index = w.v[vaddr.index].astype(np.int64)
-    off = voff + m.get("offset", 0) + w.sval(soffset)                           # (64,)
+    off = voff + m.get("offset", 0)                                            # (64,) range-checked part
     comp = off[:, None] + np.arange(ncomp, dtype=np.int64)[None, :] * csize    # (64, ncomp)
+    soff = w.sval(soffset)                                                     # not range-checked
     if idxen:
         ok = (index < rs.num_records)[:, None] & (comp + csize <= rs.stride)
-        addr = rs.base + index[:, None] * rs.stride + comp
+        addr = rs.base + index[:, None] * rs.stride + comp + soff
     else:
         ok = comp + csize <= rs.num_records
-        addr = rs.base + comp
+        addr = rs.base + comp + soff
     ok &= w.exec_mask[:, None]
     return addr, ok, rs
 
@@ -165,27 +171,40 @@ def h_buffer_load(w, ins):
     if lds:
         size = ncomp * csize
         lds_base = (w.m0 + ins.mods.get("offset", 0)) & 0xFFFFFFFF
-        if csize != 4 or lds_base & 3:
-            raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: LDS DMA of sub-dword elements or to an unaligned "
-                                f"LDS address (M0 0x{lds_base:x}) is not modelled")
-        # lane l's dwords: lds_base / 4 + l * ncomp + k
-        dw = (lds_base >> 2) + LANE[:, None] * ncomp + np.arange(ncomp)[None, :]     # (64, ncomp)
-        inb = dw < wg.lds_limit >> 2
-        act = exec_mask[:, None] & inb
-        if not inb[exec_mask].all():
-            wg.hazard("lds-out-of-bounds", w, ins, f"LDS DMA to 0x{lds_base:x}..0x{lds_base + 64 * size - 1:x} past "
-                                                   f"the {wg.lds_limit}-byte allocation")
-        if act.all():
-            where = slice(int(dw[0, 0]), int(dw[-1, -1]) + 1)
-        else:
-            where = dw[act]
-        wg.check_lds_write(w, ins, where, dma=True)
-        tgt = dw[act]
+        stride = 4 if size <= 4 else 16             # LDS bytes per lane: 4 up to a dword, 16 for x3 / x4
+        if lds_base & 3 and csize == 4:
+            raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: dword LDS DMA to an unaligned LDS address "
+                                f"(M0 + offset = 0x{lds_base:x}) is not modelled")
+        first = lds_base + LANE * stride                                            # (64,) bytes
+        if not exec_mask.any():
+            w.issue("vm", lambda: None, (), ins)
+            return
+        last = int(first[exec_mask].max()) + size
+        if int(first[exec_mask].min()) < 0 or last > wg.lds_limit:
+            wg.hazard("lds-out-of-bounds", w, ins, f"LDS DMA to 0x{lds_base:x}..0x{last - 1:x} past the "
+                                                   f"{wg.lds_limit}-byte allocation")
+        if csize == 4:   # whole dwords: lane l's at (lds_base + stride l) / 4 + k
+            dw = (first >> 2)[:, None] + np.arange(ncomp)[None, :]                  # (64, ncomp)
+            act = exec_mask[:, None] & (dw < wg.lds_limit >> 2)
+            where = slice(int(dw[0, 0]), int(dw[-1, -1]) + 1) if act.all() and stride == 4 * ncomp else dw[act]
+            tgt = dw[act]
 
-        def complete():
-            arr, rel, okk = _global_span(w, ins, addr, ok, csize)
-            vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
-            wg.lds32[tgt] = vals[act]
+            def complete():
+                arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+                vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
+                wg.lds32[tgt] = vals[act]
+        else:            # a byte or a short per lane, at M0 + offset + 4 l
+            bt = first[:, None] + np.arange(csize)[None, :]                           # (64, csize) bytes
+            act = exec_mask[:, None] & (bt < wg.lds_limit)
+            where = np.unique((bt[act] >> 2))
+            tgt = bt[act]
+
+            def complete():
+                arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+                vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, 1), U32)
+                raw = np.ascontiguousarray(vals[:, 0]).view(np.uint8).reshape(64, 4)[:, :csize]
+                wg.lds[tgt] = raw[act]
+        wg.check_lds_write(w, ins, where, dma=True)
 
         w.issue("vm", complete, (), ins, lds_write=where)
         return
