@@ -173,6 +173,13 @@ def test_salu_arithmetic_carry_compare_shift(tmp_path):
         ("s_mov_b64 s[8:9], 0x80000000\n  s_lshl_b64 s[40:41], s[8:9], 1", 0, 1),  # low word of 2^32
         ("s_mov_b32 s8, 0xff00ff00\n  s_xor_b32 s40, s8, 0xff00ff00", 0, 0),
         ("s_mov_b32 s8, 1\n  s_brev_b32 s40, s8", 0x80000000, None),
+        ("s_mov_b32 s8, 0x80000000\n  s_sub_i32 s40, s8, 1", 0x7FFFFFFF, 1),
+        ("s_mov_b32 s8, 5\n  s_sub_i32 s40, s8, 7", (-2) & M32, 0),
+        ("s_mov_b32 s8, -3\n  s_cmp_ge_i32 s8, -3\n  s_cselect_b32 s40, 1, 2", 1, None),
+        ("s_mov_b32 s8, -3\n  s_cmp_ge_i32 s8, 0\n  s_cselect_b32 s40, 1, 2", 2, None),
+        ("s_mov_b32 s8, 0xf0\n  s_and_b32 s40, s8, 0x0f", 0, 0),
+        ("s_mov_b64 s[8:9], -1\n  s_mov_b32 s10, 0\n  s_mov_b32 s11, 1\n  s_and_b64 s[40:41], s[8:9], s[10:11]", 0, 1),
+        ("s_load_dwordx8 s[56:63], s[0:1], 0x0\n  s_waitcnt lgkmcnt(0)\n  s_mov_b32 s40, s61", 256, None),
     ]
     body = ""
     for r, (asm, _, scc) in enumerate(cases):
@@ -239,6 +246,7 @@ def test_valu_integer_ops_against_pseudocode(tmp_path):
     m = np.uint64(M32)
     ops = [  # (asm writing v20, expected uint32 per lane)
         ("v_add_u32_e32 v20, v10, v11", (A + B) & m),
+        ("v_or_b32_e32 v20, v10, v11", A | B),
         ("v_sub_u32_e32 v20, v10, v11", (A - B) & m),
         ("v_add_co_u32_e32 v20, vcc, v10, v11\n  v_cndmask_b32_e64 v20, 0, 1, vcc", (A + B) >> np.uint64(32)),
         ("v_sub_co_u32_e32 v20, vcc, v10, v11\n  v_cndmask_b32_e64 v20, 0, 1, vcc", (B > A).astype(np.uint64)),

@@ -294,7 +294,9 @@ class Machine:
             if vk in hidden and off >= len(L.kernarg):
                 fmt, val = hidden[vk]
                 struct.pack_into(fmt, buf, off, val)
-        addr = self.mem.alloc(max(size, 4), 64)
+        # the segment is padded (zeros) to whole 256 bytes, as a runtime's kernarg pool is: a wide s_load of the
+        # last arguments may read past the metadata's size
+        addr = self.mem.alloc(-(-max(size, 4) // 256) * 256, 256)
         self.mem.write(addr, bytes(buf))
         return addr
 
