@@ -22,7 +22,8 @@ from hkjit.gfx950.emulator import (CodeObject, EmulatorError, GlobalMemory, Laun
 LLVM = Path("/usr/lib/llvm-22/bin")
 MC, LLD = LLVM / "llvm-mc", LLVM / "ld.lld"
 pytestmark = pytest.mark.skipif(not (MC.is_file() and LLD.is_file() and (LLVM / "llvm-objdump").is_file()),
-                                reason="llvm-mc-22 / ld.lld-22 / llvm-objdump-22 not installed (apt-get install llvm-22 lld-22)")
+                                reason="llvm-mc-22 / ld.lld-22 / llvm-objdump-22 not installed "
+                                       "(apt-get install llvm-22 lld-22)")
 
 PROLOGUE = """
   s_load_dwordx4 s[4:7], s[0:1], 0x0
@@ -159,7 +160,8 @@ def test_salu_arithmetic_carry_compare_shift(tmp_path):
         ("s_mov_b32 s8, -5\n  s_max_i32 s40, s8, 3", 3, 0),
         ("s_mov_b32 s8, 0x12345678\n  s_mov_b32 s9, 0x9abcdef1\n  s_mul_hi_u32 s40, s8, s9",
          (0x12345678 * 0x9abcdef1) >> 32, None),
-        ("s_mov_b32 s8, -3\n  s_mov_b32 s9, 0x40000001\n  s_mul_hi_i32 s40, s8, s9", ((-3 * 0x40000001) >> 32) & M32, None),
+        ("s_mov_b32 s8, -3\n  s_mov_b32 s9, 0x40000001\n  s_mul_hi_i32 s40, s8, s9",
+         ((-3 * 0x40000001) >> 32) & M32, None),
         ("s_mov_b32 s8, -3\n  s_mul_i32 s40, s8, 7", (-21) & M32, None),
         ("s_movk_i32 s40, 0x8000", 0xFFFF8000, None),
         ("s_mov_b32 s40, 10\n  s_addk_i32 s40, 0xfff0", (10 - 16) & M32, 0),
@@ -171,6 +173,13 @@ def test_salu_arithmetic_carry_compare_shift(tmp_path):
         ("s_mov_b64 s[8:9], 0x80000000\n  s_lshl_b64 s[40:41], s[8:9], 1", 0, 1),  # low word of 2^32
         ("s_mov_b32 s8, 0xff00ff00\n  s_xor_b32 s40, s8, 0xff00ff00", 0, 0),
         ("s_mov_b32 s8, 1\n  s_brev_b32 s40, s8", 0x80000000, None),
+        ("s_mov_b32 s8, 0x80000000\n  s_sub_i32 s40, s8, 1", 0x7FFFFFFF, 1),
+        ("s_mov_b32 s8, 5\n  s_sub_i32 s40, s8, 7", (-2) & M32, 0),
+        ("s_mov_b32 s8, -3\n  s_cmp_ge_i32 s8, -3\n  s_cselect_b32 s40, 1, 2", 1, None),
+        ("s_mov_b32 s8, -3\n  s_cmp_ge_i32 s8, 0\n  s_cselect_b32 s40, 1, 2", 2, None),
+        ("s_mov_b32 s8, 0xf0\n  s_and_b32 s40, s8, 0x0f", 0, 0),
+        ("s_mov_b64 s[8:9], -1\n  s_mov_b32 s10, 0\n  s_mov_b32 s11, 1\n  s_and_b64 s[40:41], s[8:9], s[10:11]", 0, 1),
+        ("s_load_dwordx8 s[56:63], s[0:1], 0x0\n  s_waitcnt lgkmcnt(0)\n  s_mov_b32 s40, s61", 256, None),
     ]
     body = ""
     for r, (asm, _, scc) in enumerate(cases):
@@ -237,6 +246,7 @@ def test_valu_integer_ops_against_pseudocode(tmp_path):
     m = np.uint64(M32)
     ops = [  # (asm writing v20, expected uint32 per lane)
         ("v_add_u32_e32 v20, v10, v11", (A + B) & m),
+        ("v_or_b32_e32 v20, v10, v11", A | B),
         ("v_sub_u32_e32 v20, v10, v11", (A - B) & m),
         ("v_add_co_u32_e32 v20, vcc, v10, v11\n  v_cndmask_b32_e64 v20, 0, 1, vcc", (A + B) >> np.uint64(32)),
         ("v_sub_co_u32_e32 v20, vcc, v10, v11\n  v_cndmask_b32_e64 v20, 0, 1, vcc", (B > A).astype(np.uint64)),
@@ -247,7 +257,8 @@ def test_valu_integer_ops_against_pseudocode(tmp_path):
         ("v_lshlrev_b32_e32 v20, v11, v10", (A << (B & np.uint64(31))) & m),
         ("v_lshrrev_b32_e32 v20, v11, v10", A >> (B & np.uint64(31))),
         ("v_ashrrev_i32_e32 v20, v11, v10", (i32(a) >> (B & np.uint64(31)).astype(np.int64)).astype(np.uint64) & m),
-        ("v_bfe_u32 v20, v10, v11, v12", (A >> (B & np.uint64(31))) & ((np.uint64(1) << (C & np.uint64(31))) - np.uint64(1))),
+        ("v_bfe_u32 v20, v10, v11, v12",
+         (A >> (B & np.uint64(31))) & ((np.uint64(1) << (C & np.uint64(31))) - np.uint64(1))),
         ("v_add3_u32 v20, v10, v11, v12", (A + B + C) & m),
         ("v_lshl_add_u32 v20, v10, 3, v12", ((A << np.uint64(3)) + C) & m),
         ("v_add_lshl_u32 v20, v10, v11, 2", ((A + B) << np.uint64(2)) & m),
@@ -256,6 +267,18 @@ def test_valu_integer_ops_against_pseudocode(tmp_path):
         ("v_bitop3_b32 v20, v10, v11, v12 bitop3:0x96", A ^ B ^ C),               # 0x96: odd parity
         ("v_bitop3_b32 v20, v10, v11, v12 bitop3:0xe8", (A & B) | (A & C) | (B & C)),  # 0xe8: majority
         ("v_max_i32_e32 v20, v10, v11", np.maximum(i32(a), i32(b)).astype(np.uint64) & m),
+        ("v_mul_hi_i32 v20, v10, v11", ((i32(a) * i32(b)) >> 32).astype(np.uint64) & m),
+        ("v_med3_i32 v20, v10, v11, v12",
+         np.median(np.stack([i32(a), i32(b), i32(c)]), 0).astype(np.int64).astype(np.uint64) & m),
+        ("v_med3_u32 v20, v10, v11, v12", np.median(np.stack([A, B, C]).astype(np.float64), 0).astype(np.uint64)),
+        ("v_alignbit_b32 v20, v10, v11, v12", (((A << np.uint64(32)) | B) >> (C & np.uint64(31))) & m),
+        ("v_alignbyte_b32 v20, v10, v11, v12", (((A << np.uint64(32)) | B) >> (np.uint64(8) * (C & np.uint64(3)))) & m),
+        ("v_bfm_b32 v20, v10, v11",
+         (((np.uint64(1) << (A & np.uint64(31))) - np.uint64(1)) << (B & np.uint64(31))) & m),
+        ("v_mul_hi_u32_u24_e32 v20, v10, v11",
+         ((A & np.uint64(0xFFFFFF)) * (B & np.uint64(0xFFFFFF))) >> np.uint64(32)),
+        ("v_mbcnt_lo_u32_b32 v20, v10, 0",
+         np.array([bin(int(x) & ((1 << min(lane, 32)) - 1)).count("1") for lane, x in enumerate(a)])),
         ("v_min_u32_e32 v20, v10, v11", np.minimum(A, B)),
         ("v_cmp_gt_i32_e32 vcc, v10, v11\n  v_cndmask_b32_e32 v20, v12, v11, vcc", np.where(i32(a) > i32(b), B, C)),
         ("v_cmp_gt_u32_e64 s[40:41], v10, v11\n  v_cndmask_b32_e64 v20, v12, v11, s[40:41]", np.where(A > B, B, C)),
@@ -361,6 +384,66 @@ def test_exec_masking_and_initial_state(tmp_path):
     assert rep.ok and rep.workgroups == 1
 
 
+def test_valu_64bit_and_wide_multiply(tmp_path):
+    """64-bit moves/compares/shifts (a 32-bit literal in a 64-bit operand is zero-extended) and v_mad_u64_u32."""
+    rng = np.random.default_rng()
+    a, b, c = _valu_inputs(rng)
+    A, B, C = (x.astype(np.uint64) for x in (a, b, c))
+    m = np.uint64(M32)
+    body = LOAD3 + """
+  v_mov_b64_e32 v[20:21], 0x80000000
+  v_mov_b32 v22, v10
+  v_mov_b32 v23, v11
+  v_cmp_lt_u64_e32 vcc, v[22:23], v[20:21]
+  v_cndmask_b32_e64 v24, 0, 1, vcc
+  v_lshlrev_b64 v[26:27], 3, v[22:23]
+  v_mad_u64_u32 v[28:29], s[40:41], v10, v11, v[22:23]
+  v_mov_b32 v30, s40
+  v_mov_b32 v31, s41
+""" + "".join(store_row(f"v{r}", i) for i, r in enumerate((20, 21, 24, 26, 27, 28, 29)))
+    co = assemble(body, tmp_path)
+    out, rep = launch(co, np.concatenate([a, b, c]), out_words=64 * 7)
+    r = rows(out, 7)
+    assert rep.ok, rep.summary()
+    x = A | (B << np.uint64(32))
+    assert (r[0] == 0x80000000).all() and (r[1] == 0).all()
+    assert (r[2] == (x < np.uint64(0x80000000))).all()
+    sh = x << np.uint64(3)
+    assert (r[3] == (sh & m)).all() and (r[4] == (sh >> np.uint64(32))).all()
+    full = [int(p) * int(q) + int(z) for p, q, z in zip(a, b, x)]
+    assert (r[5] == np.array([f & M32 for f in full], np.uint32)).all()
+    assert (r[6] == np.array([(f >> 32) & M32 for f in full], np.uint32)).all()
+
+
+def test_branches_and_loops(tmp_path):
+    """A counted SALU loop (s_cbranch_scc0 back), a VCC-conditional skip and an EXEC-zero skip."""
+    body = """
+  s_mov_b32 s40, 0
+  s_mov_b32 s41, 5
+.Lloop:
+  s_add_i32 s40, s40, s41
+  s_sub_u32 s41, s41, 1
+  s_cmp_eq_u32 s41, 0
+  s_cbranch_scc0 .Lloop
+  v_mov_b32 v20, s40
+  v_cmp_gt_u32_e32 vcc, 100, v0
+  s_cbranch_vccnz .Lskip
+  v_mov_b32 v20, 999
+.Lskip:
+  s_mov_b64 s[42:43], exec
+  v_cmp_gt_u32_e32 vcc, 0, v0
+  s_and_saveexec_b64 s[44:45], vcc
+  s_cbranch_execz .Lnone
+  v_mov_b32 v20, 777
+.Lnone:
+  s_mov_b64 exec, s[42:43]
+""" + store_row("v20", 0)
+    co = assemble(body, tmp_path)
+    out, rep = launch(co)
+    assert rep.ok, rep.summary()
+    assert (rows(out, 1)[0] == 15).all()
+
+
 # --------------------------------------------------------------------------------------------------------- memory
 def test_buffer_loads_and_stores_range_checked(tmp_path):
     """num_records bounds a raw buffer: out-of-range loads read 0, out-of-range stores are dropped (the poison
@@ -372,9 +455,11 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
   s_waitcnt vmcnt(0)
 """ + store_row("v20", 0) + "".join(store_row(f"v{24 + k}", 1 + k) for k in range(4)) + """
   v_add_u32 v30, 1000, v0
-  s_movk_i32 s30, 0x500
-  buffer_store_dword v30, v1, s[16:19], s30 offen
+  v_add_u32 v32, 0x500, v1
+  buffer_store_dword v30, v32, s[16:19], 0 offen
   buffer_store_short v30, v1, s[16:19], 0 offen offset:0x600
+  v_lshlrev_b32 v31, 16, v30
+  buffer_store_short_d16_hi v31, v1, s[16:19], 0 offen offset:0x702
 """
     co = assemble(body, tmp_path)
     inp = np.arange(1, 257, dtype=np.uint32)
@@ -387,15 +472,34 @@ def test_buffer_loads_and_stores_range_checked(tmp_path):
         assert (r[1 + k] == np.where(idx < 100, inp[idx % 256], 0)).all(), k
     t = np.arange(64)
     assert (r[5] == 1000 + t).all()
-    # the short stores: the low half written, the high half keeps its poison
+    # the short stores: the low half written, the high half keeps its poison; d16_hi stores bits 31:16
     assert (r[6] == (np.uint32(POISON) & np.uint32(0xFFFF0000)) | (1000 + t)).all()
-    # out of range: num_records 0x520 keeps lanes 0..7 of row 5 and drops every short store
+    assert (r[7] == (np.uint32(POISON) & np.uint32(0xFFFF)) | ((1000 + t) << 16)).all()
+    # out of range: num_records 0x520 keeps lanes 0..7 of row 5 and drops every short store; rows 0..4, stored
+    # with v1 (< 0x100) as the checked offset and the row in soffset (not range-checked), all land
     out2, rep2 = launch(co, inp, out_words=64 * 8, in_records=100 * 4, out_records=0x520)
     r2 = rows(out2, 8)
     assert rep2.ok, rep2.summary()
     assert (r2[5] == np.where(t < 8, 1000 + t, POISON)).all()
     assert (r2[6] == POISON).all() and (r2[7] == POISON).all()
     assert (r2[:5] == r[:5]).all()
+    out3, _ = launch(co, inp, out_words=64 * 8, in_records=100 * 4, out_records=0x100)
+    assert (rows(out3, 8)[:5] == r[:5]).all() and (rows(out3, 8)[5:] == POISON).all()
+
+
+def test_access_outside_every_allocation_is_a_fault(tmp_path):
+    """A resource whose num_records reaches past its allocation: the in-range lanes past the allocation fault
+    (reported, read as 0) instead of reading a neighbour."""
+    body = """
+  v_lshlrev_b32 v2, 8, v0
+  buffer_load_dword v20, v2, s[20:23], 0 offen
+  s_waitcnt vmcnt(0)
+""" + store_row("v20", 0)
+    co = assemble(body, tmp_path)
+    inp = np.arange(1, 65, dtype=np.uint32)            # 256 bytes: lane l reads byte 256 l, so lanes 1.. fault
+    out, rep = launch(co, inp, in_records=1 << 20)
+    assert [h.kind for h in rep.hazards] == ["global-fault"], rep.summary()
+    assert (rows(out, 1)[0] == np.where(np.arange(64) == 0, 1, 0)).all()
 
 
 def test_lds_dma_and_ds_read_b128(tmp_path):
@@ -420,6 +524,72 @@ def test_lds_dma_and_ds_read_b128(tmp_path):
     for k in range(4):
         idx = src_lane * 4 + k
         assert (r[k] == np.where(idx < 200, inp[idx], 0)).all(), k
+
+
+def test_ds_write_and_read_widths(tmp_path):
+    """ds_write_b32/b64/b128/b16 and ds_read_b32/b64/u16/i16 at offsets, through one wave's in-order LDS pipe (no
+    wait between a write and a read of the same bytes is needed within a wave)."""
+    body = LOAD3 + """
+  v_lshlrev_b32 v2, 4, v0
+  v_mov_b32 v13, v11
+  v_mov_b32 v14, v12
+  v_mov_b32 v15, v10
+  ds_write_b128 v2, v[12:15]
+  ds_write_b64 v2, v[10:11] offset:1024
+  ds_write_b32 v2, v12 offset:2048
+  ds_write_b16 v2, v11 offset:2052
+  ds_read_b64 v[20:21], v2 offset:8
+  ds_read_b32 v22, v2 offset:1028
+  ds_read_u16 v23, v2 offset:2050
+  ds_read_i16 v24, v2 offset:2052
+  ds_read_b128 v[26:29], v2
+  s_waitcnt lgkmcnt(0)
+""" + "".join(store_row(f"v{r}", i) for i, r in enumerate((20, 21, 22, 23, 24, 26, 29)))
+    co = assemble(body, tmp_path, lds=4096)
+    rng = np.random.default_rng()
+    a, b, c = _valu_inputs(rng)
+    for seed in range(3):
+        out, rep = launch(co, np.concatenate([a, b, c]), out_words=64 * 7, seed=seed)
+        r = rows(out, 7)
+        assert rep.ok, rep.summary()
+        # v[12:15] = (c, b, c, a): bytes 8..15 of the b128 write are v14, v15 = c, a
+        assert (r[0] == c).all() and (r[1] == a).all()
+        assert (r[2] == b).all()                                        # high dword of the b64 write
+        assert (r[3] == (c >> np.uint32(16))).all()                     # upper half of the b32 write at 2048
+        assert (r[4] == ((b & np.uint32(0xFFFF)).astype(np.int16).astype(np.int32).view(np.uint32))).all()
+        assert (r[5] == c).all() and (r[6] == a).all()
+
+
+def test_lds_dma_dword_and_byte_lane_strides(tmp_path):
+    """DMA sizes up to a dword put lane l at M0 + offset + 4 l, dwordx3 at M0 + 16 l (LLVM's AMDGPU DMA
+    documentation)."""
+    body = """
+  v_lshlrev_b32 v2, 4, v0
+  s_movk_i32 m0, 0x0
+  buffer_load_dword v1, s[20:23], 0 offen lds
+  s_movk_i32 m0, 0x100
+  buffer_load_ushort v1, s[20:23], 0 offen offset:2 lds
+  s_movk_i32 m0, 0x200
+  buffer_load_dwordx3 v2, s[20:23], 0 offen lds
+  s_waitcnt vmcnt(0)
+  ds_read_b32 v20, v1
+  ds_read_b32 v21, v1 offset:256
+  ds_read_b128 v[24:27], v2 offset:512
+  s_waitcnt lgkmcnt(0)
+""" + store_row("v20", 0) + store_row("v21", 1) + "".join(store_row(f"v{24 + k}", 2 + k) for k in range(4))
+    co = assemble(body, tmp_path, lds=2048)
+    inp = (np.arange(256, dtype=np.uint32) * 0x01010101 + 0x10203) & np.uint32(M32)
+    out, rep = launch(co, inp, out_words=64 * 6)
+    r = rows(out, 6)
+    assert rep.ok, rep.summary()
+    t = np.arange(64)
+    assert (r[0] == inp[t]).all()
+    # the ushort at byte 4 l + 2 of `in` (its high half) lands at LDS 0x100 + 2 + 4 l: the offset applies to
+    # both addresses, so it is the high half of LDS dword 0x100 / 4 + l
+    assert (r[1] == inp[t] & np.uint32(0xFFFF0000)).all()
+    for k in range(3):
+        assert (r[2 + k] == inp[4 * t + k]).all(), k
+    assert (r[5] == 0).all()                        # the 16-byte lane slot's 4th dword is not written
 
 
 def test_lds_bounds_are_checked(tmp_path):
@@ -591,6 +761,39 @@ def test_dma_races_are_reported(tmp_path):
     assert [h.kind for h in rep.hazards] == ["lds-read-during-write"], rep.summary()
 
 
+def test_scalar_load_before_lgkmcnt_is_a_hazard(tmp_path):
+    body = """
+  s_load_dword s50, s[0:1], 0x10
+  s_add_u32 s51, s50, 1
+  s_waitcnt lgkmcnt(0)
+"""
+    co = assemble(body, tmp_path)
+    _, rep = launch(co, complete_prob=0.0)
+    assert [h.kind for h in rep.hazards] == ["reg-in-flight"] and "s50" in rep.hazards[0].location, rep.summary()
+
+
+def test_scalar_loads_need_lgkmcnt_zero(tmp_path):
+    """Scalar loads return out of order: lgkmcnt(1) after two of them covers neither."""
+    body = """
+  s_load_dword s50, s[0:1], 0x10
+  s_load_dword s51, s[0:1], 0x14
+  s_waitcnt lgkmcnt(1)
+  s_mov_b32 s52, s50
+  s_waitcnt lgkmcnt(0)
+  s_mov_b32 s53, s51
+"""
+    co = assemble(body, tmp_path)
+    _, rep = launch(co)
+    assert [h.kind for h in rep.hazards] == ["reg-in-flight"] and "s50" in rep.hazards[0].location, rep.summary()
+
+
+def test_same_seed_same_run(tmp_path):
+    co = assemble(BARRIER_KERNEL.format(wait="s_waitcnt lgkmcnt(0)", barrier=""), tmp_path, lds=256)
+    runs = [launch(co, block=(128, 1, 1), seed=s) for s in (5, 5, 6)]
+    assert (runs[0][0] == runs[1][0]).all() and runs[0][1].hazards == runs[1][1].hazards
+    assert runs[0][1].instructions == runs[1][1].instructions
+
+
 def test_barrier_ignores_ended_waves(tmp_path):
     body = """
   v_lshrrev_b32 v3, 6, v0
@@ -616,6 +819,22 @@ def test_unknown_instruction_is_an_error_naming_it(tmp_path):
     assert "v_sin_f32" not in supported_opcodes()
 
 
+def test_undecodable_form_fails_only_when_executed(tmp_path):
+    """A DPP instruction is not modelled: a kernel that jumps over it runs; executing it raises, naming it."""
+    dpp = "  v_add_u32_dpp v20, v10, v11 quad_perm:[1,0,3,2] row_mask:0xf bank_mask:0xf\n"
+    co = assemble("  s_branch .Lover\n" + dpp + ".Lover:\n", tmp_path)
+    assert launch(co)[1].ok
+    co = assemble(dpp, tmp_path)
+    with pytest.raises(UnknownInstructionError, match="v_add_u32_dpp"):
+        launch(co)
+
+
+def test_unsupported_modifier_is_an_error_naming_it(tmp_path):
+    co = assemble("  v_add_f32_e64 v20, v10, v11 clamp\n", tmp_path)
+    with pytest.raises(UnknownInstructionError, match="clamp"):
+        launch(co)
+
+
 def test_bad_code_object_and_lds_request(tmp_path):
     with pytest.raises(EmulatorError, match="ELF"):
         CodeObject.from_elf(b"not an elf at all" * 4)
@@ -639,7 +858,7 @@ def gemm_code_object(tmp_path_factory):
 
 
 def test_real_gemm_kernel_one_workgroup(gemm_code_object):
-    """The compiled kernels/gemm_gfx950.hip, one 256x256 block with K=64, every opcode it uses executed: C against
+    """The compiled kernels/gemm_gfx950.hip, one 256x256 block with K=64, every opcode it has executed: C against
     a float64 matmul, within one bf16 ulp (so truncation and round-to-nearest both pass) plus the fp32
     accumulation bound K * 2^-24 * sum |a||b|."""
     co = gemm_code_object
@@ -658,6 +877,8 @@ def test_real_gemm_kernel_one_workgroup(gemm_code_object):
     rep = run(co, Launch(kernel=name, grid=(1, 1, 1), block=(512, 1, 1), kernarg=ka, dynamic_lds=4 * 32768,
                          seed=int(rng.integers(1 << 30))), mem)
     assert rep.ok, rep.summary()
+    never = sorted({i.op for i in co.kernels[name].instructions} - set(rep.opcodes))
+    assert not never, f"opcodes of the kernel this run did not execute: {never}"
     C = _bf16_f64(mem.read_array(pc, np.uint16, M * N).reshape(M, N))
     a, b = _bf16_f64(A), _bf16_f64(Bt)
     ref = a @ b.T

@@ -361,11 +361,13 @@ def cmd_doctor(args) -> int:
 
 # --------------------------------------------------------------------------------------------------- selftest
 def cmd_selftest_emulate(args) -> int:
-    from .selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
     if args.arch not in (None, "gfx950"):
         raise UsageError(f"--emulate: the emulator runs gfx950 code objects only (got --arch {args.arch})")
     if args.shapes:
         raise UsageError("--emulate runs its own grid of cases (one or two workgroups each); drop --shapes")
+    if args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    from .selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
     streamed = not args.json
 
     def on_case(i, total, r):
@@ -374,7 +376,8 @@ def cmd_selftest_emulate(args) -> int:
                 print(EMULATED_HEADER)
             print(format_emulated_row(r), flush=True)
 
-    rep = emulated_selftest(args.module, input_seed=args.seed, record=not args.no_record,
+    rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
+                            record=not args.no_record,
                             say=(lambda m: None) if args.quiet else _err, on_case=on_case)
     if args.json:
         _emit_json(rep.to_json())
@@ -384,11 +387,11 @@ def cmd_selftest_emulate(args) -> int:
 
 
 def cmd_selftest(args) -> int:
-    from .selftest import HEADER, LAYOUTS, Case, format_row, format_summary, selftest
     if args.emulate:
         return cmd_selftest_emulate(args)
     if args.module:
         raise UsageError("--module only goes with --emulate (the device selftest runs the cached module itself)")
+    from .selftest import HEADER, LAYOUTS, Case, format_row, format_summary, selftest
     cases = None
     if args.shapes:
         layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
@@ -551,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--module", metavar="PATH", help="with --emulate: the code object to run instead of the cached "
                    "entry's: a cache entry folder (recorded there), a built HIP module (.so), an offload bundle or "
                    "a code object (.o/.co)")
+    s.add_argument("--seeds", type=int, default=3, metavar="N", help="with --emulate: run every case under the "
+                   "latency/interleaving seeds 1..N (seed 1: no memory operation lands before a wait forces it; "
+                   "default: %(default)s)")
     s.set_defaults(func=cmd_selftest)
 
     b = sub.add_parser("bench", parents=[common, js], help="TFLOP/s of hkjit.gemm vs torch.matmul",

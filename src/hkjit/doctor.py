@@ -143,7 +143,7 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
     from .loader import entry_key, find_published
     from .specs import specs_for
     from .trust import check_root
-    from .validation import EMULATOR_LABEL, device_label, read_record
+    from .validation import device_label, read_record
     out = {}
     for spec in specs_for(arch):
         state: dict = {}
@@ -182,17 +182,24 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
                                         "fix the toolchain, then `python -m hkjit cache clear --validation` and "
                                         "`python -m hkjit selftest`", blocking))
         if arch == "gfx950":
-            # `selftest --emulate` (a CI machine without the GPU): shown as such, never as a device validation
-            erec = read_record(root, arch, spec.name, key, EMULATOR_LABEL, kind="emulated")
-            state["emulated"] = None if erec is None else {"passed": erec.get("passed"), "detail": erec.get("detail"),
-                                                           "time": erec.get("time")}
-            if erec is not None and not erec.get("passed"):
-                problems.append(Problem(f"{spec.name} ({arch})", f"the gfx950 emulator found this entry's code object "
-                                        f"wrong: {erec.get('detail')}", "rebuild with another ROCm, or report it with "
-                                        "`python -m hkjit doctor` output; `python -m hkjit selftest` on the GPU "
-                                        "is the device check", False))
+            state["emulated"] = emulated_state(root, arch, spec.name, key, problems)
         out[spec.name] = state
     return out
+
+
+def emulated_state(root: Path, arch: str, kernel: str, key: str, problems: list[Problem]) -> dict | None:
+    """The `selftest --emulate` record of an entry (a CI machine without the GPU ran its code object on the gfx950
+    emulator): reported as such, never as a device validation; a failed one is a (non-blocking) problem."""
+    from .validation import EMULATOR_LABEL, read_record
+    rec = read_record(root, arch, kernel, key, EMULATOR_LABEL, kind="emulated")
+    if rec is None:
+        return None
+    if not rec.get("passed"):
+        problems.append(Problem(f"{kernel} ({arch})", f"the gfx950 emulator found this entry's code object wrong: "
+                                f"{rec.get('detail')}", "rebuild with another ROCm, or report it with `python -m "
+                                "hkjit doctor` output; `python -m hkjit selftest` on the GPU is the device check",
+                                False))
+    return {"passed": rec.get("passed"), "detail": rec.get("detail"), "time": rec.get("time")}
 
 
 def _cache_info(problems: list[Problem]) -> dict:

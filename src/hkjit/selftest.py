@@ -261,8 +261,6 @@ def format_summary(rep: SelftestReport) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- --emulate
-#: latency/interleaving seeds every case of `selftest --emulate` runs under
-EMULATE_SEEDS = (1, 2, 3)
 
 
 @dataclass
@@ -297,7 +295,7 @@ class EmulatedReport:
         return d
 
 
-def _emulate_target(module: str | None, say: Callable[[str], None]):
+def _emulate_target(module: str | None):
     """(code object bytes, what it came from, (root, key) of the cache entry or None)."""
     from pathlib import Path
     from .cache import MANIFEST, cache_root, verify_entry
@@ -335,7 +333,7 @@ def _emulate_target(module: str | None, say: Callable[[str], None]):
     return extract_code_object(p), str(p), None
 
 
-def emulated_selftest(module: str | None = None, cases=None, seeds=EMULATE_SEEDS, input_seed: int | None = None,
+def emulated_selftest(module: str | None = None, cases=None, seeds=None, input_seed: int | None = None,
                       record: bool = True, say: Callable[[str], None] | None = None,
                       on_case: Callable[[int, int, EmulatedResult], None] | None = None) -> EmulatedReport:
     """The gfx950 kernel's code object (from the cached entry, or `module`) on the emulator over a small grid.
@@ -345,9 +343,12 @@ def emulated_selftest(module: str | None = None, cases=None, seeds=EMULATE_SEEDS
     from . import validation
     from .gfx950 import emulate_gemm
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    elf, source, entry = _emulate_target(module, say)
+    seeds = tuple(seeds) if seeds else emulate_gemm.SEEDS      # seed 1: lazy memory (emulate_gemm.LAZY_TIMING)
+    elf, source, entry = _emulate_target(module)
     kernel = emulate_gemm.GemmKernel.from_code_object(elf)
     cases = list(cases) if cases else list(emulate_gemm.SELFTEST_CASES)
+    say(f"hkjit: running the gfx950 code object of {source} on the emulator: {len(cases)} cases x "
+        f"{len(seeds)} seeds (a second or two each)")
     input_seed = int(time.time_ns() % (2 ** 31)) if input_seed is None else input_seed
     total = len(cases) * len(seeds)
     results = []

@@ -40,6 +40,12 @@ GUARD = 64                   # elements of poison before and after every matrix 
 NUM_XCDS = 8                 # HipKittens' NUM_XCDS (kernel's block order)
 GROUP_M = 8                  # the kernel's GROUP_M
 KERNEL_MATCH = "gemm_bf16_kernel"
+#: Latency/interleaving seeds: every seed draws its own wave interleaving and, by default, how eagerly memory
+#: operations land by themselves (the emulator's complete_prob); seeds named here instead get that probability,
+#: and 0 is the laziest legal memory: nothing lands before an s_waitcnt (or the end of the wave) forces it, so a
+#: wait that covers too little is seen even when, with any realistic latency, the data would have arrived.
+LAZY_TIMING = {1: 0.0}
+SEEDS = (1, 2, 3)
 
 
 def _np():
@@ -124,20 +130,21 @@ class GemmKernel:
                          plan_header: Path | str | None = None) -> "GemmKernel":
         """`elf`: the code object; `source`/`plan_header`: the .hip and plan it was built from (default: the
         installed kernels/, which is what a cached entry of this hkjit version was built from)."""
-        from .emulator import CodeObject
+        from .emulator import CodeObject, EmulatorError
         source = Path(source) if source else default_source()
         plan_header = Path(plan_header) if plan_header else source.parent / "gemm_gfx950_plan.h"
         plan = schedule.parse_plan_text(plan_header.read_text())
         co = CodeObject.from_elf(elf)
         names = [n for n in co.kernels if KERNEL_MATCH in n]
         if len(names) != 1:
-            raise ValueError(f"code object has kernels {sorted(co.kernels)}: expected one named *{KERNEL_MATCH}*")
+            raise EmulatorError(f"the code object has kernels {sorted(co.kernels)}, expected one named "
+                                f"*{KERNEL_MATCH}*: is it hkjit's gfx950 GEMM?")
         info = co.kernels[names[0]]
         layout = struct_layout(Path(source).read_text())
         size = max(o + s for _, o, s, _ in layout)
         explicit = [a for a in info.args if not str(_meta(a, "value_kind") or "").startswith("hidden")]
         if len(explicit) != 1 or _meta(explicit[0], "size") != -(-size // 8) * 8:
-            raise ValueError(f"kernel {names[0]}: metadata arguments {explicit} do not match struct Args "
+            raise EmulatorError(f"kernel {names[0]}: metadata arguments {explicit} do not match struct Args "
                              f"({size} bytes) of {source}: is the code object built from this source?")
         c = plan.consts
         return cls(co, names[0], layout, info.kernarg_size, c["kThreads"], c["kBlockM"], c["kBlockN"], c["kLdsBytes"])
@@ -146,6 +153,10 @@ class GemmKernel:
     def from_source(cls, source: Path | str | None = None, **kw) -> "GemmKernel":
         source = Path(source) if source else default_source()
         return cls.from_code_object(build_code_object(source, **kw), source)
+
+    def launch_geometry(self, tiles_m: int, tiles_n: int, blocks: list) -> tuple[tuple, list]:
+        """The launcher's grid (tiles_m * tiles_n workgroups in x) and the workgroup ids computing `blocks`."""
+        return (tiles_m * tiles_n, 1, 1), [(workgroup_for_block(bm, bn, tiles_m, tiles_n), 0, 0) for bm, bn in blocks]
 
     def kernarg(self, values: dict, grid: tuple[int, int, int]) -> bytes:
         """The kernarg segment: Args at offset 0 (hkjit's kernel has no other explicit argument), then the hidden
@@ -250,15 +261,18 @@ class CaseOutcome:
 
     @property
     def passed(self) -> bool:
-        return (not self.hazards and not self.error and not self.unwritten and not self.stray and not self.over_bound
-                and not self.bit_mismatch)
+        return not self.hazards and not self.error and not self.wrong_numbers
+
+    @property
+    def wrong_numbers(self) -> bool:
+        return bool(self.unwritten or self.stray or self.over_bound or self.bit_mismatch)
 
     @property
     def failure_kind(self) -> str:
-        """'' if passed; 'hazard' / 'error' (the emulator stopped: e.g. LDS out of bounds) / 'numbers'."""
-        if self.passed:
-            return ""
-        return "hazard" if self.hazards else "error" if self.error else "numbers"
+        """'' if passed, else what failed, joined by '+': 'hazard', 'error' (the emulator stopped), 'numbers'."""
+        kinds = [k for k, bad in (("hazard", self.hazards), ("error", self.error), ("numbers", self.wrong_numbers))
+                 if bad]
+        return "+".join(kinds)
 
     def summary(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
@@ -318,7 +332,7 @@ def make_inputs(case: GemmCase, rng):
         rne_bf16_bits(rng.standard_normal((n, k)).astype(np.float32))
 
 
-def _place(mem, rows: int, ld: int, col0: int, bits, fill: int):
+def place_matrix(mem, rows: int, ld: int, col0: int, bits, fill: int):
     """A (rows x ld) buffer of `fill` with `bits` at column col0, GUARD elements of fill before it and a whole
     row plus GUARD after it (a row past the end lands there); returns (address of element [0, col0], the
     buffer's base address, total elements)."""
@@ -334,8 +348,12 @@ def _place(mem, rows: int, ld: int, col0: int, bits, fill: int):
 
 
 def run_case(kernel: GemmKernel, case: GemmCase, seed: int, input_seed: Optional[int] = None,
-             rounding: str = "rne", max_instructions: Optional[int] = None) -> CaseOutcome:
-    """Run `case` on the emulator (interleaving/latency seed `seed`) and check it against float64."""
+             rounding: str = "rne", max_instructions: Optional[int] = None,
+             complete_prob: Optional[float] = None) -> CaseOutcome:
+    """Run `case` on the emulator (interleaving/latency seed `seed`) and check it against float64.
+
+    `kernel` may be any object with GemmKernel's attributes, launch_geometry and kernarg (the values dict holds
+    A, Bt, C addresses, lda, ldb, ldc, M, N, K, tiles_m, tiles_n): the tests run the seed kernel that way."""
     np = _np()
     from .emulator import EmulatorError, GlobalMemory, Launch, run
     case.validate(kernel.block_m, kernel.block_n)
@@ -346,19 +364,19 @@ def run_case(kernel: GemmKernel, case: GemmCase, seed: int, input_seed: Optional
     lda, ldb, ldc = case.ld
     tm, tn = -(-m // kernel.block_m), -(-n // kernel.block_n)
     blocks = list(case.blocks) if case.blocks is not None else [(i, j) for i in range(tm) for j in range(tn)]
-    wgs = [workgroup_for_block(bm, bn, tm, tn) for bm, bn in blocks]
-    out = CaseOutcome(case, seed, input_seed, wgs)
+    grid, wgs = kernel.launch_geometry(tm, tn, blocks)
+    out = CaseOutcome(case, seed, input_seed, [w[0] if w[1:] == (0, 0) else w for w in wgs])
 
     mem = GlobalMemory()
-    a_addr, _, _ = _place(mem, m, lda, case.a_col, a_bits, NAN_IN)
-    b_addr, _, _ = _place(mem, n, ldb, 0, b_bits, NAN_IN)
-    c_addr, c_base, c_total = _place(mem, m, ldc, 0, None, POISON)
+    a_addr, _, _ = place_matrix(mem, m, lda, case.a_col, a_bits, NAN_IN)
+    b_addr, _, _ = place_matrix(mem, n, ldb, 0, b_bits, NAN_IN)
+    c_addr, c_base, c_total = place_matrix(mem, m, ldc, 0, None, POISON)
     values = {"A": a_addr, "Bt": b_addr, "C": c_addr, "lda": lda if k > 0 else 8, "ldb": ldb if k > 0 else 8,
               "ldc": ldc, "M": m, "N": n, "K": k, "tiles_m": tm, "tiles_n": tn}
-    grid = (tm * tn, 1, 1)
     launch = Launch(kernel=kernel.name, grid=grid, block=(kernel.threads, 1, 1),
                     kernarg=kernel.kernarg(values, grid), dynamic_lds=kernel.lds_bytes,
-                    workgroups=[(w, 0, 0) for w in wgs], seed=seed, max_instructions=max_instructions)
+                    workgroups=wgs, seed=seed, max_instructions=max_instructions,
+                    complete_prob=LAZY_TIMING.get(seed) if complete_prob is None else complete_prob)
     t0 = time.perf_counter()
     try:
         rep = run(kernel.code_object, launch, mem)

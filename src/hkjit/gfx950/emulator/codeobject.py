@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from .decode import Instruction, decode_line
-from .errors import EmulatorError
+from .errors import EmulatorError, UnknownInstructionError
 
 EM_AMDGPU = 224
 NT_AMDGPU_METADATA = 32
@@ -285,7 +285,13 @@ def disassemble(elf: bytes, mcpu: str = "gfx950", tools: Optional[str] = None) -
         if not m:
             continue
         mnem, ops, addr, words = m.group(1), m.group(2), int(m.group(3), 16), m.group(4).split()
-        out.append(decode_line(mnem, ops.strip(), addr, [int(w, 16) for w in words]))
+        words_i = [int(w, 16) for w in words]
+        try:
+            out.append(decode_line(mnem, ops.strip(), addr, words_i))
+        except UnknownInstructionError as e:  # kept, and raised only if the instruction is executed
+            out.append(Instruction(addr=addr, size=4 * len(words_i), mnemonic=mnem, op=f"<undecodable {mnem}>",
+                                   enc="", operands=[], mods={}, text=f"{mnem} {ops.strip()}".strip(),
+                                   words=words_i, error=str(e)))
     return out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .errors import UnknownInstructionError
 
@@ -66,6 +65,7 @@ class Instruction:
     text: str
     words: list
     regs: frozenset = field(default_factory=frozenset)  # every register the instruction names (hazard checks)
+    error: str = ""        # why it could not be decoded (raised if executed)
 
     def __str__(self) -> str:
         return self.text
@@ -187,7 +187,11 @@ def decode_line(mnemonic: str, ops: str, addr: int, words: list) -> Instruction:
                 if not _parse_mod(x, mods):
                     raise UnknownInstructionError(f"{mnemonic}: operand text {p!r} not understood (at 0x{addr:x}: "
                                                   f"{text})", mnemonic, text, addr)
-            operands.append(parse_operand(sub[0]))
+            try:
+                operands.append(parse_operand(sub[0]))
+            except UnknownInstructionError as e:
+                raise UnknownInstructionError(f"{mnemonic}: {e} (at 0x{addr:x}: {text})", mnemonic, text,
+                                              addr) from None
     regs = set()
     for o in operands:
         regs.update(o.regs())
@@ -205,7 +209,3 @@ def waitcnt_fields(simm16: int) -> tuple[int, int, int]:
     expcnt = [6:4], lgkmcnt = [11:8] (AMD CDNA3 ISA, S_WAITCNT)."""
     vm = (simm16 & 0xF) | ((simm16 >> 14) & 3) << 4
     return vm, (simm16 >> 4) & 7, (simm16 >> 8) & 0xF
-
-
-def maybe(ins: Optional[Instruction]) -> str:
-    return ins.text if ins else ""

@@ -5,18 +5,21 @@ different legal order and the checks hold for all of them):
 - waves of a workgroup interleave: each step picks a random runnable wave and runs a random burst of 1..burst
   instructions of it;
 - each vector-memory (vmcnt) and LDS/scalar-memory (lgkmcnt) operation takes effect at a random time after its
-  issue: after every burst, each in-flight operation of every wave completes with probability `complete_prob`,
-  in random order (out of program order too); `s_waitcnt` forces all but the N newest of its counter, and
-  s_endpgm drains the wave.  An LDS read samples LDS at its completion, a load writes its registers then;
+  issue: after every burst, each in-flight operation of every wave completes with probability `complete_prob`
+  (drawn up front as a geometric number of bursts), so they land out of program order too (except that one
+  wave's LDS instructions land in order, as its single LDS pipe executes them); `s_waitcnt` forces every
+  operation of its counter issued before the N newest, and s_endpgm drains the wave.  An LDS read samples LDS
+  at its completion, a load writes its registers then;
 - s_barrier blocks a wave until every wave of the workgroup that has not ended has arrived (gfx9: a wave
   that ended no longer counts).
 Workgroups run one after another (in a seeded random order) on their own LDS, sharing global memory.
 
 Hazards, each reported once per (kind, workgroup, wave, pc):
-- "reg-in-flight": an instruction names (reads or overwrites) a VGPR/AGPR/SGPR that an in-flight load will
-  write (the s_waitcnt that covers it has not been executed);
-- "lds-read-during-write": an LDS read issued while a DMA / ds_write into those bytes is in flight;
-- "lds-write-during-read": a DMA / ds_write into LDS bytes that an in-flight LDS read covers (it may land
+- "reg-in-flight": an instruction names (reads or overwrites) a VGPR/AGPR/SGPR that an outstanding load
+  writes: one no s_waitcnt has covered yet (whether or not it happened to land already in this run);
+- "lds-read-during-write": an LDS read issued while a DMA / ds_write into those bytes is outstanding (not yet
+  covered by its wave's s_waitcnt);
+- "lds-write-during-read": a DMA / ds_write into LDS bytes that an outstanding LDS read covers (it may land
   before the read samples);
 - "lds-write-during-write": two in-flight writes (of different waves) to the same LDS bytes;
 - "lds-out-of-bounds": an LDS access past the workgroup's allocation (group segment + dynamic LDS);
@@ -24,6 +27,8 @@ Hazards, each reported once per (kind, workgroup, wave, pc):
 """
 from __future__ import annotations
 
+import heapq
+import math
 import random
 import struct
 import time
@@ -52,6 +57,8 @@ def supported_opcodes() -> list[str]:
 
 
 def handler_for(ins: Instruction):
+    if ins.error:
+        raise UnknownInstructionError(f"{ins.error} (at 0x{ins.addr:x}: {ins.text})", ins.mnemonic, ins.text, ins.addr)
     h = HANDLERS.get(ins.op)
     if h is None:
         raise UnknownInstructionError(f"unknown instruction {ins.mnemonic!r} at 0x{ins.addr:x} ({ins.text}): the "
@@ -59,9 +66,31 @@ def handler_for(ins: Instruction):
     return h
 
 
+COMPILERS: dict = dict(ops_vector.COMPILERS)
+
+
+def _bind(ins: Instruction):
+    """The function that executes `ins`: a pre-bound closure where a compiler exists, else the generic handler;
+    None when the opcode is unknown (raised when executed).  A modifier the compiler rejects raises when the
+    instruction executes too, not at load."""
+    if ins.error:
+        return None
+    comp = COMPILERS.get(ins.op)
+    if comp is not None:
+        try:
+            return comp(ins)
+        except UnknownInstructionError as e:
+            err = e
+
+            def fail(w, i):
+                raise err
+            return fail
+    return HANDLERS.get(ins.op)
+
+
 def unsupported(kernel: KernelInfo) -> list[Instruction]:
     """The kernel's instructions the emulator cannot execute (empty when it can run all of them)."""
-    return [i for i in kernel.instructions if i.op not in HANDLERS]
+    return [i for i in kernel.instructions if i.error or i.op not in HANDLERS]
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,7 @@ class Report:
     waves: int = 0
     seconds: float = 0.0
     seed: int = 0
+    opcodes: dict = field(default_factory=dict)  # opcode -> times executed (all waves)
 
     @property
     def ok(self) -> bool:
@@ -114,6 +144,38 @@ class Report:
         return head + f"{len(self.hazards)} hazard(s):\n" + "\n".join(f"  {h}" for h in self.hazards[:20])
 
 
+class LdsFootprints:
+    """Counts of in-flight LDS accesses per dword, per kind ('r' DS reads, 'w_ds' DS writes, 'w_dma' DMA writes),
+    per wave and in total (the total makes the common no-conflict check one gather).  `where` is a slice (a
+    contiguous DMA) or an index array; an index repeated in one array counts once, both on add and on remove."""
+
+    KINDS = ("r", "w_ds", "w_dma")
+
+    def __init__(self, nwaves: int, ndwords: int) -> None:
+        self.per = {k: np.zeros((nwaves, ndwords), np.int16) for k in self.KINDS}
+        self.tot = {k: np.zeros(ndwords, np.int16) for k in self.KINDS}
+
+    def add(self, kind: str, wave: int, where, delta: int) -> None:
+        row = self.per[kind][wave]
+        row[where] += delta
+        self.tot[kind][where] += delta
+
+    def conflict(self, kind: str, where, skip_wave: Optional[int]):
+        """(first conflicting LDS byte, [waves]) of in-flight `kind` accesses covering `where`, or None."""
+        t = self.tot[kind][where]
+        if skip_wave is not None:
+            t = t - self.per[kind][skip_wave, where]
+        if not t.any():
+            return None
+        hit = self.per[kind][:, where].copy()
+        if skip_wave is not None:
+            hit[skip_wave] = 0
+        ws, ks = np.nonzero(hit)
+        first = int(ks.min())
+        dword = (where.start + first) if isinstance(where, slice) else int(np.asarray(where).reshape(-1)[first])
+        return dword * 4, sorted(set(ws.tolist()))
+
+
 class Workgroup:
     def __init__(self, machine: "Machine", wg_id: tuple, nwaves: int, lds_limit: int) -> None:
         self.machine = machine
@@ -122,54 +184,51 @@ class Workgroup:
         self.rng = machine.rng
         self.index_of = machine.index_of
         self.lds = np.zeros(LDS_BYTES, np.uint8)
+        self.lds32 = self.lds.view(np.uint32)
         self.lds_limit = lds_limit
-        nd = LDS_BYTES // 4
-        # in-flight LDS accesses per wave and LDS dword: DS reads, DS writes, DMA (buffer_load ... lds) writes
-        self.lds_r = np.zeros((nwaves, nd), np.int16)
-        self.lds_w_ds = np.zeros((nwaves, nd), np.int16)
-        self.lds_w_dma = np.zeros((nwaves, nd), np.int16)
+        self.inflight = LdsFootprints(nwaves, LDS_BYTES // 4)
         self.waves: list[Wave] = []
+        self.tick = 0            # scheduler steps (bursts) so far
+        self.due: list = []      # heap of (tick, n, wave, op): when an in-flight op completes on its own
+        self.complete_prob = 0.3
+        self._n = 0
+
+    def schedule_completion(self, w: Wave, p) -> None:
+        """Draw when `p` completes by itself: after each burst it does with probability complete_prob
+        (a geometric number of bursts; never, for complete_prob 0: then only a wait or s_endpgm completes it)."""
+        q = self.complete_prob
+        if q <= 0:
+            return
+        k = 1 if q >= 1 else 1 + int(math.log(1.0 - self.rng.random()) / math.log(1.0 - q))
+        self._n += 1
+        heapq.heappush(self.due, (self.tick + k, self._n, w, p))
 
     # ------------------------------------------------------------------ hazards
     def hazard(self, kind: str, w: Wave, ins: Instruction, location: str) -> None:
         self.machine.hazard(kind, self.id, w.id, ins, location)
 
-    def _conflict(self, counts: np.ndarray, dwords: np.ndarray, skip_wave: Optional[int]):
-        """(first conflicting LDS byte, [waves]) of in-flight accesses in `counts` covering `dwords`, or None."""
-        hit = counts[:, dwords]
-        if skip_wave is not None:
-            hit = hit.copy()
-            hit[skip_wave] = 0
-        if not hit.any():
-            return None
-        ws, ks = np.nonzero(hit)
-        return int(dwords[ks.min()]) * 4, sorted(set(ws.tolist()))
-
-    def check_lds_read(self, w: Wave, ins: Instruction, dwords: np.ndarray) -> None:
-        """A DS read at issue: any in-flight DMA into those bytes (any wave: the DMA and the LDS pipe are not
+    def check_lds_read(self, w: Wave, ins: Instruction, where) -> None:
+        """A DS read at issue: any in-flight DMA into those dwords (any wave: the DMA and the LDS pipe are not
         ordered), or any other wave's in-flight ds_write, is a race."""
-        if not dwords.size:
-            return
-        for counts, skip, what in ((self.lds_w_dma, None, "DMA"), (self.lds_w_ds, w.id, "ds_write")):
-            c = self._conflict(counts, dwords, skip)
+        for kind, skip, what in (("w_dma", None, "DMA"), ("w_ds", w.id, "ds_write")):
+            c = self.inflight.conflict(kind, where, skip)
             if c:
-                self.hazard("lds-read-during-write", w, ins, f"LDS 0x{c[0]:x}: written by an in-flight {what} of "
+                self.hazard("lds-read-during-write", w, ins, f"LDS 0x{c[0]:x}: written by an outstanding {what} of "
                                                              f"wave {c[1]}")
 
-    def check_lds_write(self, w: Wave, ins: Instruction, dwords: np.ndarray, dma: bool) -> None:
-        """A DMA or ds_write at issue: in-flight reads of those bytes (other waves; for a DMA also this wave's
-        own, which the LDS pipe does not order against it) and in-flight writes of other waves are races."""
-        if not dwords.size:
-            return
-        c = self._conflict(self.lds_r, dwords, None if dma else w.id)
+    def check_lds_write(self, w: Wave, ins: Instruction, where, dma: bool) -> None:
+        """A DMA or ds_write at issue: outstanding reads of those dwords (other waves'; for a DMA also this
+        wave's own, which the LDS pipe does not order against it) and outstanding writes are races."""
+        c = self.inflight.conflict("r", where, None if dma else w.id)
         if c:
-            self.hazard("lds-write-during-read", w, ins, f"LDS 0x{c[0]:x}: still being read by an in-flight ds_read "
+            self.hazard("lds-write-during-read", w, ins, f"LDS 0x{c[0]:x}: still being read by an outstanding ds_read "
                                                          f"of wave {c[1]}")
-        for counts, skip, what in ((self.lds_w_dma, w.id if dma else None, "DMA"),
-                                   (self.lds_w_ds, None if dma else w.id, "ds_write")):
-            c = self._conflict(counts, dwords, skip)
+        # a DMA's own earlier DMAs count too: vector memory may land out of order, so two outstanding writes of
+        # the same bytes leave either value; a ds_write is ordered only against this wave's own ds_writes
+        for kind, skip, what in (("w_dma", None, "DMA"), ("w_ds", None if dma else w.id, "ds_write")):
+            c = self.inflight.conflict(kind, where, skip)
             if c:
-                self.hazard("lds-write-during-write", w, ins, f"LDS 0x{c[0]:x}: also written by an in-flight "
+                self.hazard("lds-write-during-write", w, ins, f"LDS 0x{c[0]:x}: also written by an outstanding "
                                                               f"{what} of wave {c[1]}")
 
     # ------------------------------------------------------------------ barrier
@@ -178,8 +237,12 @@ class Workgroup:
         self._maybe_release()
 
     def end(self, w: Wave) -> None:
-        w.drain()
+        """s_endpgm: the wave stops; what it left outstanding still lands at its own time (nothing waits for
+        it, so it retires as it completes) -- a race with another wave stays visible.  The workgroup drains
+        the rest when every wave has ended."""
         w.ended = True
+        for p in [p for p in w.queue if p.done]:
+            w.retire(p)
         self._maybe_release()
 
     def _maybe_release(self) -> None:
@@ -201,7 +264,7 @@ class Machine:
         prog = self.kernel.instructions
         self.prog = prog
         self.index_of = {ins.addr: i for i, ins in enumerate(prog)}
-        self.handlers = [HANDLERS.get(i.op) for i in prog]
+        self.handlers = [_bind(i) for i in prog]
         if not self.kernel.wave64:
             raise EmulatorError(f"kernel {self.kernel.name} is wave32; the emulator models wave64 (gfx950) only")
 
@@ -231,7 +294,9 @@ class Machine:
             if vk in hidden and off >= len(L.kernarg):
                 fmt, val = hidden[vk]
                 struct.pack_into(fmt, buf, off, val)
-        addr = self.mem.alloc(max(size, 4), 64)
+        # the segment is padded (zeros) to whole 256 bytes, as a runtime's kernarg pool is: a wide s_load of the
+        # last arguments may read past the metadata's size
+        addr = self.mem.alloc(-(-max(size, 4) // 256) * 256, 256)
         self.mem.write(addr, bytes(buf))
         return addr
 
@@ -317,14 +382,18 @@ class Machine:
         L = self.launch
         rng = self.rng
         q = L.complete_prob if L.complete_prob is not None else rng.choice((0.02, 0.1, 0.3, 0.7))
+        wg.complete_prob = q
         limit = L.max_instructions or 50_000_000
         prog, handlers, nprog = self.prog, self.handlers, len(self.prog)
         waves = wg.waves
         executed = 0
+        counts = [0] * nprog
         while True:
             runnable = [w for w in waves if not w.ended and not w.at_barrier]
             if not runnable:
                 if all(w.ended for w in waves):
+                    for x in waves:
+                        x.drain()
                     break
                 raise EmulatorError(f"workgroup {wg.id}: every live wave is blocked (deadlock)")
             w = runnable[rng.randrange(len(runnable))] if len(runnable) > 1 else runnable[0]
@@ -338,12 +407,13 @@ class Machine:
                     regs = sorted(r for r in ins.regs if r in w.pending_regs)
                     writer = next(p.ins for p in w.queue if set(p.regs) & set(regs))
                     self.hazard("reg-in-flight", wg.id, w.id, ins,
-                                f"{_reg_names(regs)} still being written by `{writer.text}` "
-                                f"(pc 0x{writer.addr:x}): no s_waitcnt covers it")
+                                f"{_reg_names(regs)} loaded by `{writer.text}` (pc 0x{writer.addr:x}), which no "
+                                f"s_waitcnt has covered yet")
                 h = handlers[pc]
                 if h is None:
                     handler_for(ins)  # raises UnknownInstructionError naming it
                 w.pc = pc + 1
+                counts[pc] += 1
                 h(w, ins)
                 w.instructions += 1
                 executed += 1
@@ -352,12 +422,20 @@ class Machine:
             if executed > limit:
                 raise EmulatorError(f"workgroup {wg.id}: more than {limit} instructions executed (runaway loop? "
                                     f"raise Launch.max_instructions)")
-            for x in waves:
-                if x.queue:
-                    for p in list(x.queue):
-                        if rng.random() < q:
-                            x.complete(p)
+            wg.tick += 1
+            due = wg.due
+            while due and due[0][0] <= wg.tick:
+                _, _, x, p = heapq.heappop(due)
+                if x.ended:
+                    if p in x.queue:
+                        x.retire(p)
+                elif not p.done:
+                    x.complete(p)
         self.report.instructions += executed
+        ops = self.report.opcodes
+        for ins, n in zip(prog, counts):
+            if n:
+                ops[ins.op] = ops.get(ins.op, 0) + n
 
 
 def _reg_names(regs) -> str:

@@ -47,6 +47,8 @@ class GlobalMemory:
         return (base, arr) if addr < base + arr.size else None
 
     def _span(self, addr: int, nbytes: int) -> tuple[np.ndarray, int]:
+        if nbytes == 0:
+            return np.zeros(0, np.uint8), 0
         hit = self.find(addr)
         if hit is None or addr + nbytes > hit[0] + hit[1].size:
             raise EmulatorError(f"global address 0x{addr:x} (+{nbytes} bytes) is outside every allocation")

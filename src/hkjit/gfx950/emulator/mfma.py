@@ -43,55 +43,54 @@ MFMA = {
 }
 
 
-def _input_matrix(rows: np.ndarray, M: int, K: int, kind: str) -> np.ndarray:
-    """(M, K) float64 matrix from the (nregs, 64) register block of an A (or B^T) operand."""
-    E = K // (64 // M)                         # elements per lane
-    per_lane = np.ascontiguousarray(rows.T).view(np.uint16)  # (64, 2 * nregs): lane's packed values, low half first
-    per_lane = per_lane[:, :E]
+def input_index(M: int, K: int) -> np.ndarray:
+    """(M, K) flat indices into a register block viewed as uint16 (nregs, 128): element (i, k) lives in lane
+    (k // E) * M + i, item k % E of the lane's packed values (register item // 2, half item % 2)."""
+    E = K // (64 // M)
+    i, k = np.meshgrid(np.arange(M), np.arange(K), indexing="ij")
+    lane, item = (k // E) * M + i, k % E
+    return (item // 2) * 128 + lane * 2 + item % 2
+
+
+def output_index(M: int, N: int) -> np.ndarray:
+    """(M, N) flat indices into the accumulator block (nregs, 64): 16x16: register i % 4, lane (i // 4) * 16 + j;
+    32x32: register 4 (i // 8) + i % 4, lane ((i // 4) % 2) * 32 + j."""
+    i, j = np.meshgrid(np.arange(M), np.arange(N), indexing="ij")
+    if M == 16:
+        return (i % 4) * 64 + (i // 4) * 16 + j
+    return (4 * (i // 8) + i % 4) * 64 + ((i // 4) % 2) * 32 + j
+
+
+_LAYOUT = {name: (input_index(M, K), input_index(N, K), output_index(M, N), M * N // 64)
+           for name, (M, N, K, _) in MFMA.items()}
+
+
+def _to_f64(u16: np.ndarray, kind: str) -> np.ndarray:
     if kind == "bf16":
-        vals = bf16_to_f32(per_lane)
-    else:
-        vals = per_lane.view(np.float16).astype(np.float32)
-    # lane = (k // E) * M + i  ->  vals.reshape(K // E, M, E)[kg, i, e] = X[i, kg * E + e]
-    return vals.reshape(K // E, M, E).transpose(1, 0, 2).reshape(M, K).astype(np.float64)
-
-
-def _acc_to_matrix(rows: np.ndarray, M: int, N: int) -> np.ndarray:
-    """(M, N) view-order matrix from the accumulator registers (32-bit C/D layout)."""
-    if M == 16:
-        # register r, lane g*16 + j holds D[4 g + r, j]
-        return rows.reshape(4, 4, 16).transpose(1, 0, 2).reshape(16, 16)
-    # 32x32: register 4*q + r (q = 0..3), lane h*32 + j holds D[8 q + 4 h + r, j]
-    return rows.reshape(4, 4, 2, 32).transpose(0, 2, 1, 3).reshape(32, 32)
-
-
-def _matrix_to_acc(d: np.ndarray, M: int, N: int) -> np.ndarray:
-    if M == 16:
-        return d.reshape(4, 4, 16).transpose(1, 0, 2).reshape(4, 64)
-    return d.reshape(4, 2, 4, 32).transpose(0, 2, 1, 3).reshape(16, 64)
+        return (u16.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+    return u16.view(np.float16).astype(np.float64)
 
 
 def h_mfma(w, ins):
-    bad = [k for k, v in ins.mods.items() if v and k not in ()]
-    if bad:
-        raise UnknownInstructionError(f"{ins.mnemonic}: modifier {bad[0]} (cbsz/abid/blgp/neg) is not supported "
+    if ins.mods:
+        k = next(iter(ins.mods))
+        raise UnknownInstructionError(f"{ins.mnemonic}: modifier {k} (cbsz/abid/blgp/neg) is not supported "
                                       f"(at 0x{ins.addr:x}: {ins.text})", ins.mnemonic, ins.text, ins.addr)
     M, N, K, kind = MFMA[ins.op]
+    ia, ib, io, nacc = _LAYOUT[ins.op]
     d, a, b, c = ins.operands
-    A = _input_matrix(w.vrows(a), M, K, kind)
-    Bt = _input_matrix(w.vrows(b), N, K, kind)   # B (K x N) stored column j like A's row j
-    nacc = M * N // 64
+    nin = K * M // 128                                   # registers per input operand
+    A = _to_f64(np.ascontiguousarray(w.vrows(a)[:nin]).view(np.uint16).reshape(-1)[ia], kind)
+    Bt = _to_f64(np.ascontiguousarray(w.vrows(b)[:nin]).view(np.uint16).reshape(-1)[ib], kind)  # B^T (N, K)
     if c.kind == "i":
-        C = np.full((M, N), np.float32(np.uint32(c.v32).view(np.float32)), np.float64)
+        C = np.float64(np.uint32(c.v32).view(np.float32))
     else:
-        C = _acc_to_matrix(w.vrows(c)[:nacc].view(np.float32), M, N).astype(np.float64)
+        C = w.vrows(c)[:nacc].reshape(-1).view(np.float32)[io].astype(np.float64)
     D = (A @ Bt.T + C).astype(np.float32)
-    out = _matrix_to_acc(D, M, N).view(np.uint32)
-    dst = w.vrows(d)
-    if w.exec_full:
-        dst[...] = out
-    else:  # MFMA ignores EXEC on CDNA (it always writes all lanes); keep that
-        dst[...] = out
+    out = np.empty(nacc * 64, np.float32)
+    out[io.reshape(-1)] = D.reshape(-1)
+    # all 64 lanes are written: a matrix op works on the whole wave (partial EXEC is not modelled)
+    w.vrows(d)[:nacc] = out.view(np.uint32).reshape(nacc, 64)
 
 
 HANDLERS = {k: h_mfma for k in MFMA}

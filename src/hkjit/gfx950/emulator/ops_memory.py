@@ -8,11 +8,16 @@ str_pcode.py: CalcBufferAddr, CalcDsAddr; "Buffer Resource", "Range checking", "
 
 - MUBUF address: base + (idxen ? index * stride : 0) + (offen ? vgpr offset : 0) + inst_offset + soffset.
   Range check, raw buffer (stride 0, no idxen): a component (dword, or the whole short/byte) is in range iff
-  offset + component end <= num_records, with offset = vgpr offset + inst_offset + soffset; structured
-  (idxen): in range iff index < num_records and offset + component end <= stride.  Out-of-range loads return 0,
-  out-of-range stores are dropped.  Swizzled and add-tid resources are rejected (not modelled).
-- LDS DMA (`buffer_load_* ... lds`): lane l's data goes to LDS byte M0 + inst_offset + l * size (size 4 for
-  dword, 16 for gfx950's dwordx4; M0 taken whole, bounds-checked against the allocation).  Counted in vmcnt.
+  offset + component end <= num_records, with offset = vgpr offset + inst_offset -- soffset is excluded from
+  the check (LLVM AMDGPU docs, llvm.amdgcn.raw.buffer.load.lds: "%voffset ... included in bounds checking,
+  %soffset ... excluded from bounds checking, %offset imm ... included"); structured (idxen): in range iff
+  index < num_records and offset + component end <= stride.  Out-of-range loads return 0, out-of-range stores
+  are dropped.  Swizzled and add-tid resources are rejected (not modelled).
+- LDS DMA (`buffer_load_* ... lds`): lane l's data goes to LDS byte M0 + inst_offset + 4 l for sizes up to a
+  dword and M0 + inst_offset + 16 l for gfx950's dwordx3 / dwordx4 (LLVM "AMDGPU DMA Operations": "The LDS
+  address is implicitly offset by 4 * lane_id bytes for sizes up to 4 bytes, and by 16 * lane_id bytes for
+  larger sizes"; the immediate offset "applied to both global and LDS address"); M0 taken whole,
+  bounds-checked against the allocation.  Counted in vmcnt (LLVM's SIInsertWaitcnts waits for it with vmcnt).
 - DS: address = vaddr + offset (ds_read2/write2: offset0/offset1 in units of the element size).  Counted in
   lgkmcnt.  An access past the workgroup's allocation (group segment + dynamic LDS) is an "lds-out-of-bounds"
   hazard; such a read returns 0 and such a write is dropped.
@@ -53,7 +58,7 @@ def h_s_load(w, ins):
         for k in range(n):
             w.s[d.index + k] = int(vals[k])
 
-    w.issue("lgkm", complete, regs, ins)
+    w.issue("lgkm", complete, regs, ins, smem=True)
 
 
 # ------------------------------------------------------------------------------------------------ buffer
@@ -106,14 +111,15 @@ def _buf_addresses(w, ins, ncomp, csize):
             voff = w.v[vaddr.index].astype(np.int64)
         elif idxen:
             index = w.v[vaddr.index].astype(np.int64)
-    off = voff + m.get("offset", 0) + w.sval(soffset)                           # (64,)
+    off = voff + m.get("offset", 0)                                            # (64,) range-checked part
     comp = off[:, None] + np.arange(ncomp, dtype=np.int64)[None, :] * csize    # (64, ncomp)
+    soff = w.sval(soffset)                                                     # not range-checked
     if idxen:
         ok = (index < rs.num_records)[:, None] & (comp + csize <= rs.stride)
-        addr = rs.base + index[:, None] * rs.stride + comp
+        addr = rs.base + index[:, None] * rs.stride + comp + soff
     else:
         ok = comp + csize <= rs.num_records
-        addr = rs.base + comp
+        addr = rs.base + comp + soff
     ok &= w.exec_mask[:, None]
     return addr, ok, rs
 
@@ -141,6 +147,10 @@ def _global_span(w, ins, addr, ok, csize):
 
 def _gather(arr, rel, ok, csize):
     """uint32 (64, ncomp) of the bytes at rel (zero where not ok)."""
+    if csize == 4 and not (rel & 3).any():
+        v = arr[:arr.size & ~3].view(U32)[rel >> 2]
+        v[~ok] = 0
+        return v
     idx = rel[:, :, None] + np.arange(csize)[None, None, :]
     raw = arr[idx]                                                             # (64, ncomp, csize) uint8
     raw[~ok] = 0
@@ -160,29 +170,43 @@ def h_buffer_load(w, ins):
     wg = w.wg
     if lds:
         size = ncomp * csize
-        lds_base = w.m0 + ins.mods.get("offset", 0)
-        lds_addr = lds_base + LANE * size                                     # (64,) bytes
-        lanes = np.nonzero(exec_mask)[0]
-        dst_bytes = (lds_addr[lanes, None] + np.arange(size)[None, :]).reshape(-1)
-        dwords = np.unique(dst_bytes >> 2)
-        if dst_bytes.size and (dst_bytes.min() < 0 or dst_bytes.max() >= wg.lds_limit):
-            wg.hazard("lds-out-of-bounds", w, ins, f"LDS DMA to 0x{int(dst_bytes.min()):x}..0x{int(dst_bytes.max()):x}"
-                                                   f" past the {wg.lds_limit}-byte allocation")
-        inb = (dst_bytes >= 0) & (dst_bytes < wg.lds_limit)
-        wg.check_lds_write(w, ins, dwords[(dwords >= 0) & (dwords < wg.lds_limit // 4)], dma=True)
+        lds_base = (w.m0 + ins.mods.get("offset", 0)) & 0xFFFFFFFF
+        stride = 4 if size <= 4 else 16             # LDS bytes per lane: 4 up to a dword, 16 for x3 / x4
+        if lds_base & 3 and csize == 4:
+            raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: dword LDS DMA to an unaligned LDS address "
+                                f"(M0 + offset = 0x{lds_base:x}) is not modelled")
+        first = lds_base + LANE * stride                                            # (64,) bytes
+        if not exec_mask.any():
+            w.issue("vm", lambda: None, (), ins)
+            return
+        last = int(first[exec_mask].max()) + size
+        if int(first[exec_mask].min()) < 0 or last > wg.lds_limit:
+            wg.hazard("lds-out-of-bounds", w, ins, f"LDS DMA to 0x{lds_base:x}..0x{last - 1:x} past the "
+                                                   f"{wg.lds_limit}-byte allocation")
+        if csize == 4:   # whole dwords: lane l's at (lds_base + stride l) / 4 + k
+            dw = (first >> 2)[:, None] + np.arange(ncomp)[None, :]                  # (64, ncomp)
+            act = exec_mask[:, None] & (dw < wg.lds_limit >> 2)
+            where = slice(int(dw[0, 0]), int(dw[-1, -1]) + 1) if act.all() and stride == 4 * ncomp else dw[act]
+            tgt = dw[act]
 
-        def complete():
-            arr, rel, okk = _global_span(w, ins, addr, ok, csize)
-            vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
-            if csize == 4:
-                data = np.ascontiguousarray(vals[lanes]).view(np.uint8).reshape(-1)
-            elif csize == 2:
-                data = vals[lanes].astype(np.uint16).view(np.uint8).reshape(-1)
-            else:
-                data = vals[lanes].astype(np.uint8).reshape(-1)
-            wg.lds[dst_bytes[inb]] = data[inb]
+            def complete():
+                arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+                vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
+                wg.lds32[tgt] = vals[act]
+        else:            # a byte or a short per lane, at M0 + offset + 4 l
+            bt = first[:, None] + np.arange(csize)[None, :]                           # (64, csize) bytes
+            act = exec_mask[:, None] & (bt < wg.lds_limit)
+            where = np.unique((bt[act] >> 2))
+            tgt = bt[act]
 
-        w.issue("vm", complete, (), ins, lds_write=dwords)
+            def complete():
+                arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+                vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, 1), U32)
+                raw = np.ascontiguousarray(vals[:, 0]).view(np.uint8).reshape(64, 4)[:, :csize]
+                wg.lds[tgt] = raw[act]
+        wg.check_lds_write(w, ins, where, dma=True)
+
+        w.issue("vm", complete, (), ins, lds_write=where)
         return
 
     regs = vdata.regs()[:ncomp]
@@ -240,8 +264,8 @@ DS_WRITES = {"ds_write_b32": (1, 4, False), "ds_write_b64": (2, 4, False), "ds_w
 _DS_MODS = {"offset", "offset0", "offset1", "gds"}
 
 
-def _ds_byte_addrs(w, ins, vaddr, nbytes_total, two, elem_bytes):
-    """(64, nbytes) byte addresses of each lane's access."""
+def _ds_dword_addrs(w, ins, vaddr, ndw, two):
+    """(64, ndw) LDS dword indices of each lane's access, or None when some address is not dword aligned."""
     m = ins.mods
     bad = [k for k in m if k not in _DS_MODS]
     if bad or m.get("gds"):
@@ -249,86 +273,119 @@ def _ds_byte_addrs(w, ins, vaddr, nbytes_total, two, elem_bytes):
                                       f"(at 0x{ins.addr:x}: {ins.text})", ins.mnemonic, ins.text, ins.addr)
     a = w.v[vaddr.index].astype(np.int64)
     if not two:
-        return a[:, None] + m.get("offset", 0) + np.arange(nbytes_total)[None, :]
-    half = nbytes_total // 2
-    scale = half * (64 if "st64" in ins.op else 1)
-    o0 = a + m.get("offset0", 0) * scale
-    o1 = a + m.get("offset1", 0) * scale
+        start = a + m.get("offset", 0)
+        if (start & 3).any():
+            return None
+        return (start >> 2)[:, None] + np.arange(ndw)[None, :]
+    half = ndw // 2
+    scale = half * 4 * (64 if "st64" in ins.op else 1)
+    o0, o1 = a + m.get("offset0", 0) * scale, a + m.get("offset1", 0) * scale
+    if ((o0 | o1) & 3).any():
+        return None
     r = np.arange(half)[None, :]
-    return np.concatenate([o0[:, None] + r, o1[:, None] + r], axis=1)
+    return np.concatenate([(o0 >> 2)[:, None] + r, (o1 >> 2)[:, None] + r], axis=1)
+
+
+def _ds_footprint(w, ins, dw, kind):
+    """Bounds-check the active lanes' dwords; (in-bounds & active mask, tracking index)."""
+    wg = w.wg
+    limit = wg.lds_limit >> 2
+    inb = (dw >= 0) & (dw < limit)
+    act = inb & w.exec_mask[:, None]
+    if not inb[w.exec_mask].all():
+        bad = int(dw[w.exec_mask][~inb[w.exec_mask]].min()) * 4
+        wg.hazard("lds-out-of-bounds", w, ins, f"LDS {kind} at 0x{bad & 0xFFFFFFFF:x} past the {wg.lds_limit}-byte "
+                                               f"allocation")
+    return act, dw[act]
 
 
 def h_ds_read(w, ins):
     n, esize, kind, two = DS_READS[ins.op]
     d, vaddr = ins.operands[:2]
-    nbytes = n * esize
-    ba = _ds_byte_addrs(w, ins, vaddr, nbytes, two, esize)
-    wg = w.wg
-    exec_mask = w.exec_mask.copy()
-    act = ba[exec_mask]
-    inb = (ba >= 0) & (ba < wg.lds_limit)
-    if act.size and not inb[exec_mask].all():
-        bad = int(act[~((act >= 0) & (act < wg.lds_limit))].min())
-        wg.hazard("lds-out-of-bounds", w, ins, f"LDS read at 0x{bad:x} past the {wg.lds_limit}-byte allocation")
-    dwords = np.unique(act[(act >= 0) & (act < wg.lds_limit)] >> 2)
-    wg.check_lds_read(w, ins, dwords)
-    nregs = (nbytes + 3) // 4
-    rows = w.vrows(d)
-    if d.count < nregs:
-        raise UnknownInstructionError(f"{ins.text}: destination has {d.count} registers, needs {nregs}",
+    if esize != 4:
+        return _ds_read_bytes(w, ins, n, esize, kind, two)
+    dw = _ds_dword_addrs(w, ins, vaddr, n, two)
+    if dw is None:
+        raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: unaligned LDS dword access (the hardware's "
+                            f"unaligned mode is not modelled)")
+    if d.count < n:
+        raise UnknownInstructionError(f"{ins.text}: destination has {d.count} registers, needs {n}",
                                       ins.mnemonic, ins.text, ins.addr)
-    safe = np.where(inb, ba, 0)
+    wg = w.wg
+    act, where = _ds_footprint(w, ins, dw, "read")
+    wg.check_lds_read(w, ins, where)
+    rows = w.vrows(d)
+    exec_mask = w.exec_mask.copy()
+    safe = np.where(act, dw, 0)
 
     def complete():  # samples LDS now, at its (random) completion time
-        raw = wg.lds[safe]
-        raw[~inb] = 0
-        if esize == 4:
-            vals = np.ascontiguousarray(raw).view(U32)                          # (64, n)
-        elif esize == 2:
-            vals = np.ascontiguousarray(raw).view(np.uint16).astype(np.int64)
-            vals = ((vals ^ 0x8000) - 0x8000 if kind == "s" else vals).astype(U32)
-        else:
-            vals = raw.astype(np.int64)
-            vals = ((vals ^ 0x80) - 0x80 if kind == "s" else vals).astype(U32)
-        for k in range(nregs):
+        vals = wg.lds32[safe]
+        vals[~act] = 0
+        for k in range(n):
             np.copyto(rows[k], vals[:, k], where=exec_mask)
 
-    w.issue("lgkm", complete, d.regs()[:nregs], ins, lds_read=dwords, ds=True)
+    regs = ins.__dict__.get("_dregs")
+    if regs is None:
+        regs = ins.__dict__["_dregs"] = d.regs()[:n]
+    w.issue("lgkm", complete, regs, ins, lds_read=where, ds=True)
+
+
+def _ds_read_bytes(w, ins, n, esize, kind, two):
+    """ds_read_u8/i8/u16/i16: byte-granular; footprint tracked by the dwords touched."""
+    d, vaddr = ins.operands[:2]
+    m = ins.mods
+    a = w.v[vaddr.index].astype(np.int64) + m.get("offset", 0)
+    wg = w.wg
+    ba = a[:, None] + np.arange(esize)[None, :]
+    act, where = _ds_footprint(w, ins, ba >> 2, "read")
+    wg.check_lds_read(w, ins, where)
+    row = w.v[d.index] if d.kind == "v" else w.a[d.index]
+    exec_mask = w.exec_mask.copy()
+    safe = np.where(act, ba, 0)
+
+    def complete():
+        raw = wg.lds[safe].astype(np.int64)
+        raw[~act] = 0
+        v = raw[:, 0] | (raw[:, 1] << 8 if esize == 2 else 0)
+        if kind == "s":
+            v = (v ^ (1 << (8 * esize - 1))) - (1 << (8 * esize - 1))
+        np.copyto(row, v.astype(np.int64).astype(U32), where=exec_mask)
+
+    w.issue("lgkm", complete, d.regs()[:1], ins, lds_read=where, ds=True)
 
 
 def h_ds_write(w, ins):
     n, esize, two = DS_WRITES[ins.op]
     ops = ins.operands
     vaddr = ops[0]
-    nbytes = n * esize
-    ba = _ds_byte_addrs(w, ins, vaddr, nbytes, two, esize)
+    wg = w.wg
+    if esize != 4:
+        m = ins.mods
+        ba = w.v[vaddr.index].astype(np.int64)[:, None] + m.get("offset", 0) + np.arange(esize)[None, :]
+        act, where = _ds_footprint(w, ins, ba >> 2, "write")
+        data = w.vrows(ops[1])[0].copy()
+        raw = data.view(np.uint8).reshape(64, 4)[:, :esize]
+        tgt, src = ba[act], raw[act]
+        wg.check_lds_write(w, ins, where, dma=False)
+        w.issue("lgkm", lambda: wg.lds.__setitem__(tgt, src), (), ins, lds_write=where, ds=True)
+        return
+    dw = _ds_dword_addrs(w, ins, vaddr, n, two)
+    if dw is None:
+        raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: unaligned LDS dword access (the hardware's "
+                            f"unaligned mode is not modelled)")
     if two:
         per = n // 2
-        d0 = w.vrows(ops[1])[:per].T
-        d1 = w.vrows(ops[2])[:per].T
-        data = np.concatenate([d0, d1], axis=1)
+        data = np.concatenate([w.vrows(ops[1])[:per].T, w.vrows(ops[2])[:per].T], axis=1)
     else:
-        data = w.vrows(ops[1])[:max(1, nbytes // 4)].T
-    data = data.copy()
-    if esize == 4:
-        raw = np.ascontiguousarray(data).view(np.uint8)                        # (64, nbytes)
-    else:
-        raw = data.astype({2: np.uint16, 1: np.uint8}[esize]).view(np.uint8).reshape(64, -1)[:, :nbytes]
-    wg = w.wg
-    exec_mask = w.exec_mask.copy()
-    act = ba[exec_mask]
-    inb = (ba >= 0) & (ba < wg.lds_limit) & exec_mask[:, None]
-    if act.size and not ((act >= 0) & (act < wg.lds_limit)).all():
-        bad = int(act[~((act >= 0) & (act < wg.lds_limit))].min())
-        wg.hazard("lds-out-of-bounds", w, ins, f"LDS write at 0x{bad:x} past the {wg.lds_limit}-byte allocation")
-    dwords = np.unique(ba[inb] >> 2)
-    wg.check_lds_write(w, ins, dwords, dma=False)
-    tgt, src = ba[inb], raw[inb]
+        data = w.vrows(ops[1])[:n].T
+    act, where = _ds_footprint(w, ins, dw, "write")
+    wg.check_lds_write(w, ins, where, dma=False)
+    tgt, src = dw[act], data[act]           # data sampled at issue
 
     def complete():
-        wg.lds[tgt] = src
+        wg.lds32[tgt] = src
 
-    w.issue("lgkm", complete, (), ins, lds_write=dwords, ds=True)
+    w.issue("lgkm", complete, (), ins, lds_write=where, ds=True)
 
 
 # ------------------------------------------------------------------------------------------------ sync

@@ -158,7 +158,8 @@ for _t, _cv in (("i32", sx32), ("u32", lambda x: x)):
 SOPC["s_bitcmp0_b32"] = lambda a, b: (a >> (b & 31) & 1) == 0
 SOPC["s_bitcmp1_b32"] = lambda a, b: (a >> (b & 31) & 1) == 1
 SOPC_64 = {"s_cmp_eq_u64": lambda a, b: a == b, "s_cmp_lg_u64": lambda a, b: a != b,
-           "s_bitcmp0_b64": lambda a, b: (a >> (b & 63) & 1) == 0, "s_bitcmp1_b64": lambda a, b: (a >> (b & 63) & 1) == 1}
+           "s_bitcmp0_b64": lambda a, b: (a >> (b & 63) & 1) == 0,
+           "s_bitcmp1_b64": lambda a, b: (a >> (b & 63) & 1) == 1}
 
 # SOPK: the signed 16-bit immediate comes from the encoding (low 16 bits of the first word)
 def _simm16(ins) -> int:

@@ -16,23 +16,28 @@ M64 = 0xFFFFFFFFFFFFFFFF
 _ALL = np.ones(LANES, bool)
 
 
+_SHIFTS = np.arange(LANES, dtype=np.uint64)
+_ONE = np.uint64(1)
+
+
 def mask_to_int(m: np.ndarray) -> int:
-    return int.from_bytes(np.packbits(m, bitorder="little").tobytes(), "little")
+    return int(np.packbits(m, bitorder="little").view("<u8")[0])
 
 
 def int_to_mask(x: int) -> np.ndarray:
-    return np.unpackbits(np.frombuffer((x & M64).to_bytes(8, "little"), np.uint8), bitorder="little").astype(bool)
+    return ((np.uint64(x & M64) >> _SHIFTS) & _ONE).astype(bool)
 
 
 class Pending:
     """An issued, not yet completed memory operation of one wave (see machine.py for the timing model)."""
 
-    __slots__ = ("counter", "complete", "regs", "ins", "lds_read", "lds_write", "done", "seq", "ds")
+    __slots__ = ("counter", "complete", "regs", "ins", "lds_read", "lds_write", "done", "seq", "ds", "smem")
 
     def __init__(self, counter, complete, regs, ins, lds_read=None, lds_write=None, seq=0, ds=False):
         self.counter = counter      # 'vm' or 'lgkm'
         self.seq = seq              # issue number within its counter
         self.ds = ds                # an LDS (DS) instruction: these complete in order within the wave
+        self.smem = False           # a scalar memory load: out of order, covered only by lgkmcnt(0)
         self.complete = complete    # callable(): applies the operation's effect
         self.regs = regs            # registers it will write (hazard tracking)
         self.ins = ins
@@ -57,6 +62,7 @@ class Wave:
         self.queue: list[Pending] = []          # issue order
         self.pending_regs: dict[int, int] = {}  # register id -> number of in-flight writers
         self.issued = {"vm": 0, "lgkm": 0}      # operations issued so far, per counter
+        self._masks: dict[int, tuple] = {}      # SGPR pair -> (value, lane mask) last written by a VOPC
         self.instructions = 0
 
     # ---------------------------------------------------------------- scalar registers
@@ -156,7 +162,12 @@ class Wave:
 
     def lane_mask(self, o: Operand) -> np.ndarray:
         """A 64-lane condition held in an SGPR pair (or VCC / a constant)."""
-        return int_to_mask(self.sval64(o))
+        val = self.sval64(o)
+        if o.kind == "s":
+            hit = self._masks.get(o.index)
+            if hit is not None and hit[0] == val:
+                return hit[1]
+        return int_to_mask(val)
 
     # ---------------------------------------------------------------- vector writes (EXEC-masked)
     def vwrite(self, o: Operand, val) -> None:
@@ -184,33 +195,44 @@ class Wave:
         """Write a per-lane condition to an SGPR pair (inactive lanes read as 0, as VOPC results do)."""
         if not self.exec_full:
             m = m & self.exec_mask
-        self.set_s64(o.index, mask_to_int(m))
+        val = mask_to_int(m)
+        self.set_s64(o.index, val)
+        self._masks[o.index] = (val, m)
 
     # ---------------------------------------------------------------- asynchrony (timing model: machine.py)
-    def issue(self, counter: str, complete, regs, ins, lds_read=None, lds_write=None, ds: bool = False) -> None:
+    def issue(self, counter: str, complete, regs, ins, lds_read=None, lds_write=None, ds: bool = False,
+              smem: bool = False) -> None:
         p = Pending(counter, complete, regs, ins, lds_read, lds_write, self.issued[counter], ds)
+        p.smem = smem
         self.issued[counter] += 1
         self.queue.append(p)
         pr = self.pending_regs
         for r in regs:
             pr[r] = pr.get(r, 0) + 1
-        wg = self.wg
-        if lds_read is not None and lds_read.size:
-            wg.lds_r[self.id, lds_read] += 1
-        if lds_write is not None and lds_write.size:
-            (wg.lds_w_ds if ds else wg.lds_w_dma)[self.id, lds_write] += 1
+        self.wg.schedule_completion(self, p)
+        fp = self.wg.inflight
+        if lds_read is not None:
+            fp.add("r", self.id, lds_read, 1)
+        if lds_write is not None:
+            fp.add("w_ds" if ds else "w_dma", self.id, lds_write, 1)
 
     def complete(self, p: Pending) -> None:
-        """Apply one in-flight operation's effect now and retire it.  LDS instructions of one wave execute in
-        order (one LDS pipe), so completing a DS operation first completes the older DS operations."""
+        """Apply one in-flight operation's effect now (register write, memory/LDS write, LDS sample).  LDS
+        instructions of one wave execute in order (one LDS pipe), so a DS operation first completes the older
+        ones.  The operation stays outstanding -- its registers and LDS bytes unsafe to touch -- until an
+        s_waitcnt covers it (retire)."""
         if p.done:
             return
         if p.ds:
-            for q in [q for q in self.queue if q.ds and q.seq < p.seq and q.counter == p.counter]:
+            for q in [q for q in self.queue if q.ds and not q.done and q.seq < p.seq and q.counter == p.counter]:
                 self.complete(q)
         p.done = True
-        self.queue.remove(p)
         p.complete()
+
+    def retire(self, p: Pending) -> None:
+        """An s_waitcnt (or s_endpgm) covered `p`: it has completed and its registers / LDS bytes are safe."""
+        self.complete(p)
+        self.queue.remove(p)
         pr = self.pending_regs
         for r in p.regs:
             n = pr[r] - 1
@@ -218,30 +240,35 @@ class Wave:
                 pr[r] = n
             else:
                 del pr[r]
-        wg = self.wg
-        if p.lds_read is not None and p.lds_read.size:
-            wg.lds_r[self.id, p.lds_read] -= 1
-        if p.lds_write is not None and p.lds_write.size:
-            (wg.lds_w_ds if p.ds else wg.lds_w_dma)[self.id, p.lds_write] -= 1
+        fp = self.wg.inflight
+        if p.lds_read is not None:
+            fp.add("r", self.id, p.lds_read, -1)
+        if p.lds_write is not None:
+            fp.add("w_ds" if p.ds else "w_dma", self.id, p.lds_write, -1)
 
     def wait(self, counter: str, n: int) -> None:
         """s_waitcnt <counter>(n): every operation of that counter issued before the n most recently issued
-        ones completes now.  (The counter decrements in issue order for LDS and for vector memory on gfx9, so
-        this is what the count guarantees, even when newer operations already landed out of order.)  Their
-        order among themselves is shuffled."""
+        ones completes now (if it has not landed already) and is retired.  (The counter decrements in issue
+        order for LDS and for vector memory on gfx9, so this is what the count guarantees, even when newer
+        operations landed out of order.)  Scalar memory loads return out of order, so only lgkmcnt(0) covers
+        them.  Their order among themselves is shuffled."""
         limit = self.issued[counter] - n
-        due = [p for p in self.queue if p.counter == counter and p.seq < limit]
+        due = [p for p in self.queue if p.counter == counter and p.seq < limit and not (n and p.smem)]
         if not due:
             return
         self.wg.rng.shuffle(due)
         for p in due:
             self.complete(p)
+        for p in due:
+            self.retire(p)
 
     def drain(self) -> None:
         due = list(self.queue)
         self.wg.rng.shuffle(due)
         for p in due:
             self.complete(p)
+        for p in due:
+            self.retire(p)
 
     def jump(self, addr: int) -> None:
         i = self.wg.index_of.get(addr)
