@@ -10,9 +10,12 @@ Archives (``export`` / ``import``) are tar files (gzip-compressed when the name 
     hkjit-archive.json                      {"format": CACHE_FORMAT, "hkjit_version": ..., "entries": [...]}
     v1/<arch>/<kernel>-<key>/<file>         the entry's files (flat), as published (no .last_used stamp)
 
-``import_archive`` refuses an archive of another cache format, any member that is not a regular file or folder
-of that shape (absolute paths, ``..``, links, devices, unknown names), and every entry that fails
-``cache.verify_entry`` after unpacking; each good entry is unpacked into ``v1/tmp`` and renamed into place.
+``import_archive`` refuses an archive of another cache format, a malformed listing, one over the size limits
+(ImportLimits: checked from the tar headers before any data is read, the decompressed stream capped), any member
+that is not a regular file or folder of that shape (absolute paths, ``..``, links, devices, unknown names), and
+every entry that fails ``cache.verify_entry`` or ``entry_problem`` after unpacking; each good entry is streamed
+into ``v1/tmp`` and renamed into place. An archive is code (its modules get imported): verification proves an
+entry whole and confined to its folder, not who made it; ``expect_sha256`` pins the archive file itself.
 """
 from __future__ import annotations
 
@@ -412,8 +415,9 @@ def export(dest: Path, root: Path | None = None, layers: list[Path] | None = Non
         if (e.arch, e.kernel, e.key) in chosen:
             continue
         v = verify_entry(Path(e.path))
-        if not v.ok:
-            skipped.append((e.path, v.reason))
+        reason = v.reason if not v.ok else entry_problem(Path(e.path), v.manifest)
+        if reason:
+            skipped.append((e.path, reason))
             continue
         chosen[(e.arch, e.kernel, e.key)] = e
     entries = list(chosen.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -26,57 +27,49 @@ GRACE_S = 15.0          # how long killed processes may take to disappear (not a
 START_S = 600.0         # how long to wait for a compiler to start on a loaded machine
 
 
-def _stat(pid: int) -> tuple[str, str, int, int] | None:
-    """(comm, state, ppid, session id) of pid, None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    comm = raw[raw.index(b"(") + 1:raw.rindex(b")")].decode(errors="replace")
-    f = raw[raw.rindex(b")") + 2:].split()
-    return comm, f[0].decode(), int(f[1]), int(f[3])
-
-
-def build_processes(root: Path) -> dict[int, tuple[str, int, int]]:
-    """pid -> (comm, ppid, sid) of every live process whose command line or working folder is under root."""
-    needle = str(root).encode()
+def build_processes(root: Path) -> dict[int, tuple[str, int, str]]:
+    """pid -> (comm, ppid, build folder name) of every live process whose command line or working folder lies in
+    a build folder under root (``<root>/v1/tmp/<kernel>-<key>.<host>.<caller pid>.<n>``): the worker, ninja, the
+    compiler drivers, cc1plus. Found by path, not by process tree or session, so that re-parented orphans count."""
+    needle = str(root / "v1" / "tmp").encode() + b"/"
     out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue
         pid = int(name)
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            text = Path(f"/proc/{pid}/cmdline").read_bytes() + b"\0" + os.readlink(f"/proc/{pid}/cwd").encode()
+            raw = Path(f"/proc/{pid}/stat").read_bytes()
         except OSError:
             continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd").encode()
-        except OSError:
-            cwd = b""
-        if needle not in cmdline and needle not in cwd:
+        at = text.find(needle)
+        fields = raw[raw.rindex(b")") + 2:].split()
+        if at < 0 or fields[0] == b"Z":
             continue
-        st = _stat(pid)
-        if st is None or st[1] == "Z":
-            continue
-        out[pid] = (st[0], st[2], st[3])
+        build = re.split(rb"[/\0\s]", text[at + len(needle):], maxsplit=1)[0].decode(errors="replace")
+        out[pid] = (raw[raw.index(b"(") + 1:raw.rindex(b")")].decode(errors="replace"), int(fields[1]), build)
     return out
 
 
 def is_compiler(comm: str) -> bool:
-    return comm in ("cc1plus", "cc1", "c++", "g++", "gcc", "clang", "clang++") or comm.startswith("clang")
+    return comm in ("cc1plus", "cc1", "c++", "g++", "gcc") or comm.startswith("clang")
 
 
-def wait_for_compiler(root: Path, procs, max_sessions: list[int]) -> tuple[int, int]:
-    """Poll until a compiler of a build under root runs; (its session id, the build worker's parent = the caller).
-    Records in max_sessions[0] the most build sessions seen alive at once."""
+def caller_of(build: str) -> int:
+    """The pid of the process that started build folder <kernel>-<key>.<host>.<pid>.<n>."""
+    return int(build.rsplit(".", 2)[1])
+
+
+def wait_for_compiler(root: Path, procs, max_builds: list[int]) -> str:
+    """Poll until a compiler runs in a build folder under root; that folder's name. Records in max_builds[0] the
+    most build folders seen with a live process at once."""
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
         found = build_processes(root)
-        max_sessions[0] = max(max_sessions[0], len({sid for _c, _pp, sid in found.values()}))
-        for pid, (comm, ppid, sid) in found.items():
-            if is_compiler(comm) and sid in found:            # the session's leader is the worker
-                worker_parent = found[sid][1]
-                return sid, worker_parent
+        max_builds[0] = max(max_builds[0], len({b for _c, _pp, b in found.values()}))
+        for comm, _ppid, build in found.values():
+            if is_compiler(comm):
+                return build
         for p in procs:
             if p.poll() is not None and p.returncode != 0:
                 pytest.fail(f"a child died before its compiler started:\n{p.stderr.read()[-2000:]}")
@@ -84,12 +77,11 @@ def wait_for_compiler(root: Path, procs, max_sessions: list[int]) -> tuple[int, 
     pytest.fail(f"no compiler started under {root} within {START_S:.0f} s")
 
 
-def wait_gone(root: Path, sid: int) -> dict:
-    """Wait up to GRACE_S for every process of session sid (and of any build under root whose leader died) to go;
-    what is left alive then."""
+def wait_gone(root: Path, build: str) -> dict:
+    """Wait up to GRACE_S for every process of build folder `build` to go; what is left alive then."""
     deadline = time.monotonic() + GRACE_S
     while True:
-        left = {p: v for p, v in build_processes(root).items() if v[2] == sid}
+        left = {p: v for p, v in build_processes(root).items() if v[2] == build}
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
@@ -102,21 +94,20 @@ def test_sigkilled_lock_holders_in_a_stampede_leave_no_compiler_running(tmp_path
     procs = [start_child(root, HKJIT_LOCK_TIMEOUT="900") for _ in range(3)]
     most = [0]
     kills = 0
-    survivors = []
     try:
         for _ in range(2):
-            sid, holder = wait_for_compiler(root, [p for p in procs if p.returncode is None], most)
+            build = wait_for_compiler(root, [p for p in procs if p.returncode is None], most)
+            holder = caller_of(build)
             victim = next(p for p in procs if p.pid == holder)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=60)
             kills += 1
-            left = wait_gone(root, sid)
-            survivors += [f"{pid} {comm}" for pid, (comm, _pp, _sid) in left.items()]
+            left = wait_gone(root, build)
             assert not left, f"after SIGKILL of the lock holder {holder}, its build survives: {left}"
         rest = [p for p in procs if p.returncode is None]
         assert len(rest) == 1
         while rest[0].poll() is None:             # sample concurrency until the last build finishes
-            most[0] = max(most[0], len({sid for _c, _pp, sid in build_processes(root).values()}))
+            most[0] = max(most[0], len({b for _c, _pp, b in build_processes(root).values()}))
             time.sleep(0.1)
         out, err = rest[0].communicate(timeout=900)
         assert rest[0].returncode == 0, err[-2000:]
@@ -140,11 +131,11 @@ def test_interrupted_caller_kills_its_build(tmp_path):
     proc = start_child(root)
     most = [0]
     try:
-        sid, holder = wait_for_compiler(root, [proc], most)
-        assert holder == proc.pid
+        build = wait_for_compiler(root, [proc], most)
+        assert caller_of(build) == proc.pid
         os.kill(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
-        left = wait_gone(root, sid)
+        left = wait_gone(root, build)
     finally:
         if proc.poll() is None:
             proc.kill()
