@@ -68,7 +68,7 @@ def _names(value: str | Iterable[str] | None, what: str) -> list[str] | None:
 
 
 def warmup_specs(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None,
-         how: str = "python") -> list[KernelSpec]:
+                 how: str = "python") -> list[KernelSpec]:
     """The specs a warmup builds, in order; unknown archs or kernels raise UnsupportedTargetError naming the known
     ones."""
     archs = _names(arch, "arch") or default_archs(how)
@@ -90,7 +90,7 @@ def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] 
     root: the writable cache root (default: HKJIT_CACHE_DIR). A kernel that cannot be built is a "failed"
     WarmupResult with the reason, not an exception; bad arguments raise. Returns one result per kernel, in order::
 
-        hkjit.warmup(arch="cpu")                       # [WarmupResult(arch='cpu', kernel='gemm_bf16', status='hit', ...)]
+        hkjit.warmup(arch="cpu")        # [WarmupResult(arch='cpu', kernel='gemm_bf16', status='hit', ...)]
         hkjit.warmup(arch=["cpu", "gfx950"], jobs=2)
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
