@@ -267,9 +267,10 @@ def test_ls_info_and_clear(builds, tmp_path):
     assert sorted(Path(e["path"]).name for e in docs) == sorted([builds.entry_a.name, builds.entry_x.name])
     assert {Path(e["path"]).name: e["current"] for e in docs} == {builds.entry_a.name: True,
                                                                  builds.entry_x.name: False}
-    assert all(e["status"] == "ok" and e["size"] > 0 and e["built_at"] for e in docs)
+    assert all(e["status"] == "unverified" and e["size"] > 0 and e["built_at"] for e in docs)
     p = hk("cache", "ls", cache_dir=d)
-    assert p.returncode == 0 and "ok (current)" in p.stdout and "last used" in p.stdout
+    assert p.returncode == 0 and "unverified (current)" in p.stdout and "last used" in p.stdout
+    assert all(e["status"] == "verified" for e in hk_json("cache", "ls", "--verify", cache_dir=d)["entries"])
     info = hk_json("cache", "info", cache_dir=d)
     assert info["root"]["entries"] == 2 and info["root"]["writable"] and info["layers"] == []
     key_x = builds.entry_x.name.rsplit("-", 1)[1]

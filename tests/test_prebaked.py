@@ -103,15 +103,17 @@ def test_read_only_prebaked_cache_runs_without_compiler_or_headers(built_cache, 
         # the shipped cache as a read-only layer beside an empty writable root, then as the (read-only) root itself
         as_layer = run_in(run_only_env(tmp_path, own, HKJIT_CACHE_PATH=str(shipped)))
         as_root = run_in(run_only_env(tmp_path, shipped))
-        doctor = subprocess.run([str(tmp_path / "bare-bin" / "python"), "-m", "hkjit", "doctor", "--json"],
-                                env=run_only_env(tmp_path, own, HKJIT_CACHE_PATH=str(shipped)),
-                                capture_output=True, text=True, timeout=300)
+        doctor, why = (subprocess.run([str(tmp_path / "bare-bin" / "python"), "-m", "hkjit", *cmd, "--json"],
+                                      env=run_only_env(tmp_path, own, HKJIT_CACHE_PATH=str(shipped)),
+                                      capture_output=True, text=True, timeout=300)
+                       for cmd in (["doctor"], ["cache", "why"]))
     for res in (as_layer, as_root):
         assert "error" not in res, res
         assert not res["built"] and res["err"] < 1e-2, res        # bf16 inputs, fp32 accumulation: ~2e-3
         assert Path(res["path"]) == entry and res["key"] == entry.name.rsplit("-", 1)[1]
         assert res["from_record"] == ["compiler"]
     assert not own.exists() or not list(iter_entries(own))        # nothing was built
+    assert json.loads(why.stdout)["status"] == "hit" and json.loads(why.stdout)["from_record"] == ["compiler"]
     report = json.loads(doctor.stdout)
     state = report["archs"]["cpu"]["kernels"]["gemm_bf16"]
     assert state["cached"] and state["from_record"] == ["compiler"], state

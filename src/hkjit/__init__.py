@@ -3,8 +3,9 @@
     import hkjit
     C = hkjit.gemm(A, B)          # A (..., M, K) bf16, B (K, N) bf16 -> (..., M, N) bf16
 
-The first call on a machine compiles the kernel (about a minute on a GPU; `python -m hkjit warmup` does it ahead
-of time); every later call and process loads it from the cache in milliseconds.
+The first call on a machine compiles the kernel (about a minute on a GPU; `python -m hkjit warmup` or
+``hkjit.warmup(arch="gfx950")`` does it ahead of time); every later call and process loads it from the cache in
+milliseconds, also on a node without a compiler (a cache pre-baked elsewhere, see keys.resolve_key).
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ so that clock and thermal drift fall on all of them alike; the median over all r
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -43,6 +44,7 @@ class BenchRow:
     auto_speedup: float     # torch time / default-path time (>= 1 within noise: never slower than torch)
     repeat: int
     sets: int
+    spread: float = 0.0     # worst of the three functions' (p90 - p10) / median of the timed calls (spread())
 
     @property
     def shape(self) -> str:
@@ -70,9 +72,24 @@ def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, 
     return samples
 
 
+#: A spread above this ((p90 - p10) / median of one function's timed calls) makes the median untrustworthy: the
+#: calls were disturbed (a busy host, frequency changes), and bench says so instead of printing the ratio as fact.
+MAX_SPREAD = 0.5
+
+
+def spread(samples: list[float]) -> float:
+    """(p90 - p10) / median: how far apart the timed calls of one function are, relative to the reported median.
+    A quiet machine gives a few percent on a GPU and ~10-30% on a CPU; a loaded host gives several hundred."""
+    if len(samples) < 2:
+        return 0.0
+    q = statistics.quantiles(samples, n=10, method="inclusive")
+    med = statistics.median(samples)
+    return (q[-1] - q[0]) / med if med > 0 else 0.0
+
+
 def _median_seconds(fns: list[tuple[str | None, Callable[[int], object]]], device: torch.device, repeat: int,
-                    warmup: int, sets: int, rounds: int = 10) -> list[float]:
-    """Median seconds of one call of each (dispatch mode, function), timed in `rounds` rounds of repeat/rounds calls
+                    warmup: int, sets: int, rounds: int = 10) -> list[list[float]]:
+    """Seconds of each timed call of each (dispatch mode, function), timed in `rounds` rounds of repeat/rounds calls
     each. The order rotates from round to round, so that no function always runs first (cool) or after the heaviest
     one (hot). The mode is set around a function's whole loop, not per call: entering ``hkjit.dispatch`` costs ~2 us,
     which a host-bound shape would otherwise charge to hkjit."""
@@ -90,7 +107,7 @@ def _median_seconds(fns: list[tuple[str | None, Callable[[int], object]]], devic
             f = (j + r) % len(fns)
             with mode(fns[f][0]):
                 samples[f].extend(_time_calls(fns[f][1], device, per_round, sets))
-    return [statistics.median(s) for s in samples]
+    return samples
 
 
 def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
@@ -104,13 +121,14 @@ def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmu
         path = hkjit.explain(*data[0]).path
 
     # hkjit.gemm with the kernel forced, hkjit.gemm under the policy ("auto", whatever HKJIT_DISPATCH says), torch
-    t_hk, t_auto, t_th = _median_seconds([("kernel", lambda i: hkjit.gemm(*data[i])),
-                                          ("auto", lambda i: hkjit.gemm(*data[i])),
-                                          (None, lambda i: torch.matmul(*data[i]))], device, repeat, warmup, sets)
+    samples = _median_seconds([("kernel", lambda i: hkjit.gemm(*data[i])),
+                               ("auto", lambda i: hkjit.gemm(*data[i])),
+                               (None, lambda i: torch.matmul(*data[i]))], device, repeat, warmup, sets)
+    t_hk, t_auto, t_th = (statistics.median(s) for s in samples)
     flop = 2.0 * m * n * k
     return BenchRow(m, n, k, t_hk * 1e3, t_th * 1e3, flop / t_hk / 1e12, flop / t_th / 1e12, t_th / t_hk, path,
                     auto.path if auto.path != "torch" else f"torch ({auto.rule})", t_auto * 1e3, t_th / t_auto,
-                    repeat, sets)
+                    repeat, sets, max(spread(s) for s in samples))
 
 
 def default_device() -> torch.device:
@@ -141,12 +159,37 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
     ctx = {"device": device_label(device), "arch": arch, "kernel": spec.name, "key": loaded.key,
            "torch": torch.__version__, "timer": "device events" if gpu else "time.perf_counter",
            "repeat": repeat, "warmup": max(warmup, sets), "sets": sets,
-           "threads": torch.get_num_threads() if not gpu else None}
+           "threads": torch.get_num_threads() if not gpu else None,
+           "cpus": os.cpu_count(), "load": _load_average()}
     return ctx, rows
 
 
+def _load_average() -> float | None:
+    """The host's 1-minute load average (None where the OS has none): a busy host disturbs every timing."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def trust_warnings(ctx: dict, rows: list[BenchRow]) -> list[str]:
+    """Why the table should not be trusted, if it should not: calls spread too far apart, or a loaded host."""
+    out = []
+    wide = [r for r in rows if r.spread > MAX_SPREAD]
+    if wide:
+        worst = max(wide, key=lambda r: r.spread)
+        out.append(f"timed calls spread too far to trust the medians of {', '.join(r.shape for r in wide)} "
+                   f"(up to {worst.spread:.0%} at {worst.shape}; trusted up to {MAX_SPREAD:.0%}): the machine was "
+                   f"busy or unsteady; rerun on a quiet machine, or with more --repeat")
+    load, cpus = ctx.get("load"), ctx.get("cpus")
+    if load is not None and cpus and load > cpus:
+        out.append(f"the host's load average is {load:g} on {cpus} CPUs: other processes shared the CPU during "
+                   f"timing")
+    return out
+
+
 def to_json(ctx: dict, rows: list[BenchRow]) -> dict:
-    return {**ctx, "results": [asdict(r) | {"shape": r.shape} for r in rows]}
+    return {**ctx, "results": [asdict(r) | {"shape": r.shape} for r in rows], "warnings": trust_warnings(ctx, rows)}
 
 
 def format_table(ctx: dict, rows: list[BenchRow]) -> str:
@@ -158,10 +201,14 @@ def format_table(ctx: dict, rows: list[BenchRow]) -> str:
              f"{'':<18} {'--- kernel (forced) ---':>21} {'--- torch.matmul ---':>21} {'':>8}  "
              "--- hkjit.gemm (default) ---",
              f"{'shape (MxNxK)':<18} {'ms':>10} {'TFLOP/s':>10} {'ms':>10} {'TFLOP/s':>10} {'speedup':>8}  "
-             f"{'ms':>8} {'vs torch':>8}  path"]
+             f"{'ms':>8} {'vs torch':>8}  {'spread':>6}  path"]
     for r in rows:
+        flag = "!" if r.spread > MAX_SPREAD else " "
         lines.append(f"{r.shape:<18} {r.hkjit_ms:>10.3f} {r.hkjit_tflops:>10.4g} {r.torch_ms:>10.3f} "
-                     f"{r.torch_tflops:>10.4g} {r.speedup:>7.2f}x  {r.auto_ms:>8.3f} {r.auto_speedup:>7.2f}x  {r.auto}")
+                     f"{r.torch_tflops:>10.4g} {r.speedup:>7.2f}x  {r.auto_ms:>8.3f} {r.auto_speedup:>7.2f}x  "
+                     f"{r.spread:>5.0%}{flag}  {r.auto}")
+    lines.append("spread: (p90 - p10) / median of the timed calls, the worst of the three functions")
+    lines += [f"warning: {w}" for w in trust_warnings(ctx, rows)]
     return "\n".join(lines)
 
 

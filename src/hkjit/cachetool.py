@@ -113,7 +113,8 @@ class EntryInfo:
     size: int
     built_at: float | None
     last_used: float
-    status: str          # "ok" (manifest present; "verified" after verify=True), or why it is bad
+    status: str          # "unverified" (a manifest of this format, module not checksummed), "verified" (verify=
+                         # True: manifest, key.json and module checksum checked), or why it is bad
     build_seconds: float | None = None
     host: str = ""
     hkjit_version: str = ""
@@ -124,6 +125,8 @@ class EntryInfo:
 
 
 def _quick_status(path: Path) -> tuple[str, dict]:
+    """What can be said without hashing: a missing or foreign manifest is bad; anything else is only "unverified"
+    (a flipped byte in the module shows only to verify_entry)."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError:
@@ -132,7 +135,7 @@ def _quick_status(path: Path) -> tuple[str, dict]:
         return f"unreadable manifest ({e})", {}
     if manifest.get("format") != CACHE_FORMAT:
         return f"cache format {manifest.get('format')}", manifest
-    return "ok", manifest
+    return "unverified", manifest
 
 
 def current_keys() -> dict[tuple[str, str], str]:
@@ -853,10 +856,12 @@ class WhyResult:
     reason: str = ""               # why the bad entry is bad
     diffs: list[tuple[str, object, object]] = field(default_factory=list)
     candidates: int = 0            # entries of (arch, kernel) compared
+    from_record: list[str] = field(default_factory=list)   # inputs taken from a pre-baked entry (keys.resolve_key)
 
     def to_json(self) -> dict:
         return {"arch": self.arch, "kernel": self.kernel, "key": self.key, "status": self.status,
                 "entry": self.entry, "reason": self.reason, "candidates": self.candidates,
+                "from_record": self.from_record,
                 "diffs": [{"field": f, "old": o, "new": n} for f, o, n in self.diffs]}
 
 
@@ -864,7 +869,7 @@ def why(kernel: str, arch: str | None = None, root: Path | None = None,
         layers: list[Path] | None = None) -> WhyResult:
     """Why `kernel` for `arch` (default: this device) would be (re)built: the current key inputs diffed against
     the nearest existing entry's key.json (the one with the fewest differing fields)."""
-    from .keys import diff_inputs
+    from .keys import diff_inputs, from_record
     from .loader import entry_key
     from .specs import get_spec
     from .targets import detect_target
@@ -882,7 +887,8 @@ def why(kernel: str, arch: str | None = None, root: Path | None = None,
             if ekey == key:
                 v = verify_entry(path, key)
                 if v.ok:
-                    return WhyResult(arch, kernel, key, "hit", str(path), candidates=n)
+                    return WhyResult(arch, kernel, key, "hit", str(path), candidates=n,
+                                     from_record=list(from_record(key)))
                 return WhyResult(arch, kernel, key, "bad", str(path), v.reason, candidates=n)
             try:
                 old = json.loads((path / KEY_JSON).read_text())

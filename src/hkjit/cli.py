@@ -121,20 +121,16 @@ class _Progress:
 def cmd_warmup(args) -> int:
     import torch.distributed as dist
     from .cache import cache_root
-    from .specs import specs_for
-    from .targets import target_for_arch
-    from .warmup import default_archs, warmup
-    archs = args.arch or default_archs()
-    specs = []
-    for a in archs:
-        target_for_arch(a)
-        specs += specs_for(a) if not args.kernel else [s for k in args.kernel for s in specs_for(a, k)]
+    from .warmup import default_archs, warmup, warmup_specs
+    archs = args.arch or default_archs("cli")
+    specs = warmup_specs(archs, args.kernel)
     root = cache_root()
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0") or 0)
     quiet = args.quiet
     t0 = time.perf_counter()
     with _Progress(len(specs), quiet) as prog:
-        results = warmup(archs, args.kernel, jobs=args.jobs, root=root, on_start=prog.start, on_done=prog.finish)
+        results = warmup(arch=archs, kernel=args.kernel, jobs=args.jobs, root=root, on_start=prog.start,
+                         on_done=prog.finish)
     total = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in results) for s in ("built", "hit", "failed")}
     if args.json:
@@ -169,6 +165,8 @@ def cmd_cache_ls(args) -> int:
         rows.append([e.arch, e.kernel, e.key[:12], human_size(e.size), _when(e.built_at), _when(e.last_used),
                      "root" if e.writable else e.layer, status])
     print(_table(["arch", "kernel", "key", "size", "built", "last used", "layer", "status"], rows, right={3}))
+    if any(e.status == "unverified" for e in entries):
+        print("(unverified: manifest present, module not checksummed; `python -m hkjit cache ls --verify` checks)")
     return 0
 
 
@@ -330,6 +328,9 @@ def cmd_cache_why(args) -> int:
     head = f"{res.kernel} for {res.arch}: current key {res.key}"
     if res.status == "hit":
         print(f"{head}\nhit: {res.entry} is valid; nothing would be rebuilt")
+        if res.from_record:
+            print(f"pre-baked: {', '.join(res.from_record)} taken from the entry's key.json, not verified here (no "
+                  f"compiler/headers found); every other input matched")
     elif res.status == "bad":
         print(f"{head}\nthe entry {res.entry} has this key but is bad ({res.reason}): it would be moved aside and "
               f"rebuilt")
@@ -421,10 +422,9 @@ def cmd_bench(args) -> int:
     from . import bench
     plot_error = None
     if args.plot and not bench.have_matplotlib():
-        # said up front, and again at the end; the table is still worth having (a device run may be rare)
+        # one message, at the end beside the exit code: the table is still worth having (a device run may be rare)
         plot_error = ("--plot needs matplotlib, which is not installed: pip install 'hkjit[plot]' (or pip install "
-                      "matplotlib); the table is printed without the plot")
-        _err(f"hkjit: warning: {plot_error}")
+                      "matplotlib); the table above was printed without the plot")
     ctx, rows = bench.run(args.shapes, repeat=args.repeat, warmup=args.warmup, sets=args.sets,
                           say=(lambda m: None) if args.quiet else _err)
     if args.plot and plot_error is None:
@@ -484,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = csub.add_parser("ls", parents=[common, js], help="one line per entry",
                         description="List the entries of the root and the layers: arch, kernel, key, size, built, "
-                        "last used, layer, status ('current': the one this process would load).")
+                        "last used, layer, status ('unverified' unless --verify checked it; 'current': the one this process "
+                        "would load).")
     filt(x)
     x.add_argument("--verify", action="store_true", help="checksum every module (slower)")
     x.set_defaults(func=cmd_cache_ls)

@@ -336,6 +336,7 @@ def diagnose(archs: list[str] | None = None) -> dict:
                                                                         info.get("libraries", ()))) else p for p in sub]
         # problems of archs nobody asked about are not problems on this machine (gfx950 on a CPU box)
         problems += sub if blocking else []
+    report["runs_prebaked"] = prebaked
     if checked and len(prebaked) == len(checked):
         # a node that only runs a pre-baked cache: what a build needs is missing, and nothing needs building
         problems[:] = [_run_only(p) if p.what in ("ninja", "Python.h") else p for p in problems]
@@ -437,6 +438,9 @@ def format_report(r: dict) -> str:
             add(f"         fix: {p['fix']}")
     target = ", ".join(r["target"]) or "this device"
     n_block = sum(p["blocking"] for p in probs)
+    if r["ok"] and r["target"] and r.get("runs_prebaked") == r["target"]:
+        add(f"doctor: ok: the pre-baked entries run for {target} (nothing can be built here)")
+        return "\n".join(lines)
     add(f"doctor: {'ok' if r['ok'] else 'FAILED'}: " + (f"nothing blocks a build for {target}" if r["ok"] else
                                                         f"{n_block} problem(s) block a build for {target}"))
     return "\n".join(lines)

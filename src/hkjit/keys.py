@@ -4,6 +4,10 @@
 explained later by `python -m hkjit cache why`), ``key_of()`` hashes its canonical JSON. Paths never enter the
 key (content does), so the same sources give the same key from any folder or machine.
 
+The loader asks ``resolve_key()``: the full key wherever the compiler and the header libraries are found; on a
+node that only runs a pre-baked cache (neither there) the key of an entry whose key.json matches every input
+that can be computed locally, the compiler identity and header hashes taken from that record.
+
 Three facts cost a subprocess or reading files: the compiler's version, our kernel sources' hashes and a header
 tree's hash. All are memoized on disk (``<cache>/v1/memo.json``) keyed by the stat signature (inode, size,
 mtime, ctime) of the files they come from, so a warm start in a fresh process costs a few stats, not a

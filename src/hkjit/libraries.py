@@ -29,14 +29,16 @@ LIBRARIES = {
 }
 
 def _known_places(name: str) -> list[str]:
-    """Where a checkout usually is: home, /opt, beside this repository (computed on a miss of the variable)."""
+    """Where a checkout usually is: home, /opt, beside this repository, the toolchain folder beside it that CI
+    provides (computed on a miss of the variable; no duplicates)."""
     repo = Path(os.path.abspath(__file__)).parents[2]
-    return {
-        "hipkittens": ["~/HipKittens", "/opt/HipKittens", "/root/agent/HipKittens", str(repo.parent / "HipKittens"),
+    places = {
+        "hipkittens": ["~/HipKittens", "/opt/HipKittens", str(repo.parent / "HipKittens"),
                        str(repo.parent / "shared/toolchain/HipKittens")],
         "thunderkittens": ["~/ThunderKittens", "/opt/ThunderKittens", str(repo.parent / "ThunderKittens"),
                            str(repo / ".carry/ThunderKittens"), str(repo.parent / "shared/toolchain/ThunderKittens")],
     }[name]
+    return list(dict.fromkeys(places))
 
 
 def _include_dir(root: Path, marker: str) -> Path | None:

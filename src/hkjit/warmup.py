@@ -17,7 +17,7 @@ import torch
 from .errors import HkjitError, UnsupportedTargetError
 from .loader import load_module
 from .specs import KernelSpec, specs_for
-from .targets import detect_target
+from .targets import detect_target, target_for_arch
 
 
 @dataclass
@@ -31,11 +31,16 @@ class WarmupResult:
     error: str = ""
 
 
-def default_archs() -> list[str]:
-    """The current device's arch; on a machine without a GPU there is no default (name --arch)."""
+def default_archs(how: str = "cli") -> list[str]:
+    """The current device's arch; on a machine without a GPU there is no default (CI machines pre-bake for a GPU
+    they do not have: building only the CPU kernel there would be a silent mistake). `how` words the fix for the
+    caller: the CLI's --arch or the Python API's arch=."""
     if not torch.cuda.is_available():
-        raise UnsupportedTargetError("no GPU on this machine: name the archs to build with --arch (gfx950, sm_90a, "
-                                     "or cpu for the reference kernel), e.g. `python -m hkjit warmup --arch gfx950`")
+        fix = ("--arch (gfx950, sm_90a, or cpu for the reference kernel), e.g. `python -m hkjit warmup --arch gfx950`"
+               if how == "cli" else
+               "arch= (gfx950, sm_90a, or cpu for the reference kernel), e.g. hkjit.warmup(arch='gfx950') or "
+               "hkjit.warmup(arch=['cpu', 'gfx950'])")
+        raise UnsupportedTargetError(f"no GPU on this machine: name the archs to build with {fix}")
     return [detect_target().arch]
 
 
@@ -49,13 +54,49 @@ def warmup_one(spec: KernelSpec, root: Path | None = None) -> WarmupResult:
                         str(loaded.path), loaded.key)
 
 
-def warmup(archs: Iterable[str] | None = None, kernels: Iterable[str] | None = None, jobs: int = 1,
-           root: Path | None = None, on_start: Callable[[KernelSpec], None] | None = None,
+def _names(value: str | Iterable[str] | None, what: str) -> list[str] | None:
+    """A name or a list of names (a bare string is one name, never its characters)."""
+    if value is None:
+        return None
+    try:
+        names = [value] if isinstance(value, str) else list(value)
+    except TypeError:
+        names = []
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise TypeError(f"hkjit.warmup: {what}= takes a name or a list of names, got {value!r}")
+    return names
+
+
+def warmup_specs(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None,
+                 how: str = "python") -> list[KernelSpec]:
+    """The specs a warmup builds, in order; unknown archs or kernels raise UnsupportedTargetError naming the known
+    ones."""
+    archs = _names(arch, "arch") or default_archs(how)
+    kernels = _names(kernel, "kernel")
+    specs = []
+    for a in archs:
+        target_for_arch(a)
+        specs += specs_for(a) if not kernels else [s for k in kernels for s in specs_for(a, k)]
+    return specs
+
+
+def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None, jobs: int = 1,
+           root: Path | str | None = None, on_start: Callable[[KernelSpec], None] | None = None,
            on_done: Callable[[WarmupResult], None] | None = None) -> list[WarmupResult]:
-    """Build (or find) every requested kernel; returns one WarmupResult per spec, in spec order."""
-    archs = list(archs) if archs else default_archs()
-    specs = [s for arch in archs for s in (specs_for(arch) if not kernels else
-                                            [x for k in kernels for x in specs_for(arch, k)])]
+    """Build (or find in the cache) every requested kernel, as `python -m hkjit warmup` does.
+
+    arch: an arch name or a list of them ("cpu", "gfx950", "sm_90a"; default: this machine's GPU, and an error
+    naming arch= on a machine without one); kernel: a kernel name or a list (default: all); jobs: parallel builds;
+    root: the writable cache root (default: HKJIT_CACHE_DIR). A kernel that cannot be built is a "failed"
+    WarmupResult with the reason, not an exception; bad arguments raise. Returns one result per kernel, in order::
+
+        hkjit.warmup(arch="cpu")        # [WarmupResult(arch='cpu', kernel='gemm_bf16', status='hit', ...)]
+        hkjit.warmup(arch=["cpu", "gfx950"], jobs=2)
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"hkjit.warmup: jobs must be a positive integer, got {jobs!r}")
+    specs = warmup_specs(arch, kernel)
+    root = Path(root) if root is not None else None
 
     def run(spec: KernelSpec) -> WarmupResult:
         if on_start:
@@ -65,5 +106,5 @@ def warmup(archs: Iterable[str] | None = None, kernels: Iterable[str] | None = N
             on_done(result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(run, specs))
