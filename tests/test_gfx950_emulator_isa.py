@@ -621,19 +621,52 @@ def test_mfma_16x16x32_bf16_against_numpy(tmp_path):
     body = "".join(f"  buffer_load_dword v{40 + k}, v1, s[20:23], 0 offen offset:{256 * k}\n" for k in range(12)) + """
   s_waitcnt vmcnt(0)
   v_mfma_f32_16x16x32_bf16 v[60:63], v[40:43], v[44:47], v[48:51]
+  v_mfma_f32_16x16x32_bf16 a[0:3], v[40:43], v[44:47], 0
   s_nop 7
   s_nop 7
-""" + "".join(store_row(f"v{60 + r}", r) for r in range(4))
+""" + "".join(store_row(f"v{60 + r}", r) for r in range(4)) + \
+        "".join(f"  v_accvgpr_read_b32 v{64 + r}, a{r}\n" + store_row(f"v{64 + r}", 4 + r) for r in range(4))
     co = assemble(body, tmp_path)
-    out, rep = launch(co, inp, out_words=64 * 4)
+    out, rep = launch(co, inp, out_words=64 * 8)
     assert rep.ok, rep.summary()
     D = rows(out, 4).view(np.float32)
+    D0 = rows(out, 8)[4:].view(np.float32)      # the same product into AGPRs with C = 0
+    got0 = np.stack([D0[i % 4, 16 * (i // 4) + np.arange(16)] for i in range(16)])
+    ref0 = _bf16_f64(A) @ _bf16_f64(B)
+    assert (np.abs(got0 - ref0) <= 32 * 2.0 ** -24 * (np.abs(_bf16_f64(A)) @ np.abs(_bf16_f64(B))) + 1e-30).all()
     got = np.stack([D[i % 4, 16 * (i // 4) + np.arange(16)] for i in range(16)])
     ref = _bf16_f64(A) @ _bf16_f64(B) + C.astype(np.float64)
     bound = 32 * 2.0 ** -24 * (np.abs(_bf16_f64(A)) @ np.abs(_bf16_f64(B)) + np.abs(C)) + 1e-30
     assert (np.abs(got - ref) <= bound).all(), np.abs(got - ref).max()
     # a transposed read of the layout must fail the same check (the test can tell the layouts apart)
     assert not (np.abs(got.T - ref) <= bound).all()
+
+
+def test_mfma_32x32x16_bf16_against_numpy(tmp_path):
+    """The 32x32x16 member of the family, by the calculator's formula: lane l of A holds A[l % 32][8 (l // 32) ..
+    +7]; D[i][j] is register 4 (i // 8) + i % 4 of lane 32 ((i // 4) % 2) + j."""
+    rng = np.random.default_rng()
+    A = _to_bf16(rng.standard_normal((32, 16)))
+    B = _to_bf16(rng.standard_normal((16, 32)))
+    lane = np.arange(64)
+    a_lane = np.stack([A[lane % 32, 8 * (lane // 32) + e] for e in range(8)], 1)
+    b_lane = np.stack([B[8 * (lane // 32) + e, lane % 32] for e in range(8)], 1)
+    inp = np.concatenate([a_lane.astype(np.uint16).view(np.uint32).reshape(64, 4).T.reshape(-1),
+                          b_lane.astype(np.uint16).view(np.uint32).reshape(64, 4).T.reshape(-1)])
+    body = "".join(f"  buffer_load_dword v{40 + k}, v1, s[20:23], 0 offen offset:{256 * k}\n" for k in range(8)) + """
+  s_waitcnt vmcnt(0)
+  v_mfma_f32_32x32x16_bf16 v[64:79], v[40:43], v[44:47], 0
+  s_nop 7
+  s_nop 7
+  s_nop 7
+""" + "".join(store_row(f"v{64 + r}", r) for r in range(16))
+    co = assemble(body, tmp_path)
+    out, rep = launch(co, inp, out_words=64 * 16)
+    assert rep.ok, rep.summary()
+    D = rows(out, 16).view(np.float32)
+    got = np.stack([D[4 * (i // 8) + i % 4, 32 * ((i // 4) % 2) + np.arange(32)] for i in range(32)])
+    a, b = _bf16_f64(A), _bf16_f64(B)
+    assert (np.abs(got - a @ b) <= 16 * 2.0 ** -24 * (np.abs(a) @ np.abs(b)) + 1e-30).all()
 
 
 def _to_bf16(x: np.ndarray) -> np.ndarray:

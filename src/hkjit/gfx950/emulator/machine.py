@@ -116,7 +116,7 @@ class Launch:
     dynamic_lds: int = 0
     workgroups: Optional[Sequence[tuple]] = None  # None = all of the grid
     seed: int = 0
-    max_instructions: Optional[int] = None       # per workgroup; None = 50 million
+    max_instructions: Optional[int] = None       # per workgroup; None = 5 million
     burst: int = 8                                # longest run of one wave between switches
     complete_prob: Optional[float] = None         # per op per burst; None = drawn from the seed
     max_hazards: int = 1000
@@ -383,7 +383,7 @@ class Machine:
         rng = self.rng
         q = L.complete_prob if L.complete_prob is not None else rng.choice((0.02, 0.1, 0.3, 0.7))
         wg.complete_prob = q
-        limit = L.max_instructions or 50_000_000
+        limit = L.max_instructions or 5_000_000
         prog, handlers, nprog = self.prog, self.handlers, len(self.prog)
         waves = wg.waves
         executed = 0
