@@ -883,8 +883,10 @@ def gemm_code_object(tmp_path_factory):
     repo = Path(__file__).resolve().parents[1]
     src = repo / "kernels" / "gemm_gfx950.hip"
     tc = hipcheck.default_toolchain_dir(repo)
+    if hipcheck.find_clang() is None:
+        pytest.skip("clang-22 not found (apt-get install clang-22, or set $HKJIT_HIP_CLANG)")
     if not (Path(tc) / "HipKittens" / "include").is_dir():
-        pytest.skip(f"no HipKittens toolchain at {tc}")
+        pytest.skip(f"no HipKittens toolchain at {tc} (set HKJIT_TOOLCHAIN_DIR)")
     out = tmp_path_factory.mktemp("gemm") / "gemm.co"
     hipcheck.compile_code_object(src, out, "gfx950", extra_flags=["-DHKJIT_NOGPULIB_SHIMS", f"-I{src.parent}"])
     return CodeObject.from_file(out)
