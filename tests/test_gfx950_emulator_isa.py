@@ -502,6 +502,41 @@ def test_access_outside_every_allocation_is_a_fault(tmp_path):
     assert (rows(out, 1)[0] == np.where(np.arange(64) == 0, 1, 0)).all()
 
 
+def test_global_loads_stores_and_lds_dma(tmp_path):
+    """GLOBAL_* forms: saddr + 32-bit VGPR offset, and the 64-bit VGPR address (saddr off), offset applied;
+    global_load_lds_dwordx4 to M0 + 16 l; global_store_dword."""
+    body = """
+  v_lshlrev_b32 v2, 4, v0
+  global_load_dwordx4 v[24:27], v2, s[6:7] offset:16
+  v_mov_b32 v4, s6
+  v_mov_b32 v5, s7
+  v_lshlrev_b32 v6, 2, v0
+  v_add_co_u32 v4, vcc, v4, v6
+  v_addc_co_u32 v5, vcc, v5, 0, vcc
+  global_load_dword v28, v[4:5], off
+  s_movk_i32 m0, 0x0
+  global_load_lds_dwordx4 v2, s[6:7]
+  s_waitcnt vmcnt(0)
+  ds_read_b128 v[32:35], v2
+  s_waitcnt lgkmcnt(0)
+  v_mov_b32 v8, s4
+  v_mov_b32 v9, s5
+  v_add_co_u32 v8, vcc, v8, v6
+  v_addc_co_u32 v9, vcc, v9, 0, vcc
+  global_store_dword v[8:9], v28, off offset:2048
+""" + "".join(store_row(f"v{24 + k}", k) for k in range(4)) + "".join(store_row(f"v{32 + k}", 4 + k) for k in range(4))
+    co = assemble(body, tmp_path, lds=1024)
+    inp = np.arange(300, dtype=np.uint32) * 7 + 3
+    out, rep = launch(co, inp, out_words=64 * 9)
+    r = rows(out, 9)
+    assert rep.ok, rep.summary()
+    t = np.arange(64)
+    for k in range(4):
+        assert (r[k] == inp[4 * t + 4 + k]).all(), k          # 16 l + 16 bytes, dword k
+        assert (r[4 + k] == inp[4 * t + k]).all(), k
+    assert (r[8] == inp[t]).all()                             # the dword at 4 l, stored at out + 2048 + 4 l
+
+
 def test_lds_dma_and_ds_read_b128(tmp_path):
     """buffer_load_dwordx4 ... lds writes lane l's 16 bytes at M0 + 16 l; ds_read_b128 reads them back at a
     permuted address; an out-of-range DMA lane writes zeros."""
