@@ -180,6 +180,11 @@ def test_salu_arithmetic_carry_compare_shift(tmp_path):
         ("s_mov_b32 s8, 0xf0\n  s_and_b32 s40, s8, 0x0f", 0, 0),
         ("s_mov_b64 s[8:9], -1\n  s_mov_b32 s10, 0\n  s_mov_b32 s11, 1\n  s_and_b64 s[40:41], s[8:9], s[10:11]", 0, 1),
         ("s_load_dwordx8 s[56:63], s[0:1], 0x0\n  s_waitcnt lgkmcnt(0)\n  s_mov_b32 s40, s61", 256, None),
+        ("s_mov_b32 s8, 0xf00\n  s_mov_b32 s9, 0\n  s_bfe_i64 s[40:41], s[8:9], (4 << 16) | 8", M32, 1),
+        ("s_mov_b32 s8, 0xf00\n  s_mov_b32 s9, 0\n  s_bfe_i64 s[40:41], s[8:9], (4 << 16) | 8\n"
+         "  s_mov_b32 s40, s41", M32, None),                                    # sign-extended into the high word
+        ("s_mov_b32 s8, 0xf00\n  s_mov_b32 s9, 0\n  s_bfe_u64 s[40:41], s[8:9], (4 << 16) | 8", 0xF, 1),
+        ("s_mov_b64 s[40:41], src_shared_base\n  s_mov_b32 s40, s40", 0, None),  # the aperture's low word
     ]
     body = ""
     for r, (asm, _, scc) in enumerate(cases):
