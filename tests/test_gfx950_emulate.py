@@ -4,25 +4,25 @@
   clang-offload-bundler (plain, zstd-compressed via the tool, zlib-compressed), compared with the bundler's own
   --unbundle output; wrong inputs fail with errors that name the fix.
 * emulator: kernels/gemm_gfx950.hip compiled to a code object, launched like hkjit_gemm_bf16 on the blocks that
-  cover the interior and every edge (ragged M and N at 300 x 260), K in {8, 40, 64, 192, 416} (416: 13 tiles,
-  the 4-stage LDS ring wraps three times), leading dimensions past K with a strided A, under 3 latency /
-  interleaving seeds: zero hazards and every element within the bound of emulate_gemm (fp32 accumulation + one
-  round-to-nearest bf16 step), poison everywhere else. Exact-sum inputs check the rounding bit for bit.
+  cover the interior and every edge (ragged M and N at 300 x 260, and the 200 x 232 corner of 456 x 488), K in
+  {8, 40, 64, 192, 416} (416: 13 tiles, the 4-stage LDS ring wraps three times), leading dimensions past K with a
+  strided A, under 3 latency / interleaving seeds (seed 1: nothing lands before a wait forces it): zero hazards and
+  every element within the bound of emulate_gemm (fp32 accumulation + one round-to-nearest bf16 step), poison
+  everywhere else. Exact-sum inputs check the rounding bit for bit.
 * `python -m hkjit selftest --arch gfx950 --emulate --module ...` in a subprocess, recording an "emulated"
   validation record that a device lookup never returns.
 Skips (with the reason) only where clang-22 or the toolchain headers are absent.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
 import zlib
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -100,7 +100,8 @@ def _bundler_unbundle(src: Path, triple: str, out: Path) -> bytes:
 
 def _bundle(entries: list[tuple[str, Path]], out: Path, compress: bool = False) -> Path:
     r = subprocess.run([str(BUNDLER), "--type=o", f"--targets={','.join(t for t, _ in entries)}",
-                        *[f"--input={p}" for _, p in entries], f"--output={out}", *(["--compress"] if compress else [])],
+                        *[f"--input={p}" for _, p in entries], f"--output={out}",
+                        *(["--compress"] if compress else [])],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return out
@@ -210,7 +211,7 @@ def _cases():
         GemmCase(300, 260, 40, blocks=((0, 1), (1, 0))),
         GemmCase(300, 260, 64, blocks=((1, 1),)),
         GemmCase(300, 260, 192, blocks=((0, 0), (1, 1))),
-        GemmCase(300, 260, 416, blocks=((1, 0),)),             # 13 K tiles: the LDS ring wraps 3 times
+        GemmCase(456, 488, 416, blocks=((1, 1),)),   # 13 K tiles: the LDS ring wraps 3 times; 200 x 232 corner
         GemmCase(300, 260, 104, lda=136, ldb=112, ldc=271, a_col=16, blocks=((0, 1), (1, 0))),   # ld > K, strided A
         GemmCase(1, 1, 8),
         GemmCase(300, 260, 200, blocks=((1, 1),), data="integers"),       # bit-exact RNE, ragged K
@@ -326,7 +327,8 @@ def test_doctor_reports_emulated_records_as_such(tmp_path):
     key = "0123456789abcdef0123456789abcdef"
     problems: list = []
     assert doctor.emulated_state(tmp_path, "gfx950", "gemm_bf16", key, problems) is None
-    write_record(tmp_path, "gfx950", "gemm_bf16", key, EMULATOR_LABEL, True, "selftest --emulate: 24/24", kind="emulated")
+    write_record(tmp_path, "gfx950", "gemm_bf16", key, EMULATOR_LABEL, True, "selftest --emulate: 24/24",
+                 kind="emulated")
     assert read_record(tmp_path, "gfx950", "gemm_bf16", key, EMULATOR_LABEL) is None
     state = doctor.emulated_state(tmp_path, "gfx950", "gemm_bf16", key, problems)
     assert state["passed"] is True and not problems

@@ -180,6 +180,11 @@ def test_salu_arithmetic_carry_compare_shift(tmp_path):
         ("s_mov_b32 s8, 0xf0\n  s_and_b32 s40, s8, 0x0f", 0, 0),
         ("s_mov_b64 s[8:9], -1\n  s_mov_b32 s10, 0\n  s_mov_b32 s11, 1\n  s_and_b64 s[40:41], s[8:9], s[10:11]", 0, 1),
         ("s_load_dwordx8 s[56:63], s[0:1], 0x0\n  s_waitcnt lgkmcnt(0)\n  s_mov_b32 s40, s61", 256, None),
+        ("s_mov_b32 s8, 0xf00\n  s_mov_b32 s9, 0\n  s_bfe_i64 s[40:41], s[8:9], (4 << 16) | 8", M32, 1),
+        ("s_mov_b32 s8, 0xf00\n  s_mov_b32 s9, 0\n  s_bfe_i64 s[40:41], s[8:9], (4 << 16) | 8\n"
+         "  s_mov_b32 s40, s41", M32, None),                                    # sign-extended into the high word
+        ("s_mov_b32 s8, 0xf00\n  s_mov_b32 s9, 0\n  s_bfe_u64 s[40:41], s[8:9], (4 << 16) | 8", 0xF, 1),
+        ("s_mov_b64 s[40:41], src_shared_base\n  s_mov_b32 s40, s40", 0, None),  # the aperture's low word
     ]
     body = ""
     for r, (asm, _, scc) in enumerate(cases):
@@ -502,6 +507,41 @@ def test_access_outside_every_allocation_is_a_fault(tmp_path):
     assert (rows(out, 1)[0] == np.where(np.arange(64) == 0, 1, 0)).all()
 
 
+def test_global_loads_stores_and_lds_dma(tmp_path):
+    """GLOBAL_* forms: saddr + 32-bit VGPR offset, and the 64-bit VGPR address (saddr off), offset applied;
+    global_load_lds_dwordx4 to M0 + 16 l; global_store_dword."""
+    body = """
+  v_lshlrev_b32 v2, 4, v0
+  global_load_dwordx4 v[24:27], v2, s[6:7] offset:16
+  v_mov_b32 v4, s6
+  v_mov_b32 v5, s7
+  v_lshlrev_b32 v6, 2, v0
+  v_add_co_u32 v4, vcc, v4, v6
+  v_addc_co_u32 v5, vcc, v5, 0, vcc
+  global_load_dword v28, v[4:5], off
+  s_movk_i32 m0, 0x0
+  global_load_lds_dwordx4 v2, s[6:7]
+  s_waitcnt vmcnt(0)
+  ds_read_b128 v[32:35], v2
+  s_waitcnt lgkmcnt(0)
+  v_mov_b32 v8, s4
+  v_mov_b32 v9, s5
+  v_add_co_u32 v8, vcc, v8, v6
+  v_addc_co_u32 v9, vcc, v9, 0, vcc
+  global_store_dword v[8:9], v28, off offset:2048
+""" + "".join(store_row(f"v{24 + k}", k) for k in range(4)) + "".join(store_row(f"v{32 + k}", 4 + k) for k in range(4))
+    co = assemble(body, tmp_path, lds=1024)
+    inp = np.arange(300, dtype=np.uint32) * 7 + 3
+    out, rep = launch(co, inp, out_words=64 * 9)
+    r = rows(out, 9)
+    assert rep.ok, rep.summary()
+    t = np.arange(64)
+    for k in range(4):
+        assert (r[k] == inp[4 * t + 4 + k]).all(), k          # 16 l + 16 bytes, dword k
+        assert (r[4 + k] == inp[4 * t + k]).all(), k
+    assert (r[8] == inp[t]).all()                             # the dword at 4 l, stored at out + 2048 + 4 l
+
+
 def test_lds_dma_and_ds_read_b128(tmp_path):
     """buffer_load_dwordx4 ... lds writes lane l's 16 bytes at M0 + 16 l; ds_read_b128 reads them back at a
     permuted address; an out-of-range DMA lane writes zeros."""
@@ -621,19 +661,52 @@ def test_mfma_16x16x32_bf16_against_numpy(tmp_path):
     body = "".join(f"  buffer_load_dword v{40 + k}, v1, s[20:23], 0 offen offset:{256 * k}\n" for k in range(12)) + """
   s_waitcnt vmcnt(0)
   v_mfma_f32_16x16x32_bf16 v[60:63], v[40:43], v[44:47], v[48:51]
+  v_mfma_f32_16x16x32_bf16 a[0:3], v[40:43], v[44:47], 0
   s_nop 7
   s_nop 7
-""" + "".join(store_row(f"v{60 + r}", r) for r in range(4))
+""" + "".join(store_row(f"v{60 + r}", r) for r in range(4)) + \
+        "".join(f"  v_accvgpr_read_b32 v{64 + r}, a{r}\n" + store_row(f"v{64 + r}", 4 + r) for r in range(4))
     co = assemble(body, tmp_path)
-    out, rep = launch(co, inp, out_words=64 * 4)
+    out, rep = launch(co, inp, out_words=64 * 8)
     assert rep.ok, rep.summary()
     D = rows(out, 4).view(np.float32)
+    D0 = rows(out, 8)[4:].view(np.float32)      # the same product into AGPRs with C = 0
+    got0 = np.stack([D0[i % 4, 16 * (i // 4) + np.arange(16)] for i in range(16)])
+    ref0 = _bf16_f64(A) @ _bf16_f64(B)
+    assert (np.abs(got0 - ref0) <= 32 * 2.0 ** -24 * (np.abs(_bf16_f64(A)) @ np.abs(_bf16_f64(B))) + 1e-30).all()
     got = np.stack([D[i % 4, 16 * (i // 4) + np.arange(16)] for i in range(16)])
     ref = _bf16_f64(A) @ _bf16_f64(B) + C.astype(np.float64)
     bound = 32 * 2.0 ** -24 * (np.abs(_bf16_f64(A)) @ np.abs(_bf16_f64(B)) + np.abs(C)) + 1e-30
     assert (np.abs(got - ref) <= bound).all(), np.abs(got - ref).max()
     # a transposed read of the layout must fail the same check (the test can tell the layouts apart)
     assert not (np.abs(got.T - ref) <= bound).all()
+
+
+def test_mfma_32x32x16_bf16_against_numpy(tmp_path):
+    """The 32x32x16 member of the family, by the calculator's formula: lane l of A holds A[l % 32][8 (l // 32) ..
+    +7]; D[i][j] is register 4 (i // 8) + i % 4 of lane 32 ((i // 4) % 2) + j."""
+    rng = np.random.default_rng()
+    A = _to_bf16(rng.standard_normal((32, 16)))
+    B = _to_bf16(rng.standard_normal((16, 32)))
+    lane = np.arange(64)
+    a_lane = np.stack([A[lane % 32, 8 * (lane // 32) + e] for e in range(8)], 1)
+    b_lane = np.stack([B[8 * (lane // 32) + e, lane % 32] for e in range(8)], 1)
+    inp = np.concatenate([a_lane.astype(np.uint16).view(np.uint32).reshape(64, 4).T.reshape(-1),
+                          b_lane.astype(np.uint16).view(np.uint32).reshape(64, 4).T.reshape(-1)])
+    body = "".join(f"  buffer_load_dword v{40 + k}, v1, s[20:23], 0 offen offset:{256 * k}\n" for k in range(8)) + """
+  s_waitcnt vmcnt(0)
+  v_mfma_f32_32x32x16_bf16 v[64:79], v[40:43], v[44:47], 0
+  s_nop 7
+  s_nop 7
+  s_nop 7
+""" + "".join(store_row(f"v{64 + r}", r) for r in range(16))
+    co = assemble(body, tmp_path)
+    out, rep = launch(co, inp, out_words=64 * 16)
+    assert rep.ok, rep.summary()
+    D = rows(out, 16).view(np.float32)
+    got = np.stack([D[4 * (i // 8) + i % 4, 32 * ((i // 4) % 2) + np.arange(32)] for i in range(32)])
+    a, b = _bf16_f64(A), _bf16_f64(B)
+    assert (np.abs(got - a @ b) <= 16 * 2.0 ** -24 * (np.abs(a) @ np.abs(b)) + 1e-30).all()
 
 
 def _to_bf16(x: np.ndarray) -> np.ndarray:
@@ -850,8 +923,10 @@ def gemm_code_object(tmp_path_factory):
     repo = Path(__file__).resolve().parents[1]
     src = repo / "kernels" / "gemm_gfx950.hip"
     tc = hipcheck.default_toolchain_dir(repo)
+    if hipcheck.find_clang() is None:
+        pytest.skip("clang-22 not found (apt-get install clang-22, or set $HKJIT_HIP_CLANG)")
     if not (Path(tc) / "HipKittens" / "include").is_dir():
-        pytest.skip(f"no HipKittens toolchain at {tc}")
+        pytest.skip(f"no HipKittens toolchain at {tc} (set HKJIT_TOOLCHAIN_DIR)")
     out = tmp_path_factory.mktemp("gemm") / "gemm.co"
     hipcheck.compile_code_object(src, out, "gfx950", extra_flags=["-DHKJIT_NOGPULIB_SHIMS", f"-I{src.parent}"])
     return CodeObject.from_file(out)

@@ -427,14 +427,15 @@ def run_cases(kernel: GemmKernel, cases: Iterable[GemmCase], seeds: Sequence[int
 
 #: The grid `selftest --emulate` runs: ragged M and N (300 x 260: the interior block and each edge), K of one
 #: partial tile (8), one full and one partial (40), two (64), six (192: the 4-stage LDS ring wraps) and thirteen
-#: (416: wraps three times), leading dimensions past K with a strided A, a tiny product, and exact-sum data for the
-#: bit-exact rounding check. One or two workgroups each, so the whole grid takes seconds, not minutes.
+#: (416, on the 200 x 232 corner of 456 x 488: wraps three times), leading dimensions past K with a strided A, a
+#: tiny product, and exact-sum data for the bit-exact rounding check. One or two workgroups each, so the whole
+#: grid takes seconds, not minutes.
 SELFTEST_CASES = (
     GemmCase(300, 260, 8, blocks=((1, 1),)),
     GemmCase(300, 260, 40, blocks=((0, 1), (1, 0))),
     GemmCase(300, 260, 64, blocks=((0, 0),)),
     GemmCase(300, 260, 192, blocks=((1, 1), (0, 0))),
-    GemmCase(300, 260, 416, blocks=((1, 0),)),
+    GemmCase(456, 488, 416, blocks=((1, 1),)),
     GemmCase(300, 260, 104, lda=136, ldb=112, ldc=271, a_col=16, blocks=((1, 1), (0, 0))),
     GemmCase(1, 1, 8),
     GemmCase(300, 260, 192, blocks=((1, 1),), data="integers"),

@@ -21,6 +21,11 @@ SPECIAL_SGPRS = {"vcc": (VCC, 2), "vcc_lo": (VCC, 1), "vcc_hi": (VCC + 1, 1), "e
                  "xnack_mask": (104, 2), "xnack_mask_lo": (104, 1), "xnack_mask_hi": (105, 1)}
 SGPR_FILE = 128  # s0..s101, flat_scratch, xnack_mask, vcc, (ttmp not modelled), m0, exec
 
+# The aperture registers (read as a 64-bit {hi, lo} or, as a 32-bit operand, the high word): fixed values of this
+# model, above every global allocation (< 2^48); no flat access through them is modelled.
+APERTURES = {"src_shared_base": (0x10000, 0), "src_shared_limit": (0x10000, 0xFFFFFFFF),
+             "src_private_base": (0x20000, 0), "src_private_limit": (0x20000, 0xFFFFFFFF)}
+
 # Register namespaces in one integer space, for hazard sets: VGPR n -> n, AGPR n -> AGPR_BASE + n, SGPR n -> ...
 AGPR_BASE = 1 << 10
 SGPR_BASE = 1 << 11
@@ -94,6 +99,9 @@ def parse_operand(tok: str) -> Operand:
     if t in SPECIAL_SGPRS:
         i, n = SPECIAL_SGPRS[t]
         return Operand("s", i, n, neg=neg, abs=ab, text=tok)
+    if t in APERTURES:
+        hi, lo = APERTURES[t]
+        return Operand("i", v32=hi, v64=hi << 32 | lo, text=tok)
     if t in ("scc", "src_scc"):
         return Operand("scc", text=tok)
     if t == "off":

@@ -8,11 +8,17 @@ different legal order and the checks hold for all of them):
   issue: after every burst, each in-flight operation of every wave completes with probability `complete_prob`
   (drawn up front as a geometric number of bursts), so they land out of program order too (except that one
   wave's LDS instructions land in order, as its single LDS pipe executes them); `s_waitcnt` forces every
-  operation of its counter issued before the N newest, and s_endpgm drains the wave.  An LDS read samples LDS
-  at its completion, a load writes its registers then;
+  operation of its counter issued before the N newest (scalar loads: only lgkmcnt(0), they return out of
+  order); an operation is *outstanding* from issue until such a wait covers it, even if it landed earlier.
+  A wave's s_endpgm leaves its outstanding operations to land at their own times; the workgroup drains what
+  is left when every wave has ended.  An LDS read samples LDS at its completion, a load writes its registers
+  then;
 - s_barrier blocks a wave until every wave of the workgroup that has not ended has arrived (gfx9: a wave
   that ended no longer counts).
 Workgroups run one after another (in a seeded random order) on their own LDS, sharing global memory.
+Not modelled: instruction latencies and the s_nop wait states the ISA requires between dependent VALU/MFMA
+instructions (the compiler's business; every instruction's result is available to the next one), caches,
+and any ordering between workgroups.
 
 Hazards, each reported once per (kind, workgroup, wave, pc):
 - "reg-in-flight": an instruction names (reads or overwrites) a VGPR/AGPR/SGPR that an outstanding load
@@ -21,7 +27,8 @@ Hazards, each reported once per (kind, workgroup, wave, pc):
   covered by its wave's s_waitcnt);
 - "lds-write-during-read": a DMA / ds_write into LDS bytes that an outstanding LDS read covers (it may land
   before the read samples);
-- "lds-write-during-write": two in-flight writes (of different waves) to the same LDS bytes;
+- "lds-write-during-write": two outstanding writes to the same LDS bytes (DMAs of any wave, vector memory
+  being unordered; a ds_write against another wave's);
 - "lds-out-of-bounds": an LDS access past the workgroup's allocation (group segment + dynamic LDS);
 - "global-fault": a buffer/scalar access (in the buffer's range) outside every allocation.
 """
@@ -116,7 +123,7 @@ class Launch:
     dynamic_lds: int = 0
     workgroups: Optional[Sequence[tuple]] = None  # None = all of the grid
     seed: int = 0
-    max_instructions: Optional[int] = None       # per workgroup; None = 50 million
+    max_instructions: Optional[int] = None       # per workgroup; None = 5 million
     burst: int = 8                                # longest run of one wave between switches
     complete_prob: Optional[float] = None         # per op per burst; None = drawn from the seed
     max_hazards: int = 1000
@@ -383,7 +390,7 @@ class Machine:
         rng = self.rng
         q = L.complete_prob if L.complete_prob is not None else rng.choice((0.02, 0.1, 0.3, 0.7))
         wg.complete_prob = q
-        limit = L.max_instructions or 50_000_000
+        limit = L.max_instructions or 5_000_000
         prog, handlers, nprog = self.prog, self.handlers, len(self.prog)
         waves = wg.waves
         executed = 0

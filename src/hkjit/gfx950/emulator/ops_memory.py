@@ -161,6 +161,49 @@ def _gather(arr, rel, ok, csize):
     return raw[:, :, 0].astype(U32)
 
 
+def _lds_dma(w, ins, addr, ok, ncomp, csize):
+    """Global -> LDS DMA of one wave: lane l's data at M0 + offset + 4 l (sizes up to a dword) or 16 l (x3, x4)."""
+    exec_mask = w.exec_mask.copy()
+    wg = w.wg
+    size = ncomp * csize
+    lds_base = (w.m0 + ins.mods.get("offset", 0)) & 0xFFFFFFFF
+    stride = 4 if size <= 4 else 16             # LDS bytes per lane: 4 up to a dword, 16 for x3 / x4
+    if lds_base & 3 and csize == 4:
+        raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: dword LDS DMA to an unaligned LDS address "
+                            f"(M0 + offset = 0x{lds_base:x}) is not modelled")
+    first = lds_base + LANE * stride                                            # (64,) bytes
+    if not exec_mask.any():
+        w.issue("vm", lambda: None, (), ins)
+        return
+    last = int(first[exec_mask].max()) + size
+    if int(first[exec_mask].min()) < 0 or last > wg.lds_limit:
+        wg.hazard("lds-out-of-bounds", w, ins, f"LDS DMA to 0x{lds_base:x}..0x{last - 1:x} past the "
+                                               f"{wg.lds_limit}-byte allocation")
+    if csize == 4:   # whole dwords: lane l's at (lds_base + stride l) / 4 + k
+        dw = (first >> 2)[:, None] + np.arange(ncomp)[None, :]                  # (64, ncomp)
+        act = exec_mask[:, None] & (dw < wg.lds_limit >> 2)
+        where = slice(int(dw[0, 0]), int(dw[-1, -1]) + 1) if act.all() and stride == 4 * ncomp else dw[act]
+        tgt = dw[act]
+
+        def complete():
+            arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+            vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
+            wg.lds32[tgt] = vals[act]
+    else:            # a byte or a short per lane, at M0 + offset + 4 l
+        bt = first[:, None] + np.arange(csize)[None, :]                           # (64, csize) bytes
+        act = exec_mask[:, None] & (bt < wg.lds_limit)
+        where = np.unique((bt[act] >> 2))
+        tgt = bt[act]
+
+        def complete():
+            arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+            vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, 1), U32)
+            raw = np.ascontiguousarray(vals[:, 0]).view(np.uint8).reshape(64, 4)[:, :csize]
+            wg.lds[tgt] = raw[act]
+    wg.check_lds_write(w, ins, where, dma=True)
+    w.issue("vm", complete, (), ins, lds_write=where)
+
+
 def h_buffer_load(w, ins):
     ncomp, csize, kind = BUF_LOADS[ins.op]
     vdata, vaddr, srsrc, soffset = _buf_layout(ins)
@@ -169,44 +212,7 @@ def h_buffer_load(w, ins):
     lds = ins.mods.get("lds", False)
     wg = w.wg
     if lds:
-        size = ncomp * csize
-        lds_base = (w.m0 + ins.mods.get("offset", 0)) & 0xFFFFFFFF
-        stride = 4 if size <= 4 else 16             # LDS bytes per lane: 4 up to a dword, 16 for x3 / x4
-        if lds_base & 3 and csize == 4:
-            raise EmulatorError(f"{ins.text} at 0x{ins.addr:x}: dword LDS DMA to an unaligned LDS address "
-                                f"(M0 + offset = 0x{lds_base:x}) is not modelled")
-        first = lds_base + LANE * stride                                            # (64,) bytes
-        if not exec_mask.any():
-            w.issue("vm", lambda: None, (), ins)
-            return
-        last = int(first[exec_mask].max()) + size
-        if int(first[exec_mask].min()) < 0 or last > wg.lds_limit:
-            wg.hazard("lds-out-of-bounds", w, ins, f"LDS DMA to 0x{lds_base:x}..0x{last - 1:x} past the "
-                                                   f"{wg.lds_limit}-byte allocation")
-        if csize == 4:   # whole dwords: lane l's at (lds_base + stride l) / 4 + k
-            dw = (first >> 2)[:, None] + np.arange(ncomp)[None, :]                  # (64, ncomp)
-            act = exec_mask[:, None] & (dw < wg.lds_limit >> 2)
-            where = slice(int(dw[0, 0]), int(dw[-1, -1]) + 1) if act.all() and stride == 4 * ncomp else dw[act]
-            tgt = dw[act]
-
-            def complete():
-                arr, rel, okk = _global_span(w, ins, addr, ok, csize)
-                vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
-                wg.lds32[tgt] = vals[act]
-        else:            # a byte or a short per lane, at M0 + offset + 4 l
-            bt = first[:, None] + np.arange(csize)[None, :]                           # (64, csize) bytes
-            act = exec_mask[:, None] & (bt < wg.lds_limit)
-            where = np.unique((bt[act] >> 2))
-            tgt = bt[act]
-
-            def complete():
-                arr, rel, okk = _global_span(w, ins, addr, ok, csize)
-                vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, 1), U32)
-                raw = np.ascontiguousarray(vals[:, 0]).view(np.uint8).reshape(64, 4)[:, :csize]
-                wg.lds[tgt] = raw[act]
-        wg.check_lds_write(w, ins, where, dma=True)
-
-        w.issue("vm", complete, (), ins, lds_write=where)
+        _lds_dma(w, ins, addr, ok, ncomp, csize)
         return
 
     regs = vdata.regs()[:ncomp]
@@ -234,20 +240,81 @@ def h_buffer_store(w, ins):
     data = w.vrows(vdata)[:ncomp].T.copy()                                     # (64, ncomp), sampled at issue
     if kind == "hi":  # *_D16_HI: the high half (short: VDATA[31:16], byte: VDATA[23:16])
         data = data >> U32(16)
+    w.issue("vm", lambda: _store(w, ins, addr, ok, csize, ncomp, data), (), ins)
+
+
+def _store(w, ins, addr, ok, csize, ncomp, data):
+    """Write the in-range, active lanes' components (data: (64, ncomp), sampled at issue) to global memory."""
     if not ok.any():
-        w.issue("vm", lambda: None, (), ins)
         return
+    arr, rel, okk = _global_span(w, ins, addr, ok, csize)
+    if arr is None:
+        return
+    src = np.ascontiguousarray(data.astype({4: U32, 2: np.uint16, 1: np.uint8}[csize])).view(np.uint8)
+    src = src.reshape(64, ncomp, csize)
+    idx = rel[:, :, None] + np.arange(csize)[None, None, :]
+    arr[idx[okk]] = src[okk]
+
+
+# ------------------------------------------------------------------------------------------------ global (FLAT)
+# GLOBAL_*: address = (saddr is off ? the 64-bit VGPR pair : saddr (SGPR pair) + the 32-bit VGPR) + offset
+# (tinygrad's cdna CalcGlobalAddr).  No range check: an address outside every allocation is a global-fault.
+GLOBAL_LOADS = {k.replace("buffer_", "global_"): v for k, v in BUF_LOADS.items()}
+GLOBAL_STORES = {k.replace("buffer_", "global_"): v for k, v in BUF_STORES.items()}
+GLOBAL_LDS = {"global_load_lds_dword": (1, 4), "global_load_lds_dwordx3": (3, 4), "global_load_lds_dwordx4": (4, 4),
+              "global_load_lds_ubyte": (1, 1), "global_load_lds_sbyte": (1, 1), "global_load_lds_ushort": (1, 2),
+              "global_load_lds_sshort": (1, 2)}
+_GLOBAL_MODS = {"offset", "glc", "slc", "sc0", "sc1", "nt", "dlc"}
+
+
+def _global_addresses(w, ins, vaddr, saddr, ncomp, csize):
+    bad = [k for k in ins.mods if k not in _GLOBAL_MODS]
+    if bad:
+        raise UnknownInstructionError(f"{ins.mnemonic}: modifier {bad[0]} is not supported (at 0x{ins.addr:x}: "
+                                      f"{ins.text})", ins.mnemonic, ins.text, ins.addr)
+    if saddr.kind == "off":
+        base = w.v[vaddr.index].astype(np.int64) | (w.v[vaddr.index + 1].astype(np.int64) << 32)
+    else:
+        base = w.sval64(saddr) + w.v[vaddr.index].astype(np.int64)
+    addr = (base + ins.mods.get("offset", 0))[:, None] + np.arange(ncomp, dtype=np.int64)[None, :] * csize
+    return addr, np.repeat(w.exec_mask[:, None], ncomp, axis=1)
+
+
+def h_global_load(w, ins):
+    ncomp, csize, kind = GLOBAL_LOADS[ins.op]
+    d, vaddr, saddr = ins.operands[:3]
+    addr, ok = _global_addresses(w, ins, vaddr, saddr, ncomp, csize)
+    exec_mask = w.exec_mask.copy()
+    rows = w.vrows(d)
 
     def complete():
         arr, rel, okk = _global_span(w, ins, addr, ok, csize)
-        if arr is None:
-            return
-        src = np.ascontiguousarray(data.astype({4: U32, 2: np.uint16, 1: np.uint8}[csize])).view(np.uint8)
-        src = src.reshape(64, ncomp, csize)
-        idx = rel[:, :, None] + np.arange(csize)[None, None, :]
-        arr[idx[okk]] = src[okk]
+        vals = _gather(arr, rel, okk, csize) if arr is not None else np.zeros((64, ncomp), U32)
+        if kind == "s":
+            bits = 8 * csize
+            vals = ((vals.astype(np.int64) ^ (1 << (bits - 1))) - (1 << (bits - 1))).astype(U32)
+        for k in range(ncomp):
+            np.copyto(rows[k], vals[:, k], where=exec_mask)
 
-    w.issue("vm", complete, (), ins)
+    w.issue("vm", complete, d.regs()[:ncomp], ins)
+
+
+def h_global_store(w, ins):
+    ncomp, csize, kind = GLOBAL_STORES[ins.op]
+    vaddr, data_op, saddr = ins.operands[:3]
+    addr, ok = _global_addresses(w, ins, vaddr, saddr, ncomp, csize)
+    data = w.vrows(data_op)[:ncomp].T.copy()
+    if kind == "hi":
+        data = data >> U32(16)
+    w.issue("vm", lambda: _store(w, ins, addr, ok, csize, ncomp, data), (), ins)
+
+
+def h_global_load_lds(w, ins):
+    """GLOBAL_LOAD_LDS_*: like the buffer form's `lds` (M0 + offset + 4 l, or 16 l for x3 / x4)."""
+    ncomp, csize = GLOBAL_LDS[ins.op]
+    vaddr, saddr = ins.operands[:2]
+    addr, ok = _global_addresses(w, ins, vaddr, saddr, ncomp, csize)
+    _lds_dma(w, ins, addr, ok, ncomp, csize)
 
 
 # ------------------------------------------------------------------------------------------------ LDS (DS)
@@ -407,6 +474,9 @@ HANDLERS = {}
 HANDLERS.update({k: h_s_load for k in SMEM_LOADS})
 HANDLERS.update({k: h_buffer_load for k in BUF_LOADS})
 HANDLERS.update({k: h_buffer_store for k in BUF_STORES})
+HANDLERS.update({k: h_global_load for k in GLOBAL_LOADS})
+HANDLERS.update({k: h_global_store for k in GLOBAL_STORES})
+HANDLERS.update({k: h_global_load_lds for k in GLOBAL_LDS})
 HANDLERS.update({k: h_ds_read for k in DS_READS})
 HANDLERS.update({k: h_ds_write for k in DS_WRITES})
 HANDLERS.update({"s_waitcnt": h_waitcnt, "s_barrier": h_barrier, "s_endpgm": h_endpgm})

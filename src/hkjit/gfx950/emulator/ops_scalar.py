@@ -112,8 +112,21 @@ SOP2_64 = {
     "s_lshr_b64": lambda a, b, c: (a >> (b & 63), int(a >> (b & 63) != 0)),
     "s_ashr_i64": lambda a, b, c: ((sx64(a) >> (b & 63)) & M64, int(sx64(a) >> (b & 63) != 0)),
     "s_bfm_b64": lambda a, b, c: ((((1 << (a & 63)) - 1) << (b & 63)) & M64, None),
+    "s_bfe_u64": lambda a, b, c: _bfe64(a, b, False),
+    "s_bfe_i64": lambda a, b, c: _bfe64(a, b, True),
 }
-_SHIFT64 = {"s_lshl_b64", "s_lshr_b64", "s_ashr_i64", "s_bfm_b64"}  # S1 (and S0 of bfm) are 32-bit
+
+
+def _bfe64(a, b, signed):
+    """S_BFE_[UI]64: (S0 >> S1[5:0]) & ((1 << S1[22:16]) - 1), sign-extended from the field's top bit for I64
+    (signext_from_bit); SCC = D != 0."""
+    off, width = b & 63, (b >> 16) & 0x7F
+    v = (sx64(a) if signed else a) >> off
+    v &= (1 << width) - 1 if width < 64 else M64
+    if signed and 0 < width < 64 and v >> (width - 1) & 1:
+        v -= 1 << width
+    return v & M64, int(v & M64 != 0)
+_SHIFT64 = {"s_lshl_b64", "s_lshr_b64", "s_ashr_i64", "s_bfm_b64", "s_bfe_u64", "s_bfe_i64"}  # S1 is 32-bit
 
 # SOP1 32-bit: name -> f(a, scc) -> (d, scc or None)
 SOP1_32 = {
