@@ -243,8 +243,20 @@ __device__ __forceinline__ uint32_t pack_bf16x2_rne(float lo, float hi) {
 }
 
 // buffer_store_short_d16_hi: the high half of `v` (the compiler would shift it down with a VALU op first).
+template <int IMM>
 __device__ __forceinline__ void store_b16_hi(uint32_t v, i32x4 rsrc, uint32_t voffset) {
-    asm volatile("buffer_store_short_d16_hi %0, %1, %2, 0 offen" ::"v"(v), "v"(voffset), "s"(rsrc) : "memory");
+    static_assert(IMM >= 0 && IMM < 4096, "12-bit instruction offset");
+    asm volatile("buffer_store_short_d16_hi %0, %1, %2, 0 offen offset:%3" ::"v"(v), "v"(voffset), "s"(rsrc), "i"(IMM)
+                 : "memory");
+}
+
+// Rows r (low halves, resource rsrc_a) and r + 1 (high halves, rsrc_b) of one packed pair per lane, IMM bytes
+// into the row.
+template <int IMM>
+__device__ __forceinline__ void store_rows(float2 v, i32x4 rsrc_a, i32x4 rsrc_b, uint32_t voffset) {
+    const uint32_t packed = pack_bf16x2_rne(v.x, v.y);
+    llvm_amdgcn_raw_buffer_store_b16((uint16_t)packed, rsrc_a, voffset + IMM, 0, 0);
+    store_b16_hi<IMM>(packed, rsrc_b, voffset);
 }
 
 // Store this wave's four 64x32 accumulators (rows {0,128} + wave_row*64, cols {0,128} + wave_col*32 of the
@@ -256,7 +268,8 @@ __device__ __forceinline__ void store_b16_hi(uint32_t v, i32x4 rsrc, uint32_t vo
 //     includes row_in_tile * ldc) is range-checked as well: row r is in range iff r < rows_valid, and the last
 //     valid row only up to cols_valid.
 //   * Columns: one voffset per column group (4 per lane, computed once), OOB when the lane's column is past N
-//     (else a column past N would land in the next row, inside the range).
+//     (else a column past N would land in the next row, inside the range); the group's column is the
+//     instruction's immediate offset (range-checked with the voffset: OOB + it stays out of range).
 //   * Each lane holds two rows' values per packed pair: one v_cvt_pk_bf16_f32, then buffer_store_short (low
 //     half, row r) and buffer_store_short_d16_hi (high half, row r+1) from the same register.
 __device__ __forceinline__ void store_c(const RT_C (&c)[2][2], const bf16* blk, uint32_t extent, int ldc,
@@ -274,8 +287,8 @@ __device__ __forceinline__ void store_c(const RT_C (&c)[2][2], const bf16* blk, 
     for (int jj = 0; jj < 2; jj++) {
         #pragma unroll
         for (int j = 0; j < RT_C::width; j++) {
-            const int col0 = jj * (BN / 2) + j * RT_C::base_tile_cols;  // compile-time: an immediate offset
-            voff[jj][j] = col_in_tile < cols_valid - wave_col * FRAG_N - col0 ? lane_base + (uint32_t)col0 * 2u : OOB;
+            const int col0 = jj * (BN / 2) + j * RT_C::base_tile_cols;  // the stores' immediate offset
+            voff[jj][j] = col_in_tile < cols_valid - wave_col * FRAG_N - col0 ? lane_base : OOB;
         }
     }
     #pragma unroll
@@ -295,16 +308,13 @@ __device__ __forceinline__ void store_c(const RT_C (&c)[2][2], const bf16* blk, 
                     const char* base = reinterpret_cast<const char*>(blk);
                     const i32x4 rsrc_a = buffer_rsrc(base + ra, wave_row0 + row < rows_valid ? extent - ra : 0u);
                     const i32x4 rsrc_b = buffer_rsrc(base + rb, wave_row0 + row + 1 < rows_valid ? extent - rb : 0u);
-                    #pragma unroll
-                    for (int jj = 0; jj < 2; jj++) {
-                        #pragma unroll
-                        for (int j = 0; j < RT_C::width; j++) {
-                            const float2 v = c[ii][jj].tiles[i][j].data[idx];
-                            const uint32_t packed = pack_bf16x2_rne(v.x, v.y);  // rows row, row + 1
-                            llvm_amdgcn_raw_buffer_store_b16((uint16_t)packed, rsrc_a, voff[jj][j], 0, 0);
-                            store_b16_hi(packed, rsrc_b, voff[jj][j]);
-                        }
-                    }
+                    // column groups (jj, j) at byte (jj * BN / 2 + j * 16) * 2 of the row: immediates
+                    static_assert(RT_C::width == 2, "two 16-column base tiles per accumulator");
+                    constexpr int kTile = RT_C::base_tile_cols * 2, kHalf = BN / 2 * 2;
+                    store_rows<0>(c[ii][0].tiles[i][0].data[idx], rsrc_a, rsrc_b, voff[0][0]);
+                    store_rows<kTile>(c[ii][0].tiles[i][1].data[idx], rsrc_a, rsrc_b, voff[0][1]);
+                    store_rows<kHalf>(c[ii][1].tiles[i][0].data[idx], rsrc_a, rsrc_b, voff[1][0]);
+                    store_rows<kHalf + kTile>(c[ii][1].tiles[i][1].data[idx], rsrc_a, rsrc_b, voff[1][1]);
                 }
             }
         }
