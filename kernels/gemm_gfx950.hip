@@ -242,32 +242,79 @@ __device__ __forceinline__ uint32_t pack_bf16x2_rne(float lo, float hi) {
     return __builtin_bit_cast(uint32_t, __builtin_convertvector(f32x2_t{lo, hi}, bf16x2_t));
 }
 
-// Store a wave's 64x32 accumulator at (r0, c0) of the block, converting to bf16 (round to nearest even);
-// out-of-range lanes are dropped.
-__device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ldc, int r0, int c0, int rows_valid,
-                                             int cols_valid, int lane) {
+// buffer_store_short_d16_hi: the high half of `v` (the compiler would shift it down with a VALU op first).
+template <int IMM>
+__device__ __forceinline__ void store_b16_hi(uint32_t v, i32x4 rsrc, uint32_t voffset) {
+    static_assert(IMM >= 0 && IMM < 4096, "12-bit instruction offset");
+    asm volatile("buffer_store_short_d16_hi %0, %1, %2, 0 offen offset:%3" ::"v"(v), "v"(voffset), "s"(rsrc), "i"(IMM)
+                 : "memory");
+}
+
+// Rows r (low halves, resource rsrc_a) and r + 1 (high halves, rsrc_b) of one packed pair per lane, IMM bytes
+// into the row.
+template <int IMM>
+__device__ __forceinline__ void store_rows(float2 v, i32x4 rsrc_a, i32x4 rsrc_b, uint32_t voffset) {
+    const uint32_t packed = pack_bf16x2_rne(v.x, v.y);
+    llvm_amdgcn_raw_buffer_store_b16((uint16_t)packed, rsrc_a, voffset + IMM, 0, 0);
+    store_b16_hi<IMM>(packed, rsrc_b, voffset);
+}
+
+// Store this wave's four 64x32 accumulators (rows {0,128} + wave_row*64, cols {0,128} + wave_col*32 of the
+// block at `blk`), converting to bf16 (round to nearest even), with no per-element VALU work: the buffer
+// resource's range check does the masking.
+//   * Rows: every row of the wave's fragments (its wave-uniform part) gets its own resource, moved to the row
+//     with SGPR adds and cut to the bytes left up to one past the block's last element (`extent`), or to 0 when
+//     the row is past M.  Offsets past the resource's range are dropped, so a lane's own row step (voffset
+//     includes row_in_tile * ldc) is range-checked as well: row r is in range iff r < rows_valid, and the last
+//     valid row only up to cols_valid.
+//   * Columns: one voffset per column group (4 per lane, computed once), OOB when the lane's column is past N
+//     (else a column past N would land in the next row, inside the range); the group's column is the
+//     instruction's immediate offset (range-checked with the voffset: OOB + it stays out of range).
+//   * Each lane holds two rows' values per packed pair: one v_cvt_pk_bf16_f32, then buffer_store_short (low
+//     half, row r) and buffer_store_short_d16_hi (high half, row r+1) from the same register.
+__device__ __forceinline__ void store_c(const RT_C (&c)[2][2], const bf16* blk, uint32_t extent, int ldc,
+                                        int rows_valid, int cols_valid, int wave_row, int wave_col, int lane) {
     constexpr int packing = base_types::packing<typename RT_C::dtype>::num();
-    const int row_offset = RT_C::base_tile_stride * (lane / RT_C::base_tile_cols);
-    const int col_offset = lane % RT_C::base_tile_cols;
+    const uint32_t row_bytes = (uint32_t)ldc * 2u;
+    // wave-uniform (the resources must be SGPRs; the compiler cannot see that wave_row is)
+    const int wave_row0 = __builtin_amdgcn_readfirstlane(wave_row * FRAG_M);
+    const uint32_t wave_row_bytes = (uint32_t)wave_row0 * row_bytes;
+    const int row_in_tile = RT_C::base_tile_stride * (lane / RT_C::base_tile_cols);
+    const int col_in_tile = lane % RT_C::base_tile_cols;
+    const uint32_t lane_base = (uint32_t)row_in_tile * row_bytes + (uint32_t)(wave_col * FRAG_N + col_in_tile) * 2u;
+    uint32_t voff[2][RT_C::width];
     #pragma unroll
-    for (int i = 0; i < RT_C::height; i++) {
+    for (int jj = 0; jj < 2; jj++) {
         #pragma unroll
         for (int j = 0; j < RT_C::width; j++) {
-            const int col = c0 + j * RT_C::base_tile_cols + col_offset;
+            const int col0 = jj * (BN / 2) + j * RT_C::base_tile_cols;  // the stores' immediate offset
+            voff[jj][j] = col_in_tile < cols_valid - wave_col * FRAG_N - col0 ? lane_base : OOB;
+        }
+    }
+    #pragma unroll
+    for (int ii = 0; ii < 2; ii++) {
+        #pragma unroll
+        for (int i = 0; i < RT_C::height; i++) {
             #pragma unroll
             for (int k = 0; k < RT_C::base_tile_num_strides; k++) {
-                const int row = r0 + i * RT_C::base_tile_rows + row_offset + k * RT_C::base_tile_elements_per_stride_group;
                 #pragma unroll
                 for (int l = 0; l < RT_C::base_tile_stride / packing; l++) {
                     const int idx = l + k * RT_C::base_tile_stride / packing;
-                    const float2 v = src.tiles[i][j].data[idx];
-                    const int ra = row + 2 * l, rb = ra + 1;
-                    const bool ok_col = col < cols_valid;
-                    const uint32_t oa = (ok_col && ra < rows_valid) ? (uint32_t)(ra * ldc + col) * 2u : OOB;
-                    const uint32_t ob = (ok_col && rb < rows_valid) ? (uint32_t)(rb * ldc + col) * 2u : OOB;
-                    const uint32_t packed = pack_bf16x2_rne(v.x, v.y);  // rows ra, rb: two 16-bit stores
-                    llvm_amdgcn_raw_buffer_store_b16((uint16_t)packed, rsrc, oa, 0, 0);
-                    llvm_amdgcn_raw_buffer_store_b16((uint16_t)(packed >> 16), rsrc, ob, 0, 0);
+                    const int row = ii * (BM / 2) + i * RT_C::base_tile_rows +
+                                    k * RT_C::base_tile_elements_per_stride_group + 2 * l;  // + wave_row * 64
+                    const uint32_t ra = wave_row_bytes + (uint32_t)row * row_bytes, rb = ra + row_bytes;
+                    // row < rows_valid <=> ra < extent; compared as rows, which stays SALU (a clamped
+                    // subtract would be a VALU v_sub_u32 ... clamp and make the resources divergent)
+                    const char* base = reinterpret_cast<const char*>(blk);
+                    const i32x4 rsrc_a = buffer_rsrc(base + ra, wave_row0 + row < rows_valid ? extent - ra : 0u);
+                    const i32x4 rsrc_b = buffer_rsrc(base + rb, wave_row0 + row + 1 < rows_valid ? extent - rb : 0u);
+                    // column groups (jj, j) at byte (jj * BN / 2 + j * 16) * 2 of the row: immediates
+                    static_assert(RT_C::width == 2, "two 16-column base tiles per accumulator");
+                    constexpr int kTile = RT_C::base_tile_cols * 2, kHalf = BN / 2 * 2;
+                    store_rows<0>(c[ii][0].tiles[i][0].data[idx], rsrc_a, rsrc_b, voff[0][0]);
+                    store_rows<kTile>(c[ii][0].tiles[i][1].data[idx], rsrc_a, rsrc_b, voff[0][1]);
+                    store_rows<kHalf>(c[ii][1].tiles[i][0].data[idx], rsrc_a, rsrc_b, voff[1][0]);
+                    store_rows<kHalf + kTile>(c[ii][1].tiles[i][1].data[idx], rsrc_a, rsrc_b, voff[1][1]);
                 }
             }
         }
@@ -324,22 +371,19 @@ __global__ __launch_bounds__(plan::kThreads, 1) void gemm_bf16_kernel(const Args
     const int group = p.wave_row;
     run_table<plan::kPrologue, true>(p, 0, plan::kPrologue);
     stagger_barriers(group * plan::kStagger);
-    for (int t = 0; t < num_tiles; t++) {
+    // At least one trip: with K = 0 every tile is past the end (empty range, zeros) and C = 0 comes out of the
+    // same path, so the compiler needs no loop-skipping copy of the accumulators' zero-init.
+    const int trips = max(num_tiles, 1);
+    __builtin_assume(trips >= 1);
+    for (int t = 0; t < trips; t++) {
         run_table<plan::kIter>(p, t, plan::kIter);
     }
     stagger_barriers((plan::kGroups - 1 - group) * plan::kStagger);
     run_table<plan::kEpilogue>(p, num_tiles, plan::kEpilogue);
 
-    const uint64_t cext = ((uint64_t)(rows_valid - 1) * (uint64_t)g.ldc + (uint64_t)cols_valid) * 2u;
-    const i32x4 crsrc = buffer_rsrc(g.C + (int64_t)row0 * g.ldc + col0, (uint32_t)(cext < OOB ? cext : OOB));
-    #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            store_masked(p.c[i][j], crsrc, g.ldc, i * (BM / 2) + p.wave_row * FRAG_M,
-                         j * (BN / 2) + p.wave_col * FRAG_N, rows_valid, cols_valid, lane);
-        }
-    }
+    // 32-bit: the launcher keeps 256 * ldc * 2 < 2^31, so the block's extent is below OOB
+    const uint32_t cext = ((uint32_t)(rows_valid - 1) * (uint32_t)g.ldc + (uint32_t)cols_valid) * 2u;
+    store_c(p.c, g.C + (int64_t)row0 * g.ldc + col0, cext, g.ldc, rows_valid, cols_valid, p.wave_row, p.wave_col, lane);
 }
 
 }  // namespace hkjit_gfx950

@@ -21,8 +21,11 @@
 //   * Cross-group rules (what src/hkjit/gfx950/schedule.py checks): a group reads tile t+1 two barriers after
 //     the other group's vmcnt wait for it (that wait is in the second memory cluster of iteration t, the read
 //     in the first of iteration t+1); a stage is reloaded two barriers after the last wait retiring the
-//     other group's reads of it (tile t-1's A half 1 is retired at the start of iteration t-1's last cluster,
+//     other group's reads of it (tile t-1's A half 1 is retired at the end of iteration t-1's third cluster,
 //     the reload is in iteration t's third).
+//   * Between a barrier and the MFMAs it releases there is only s_setprio where the reads are already back:
+//     the second memory cluster waits for its A half 1 reads before its barrier (the first one keeps its wait
+//     after the barrier, where it overlaps the other group's LDS traffic when LDS bandwidth is the limit).
 #pragma once
 
 namespace hkjit_gfx950_plan {
@@ -114,10 +117,10 @@ constexpr Step kIter[] = {
     {Op::LoadA, kPrefetch, 1},
     {Op::LoadB, kPrefetch, 0},
     {Op::LoadB, kPrefetch, 1},
+    {Op::WaitLgkm, kLgkmAll, 0},  // A half 1 is back before the barrier: the MFMAs start right after it
     {Op::WaitVm, kVmcntSteady, 0},
     {Op::Barrier, 0, 0},
     // compute: A half 1 x both B halves
-    {Op::WaitLgkm, kLgkmAll, 0},
     {Op::SetPrio, 1, 0},
     {Op::Mma, 1, 0},
     {Op::Mma, 1, 1},

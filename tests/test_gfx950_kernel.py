@@ -210,6 +210,11 @@ def test_simulator_rejects_broken_plans(plan, mutation):
     if "LoadA, kPrefetch" not in text:  # the A prefetch moved to the first memory cluster
         text = text.replace("    // memory: this tile's B fragments and A half 0\n", "    // memory: this tile's B "
                             "fragments and A half 0\n    {Op::LoadA, kPrefetch, 0},\n    {Op::LoadA, kPrefetch, 1},\n")
+        # with A half 1 retired after the barrier (as the compute cluster's first step), not before it
+        early = "    {Op::WaitLgkm, kLgkmAll, 0},  // A half 1 is back before the barrier: the MFMAs start right after it\n"
+        assert early in text
+        text = text.replace(early, "").replace("    // compute: A half 1 x both B halves\n",
+                                                "    // compute: A half 1 x both B halves\n    {Op::WaitLgkm, kLgkmAll, 0},\n")
     broken = schedule.parse_plan_text(text)
     assert schedule.check_all(broken, 8), f"simulator accepted a broken plan: {mutation}"
 
