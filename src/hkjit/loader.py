@@ -145,8 +145,9 @@ def _find_and_import(spec, key, inputs, root, build, library_roots, call_site, i
             return path, _import(path, manifest), built
         except (ImportError, OSError) as e:
             if attempt == 2:
-                raise CacheError(f"hkjit: {spec.name} for {spec.arch} at {path} cannot be imported ({e}), even after "
-                                 f"a second lookup: run `python -m hkjit cache verify --fix` and report it") from e
+                raise CacheError(f"hkjit: {spec.name} for {spec.arch} at {path} cannot be imported ({e}), and neither "
+                                 f"could the entry looked up before it: see {path}/build.log, or run `python -m hkjit "
+                                 f"cache clear` and retry") from e
             _set_aside_unloadable(path, root, e)
     raise AssertionError("unreachable")
 
