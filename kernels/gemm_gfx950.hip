@@ -403,11 +403,11 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     constexpr int64_t kMaxDim = ((int64_t)1 << 31) - 256;
     if (M < 0 || N < 0 || K < 0 || M > kMaxDim || N > kMaxDim || K > kMaxDim) return (int)hipErrorInvalidValue;
     if (M == 0 || N == 0) return (int)hipSuccess;
-    if (C == nullptr || ldc < N || ldc > kMaxLd || (reinterpret_cast<uintptr_t>(C) & 1)) return (int)hipErrorInvalidValue;
+    if (C == nullptr || ldc < N || ldc >= kMaxLd || (reinterpret_cast<uintptr_t>(C) & 1)) return (int)hipErrorInvalidValue;
     if (K > 0) {
         if (K % 8 != 0) return (int)hipErrorInvalidValue;
         if (A == nullptr || Bt == nullptr) return (int)hipErrorInvalidValue;
-        if (lda < K || ldb < K || lda % 8 != 0 || ldb % 8 != 0 || lda > kMaxLd || ldb > kMaxLd)
+        if (lda < K || ldb < K || lda % 8 != 0 || ldb % 8 != 0 || lda >= kMaxLd || ldb >= kMaxLd)
             return (int)hipErrorInvalidValue;
         if ((reinterpret_cast<uintptr_t>(A) & 15) || (reinterpret_cast<uintptr_t>(Bt) & 15))
             return (int)hipErrorInvalidValue;
