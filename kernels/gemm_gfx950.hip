@@ -234,7 +234,16 @@ __device__ __forceinline__ void stagger_barriers(int n) {
     }
 }
 
-// Store a wave's 64x32 accumulator at (r0, c0) of the block, converting to bf16; out-of-range lanes are dropped.
+// Two fp32 values -> two bf16, rounded to nearest even (NaN stays NaN): on gfx950 this is one v_cvt_pk_bf16_f32.
+// (HipKittens' convertor<bf16, float> truncates: about half of all outputs came out 1 ulp toward zero.)
+typedef float f32x2_t __attribute__((ext_vector_type(2)));
+typedef __bf16 bf16x2_t __attribute__((ext_vector_type(2)));
+__device__ __forceinline__ uint32_t pack_bf16x2_rne(float lo, float hi) {
+    return __builtin_bit_cast(uint32_t, __builtin_convertvector(f32x2_t{lo, hi}, bf16x2_t));
+}
+
+// Store a wave's 64x32 accumulator at (r0, c0) of the block, converting to bf16 (round to nearest even);
+// out-of-range lanes are dropped.
 __device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ldc, int r0, int c0, int rows_valid,
                                              int cols_valid, int lane) {
     constexpr int packing = base_types::packing<typename RT_C::dtype>::num();
@@ -256,8 +265,9 @@ __device__ __forceinline__ void store_masked(const RT_C& src, i32x4 rsrc, int ld
                     const bool ok_col = col < cols_valid;
                     const uint32_t oa = (ok_col && ra < rows_valid) ? (uint32_t)(ra * ldc + col) * 2u : OOB;
                     const uint32_t ob = (ok_col && rb < rows_valid) ? (uint32_t)(rb * ldc + col) * 2u : OOB;
-                    llvm_amdgcn_raw_buffer_store_b16(__builtin_bit_cast(uint16_t, base_types::convertor<bf16, float>::convert(v.x)), rsrc, oa, 0, 0);
-                    llvm_amdgcn_raw_buffer_store_b16(__builtin_bit_cast(uint16_t, base_types::convertor<bf16, float>::convert(v.y)), rsrc, ob, 0, 0);
+                    const uint32_t packed = pack_bf16x2_rne(v.x, v.y);  // rows ra, rb: two 16-bit stores
+                    llvm_amdgcn_raw_buffer_store_b16((uint16_t)packed, rsrc, oa, 0, 0);
+                    llvm_amdgcn_raw_buffer_store_b16((uint16_t)(packed >> 16), rsrc, ob, 0, 0);
                 }
             }
         }

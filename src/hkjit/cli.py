@@ -195,7 +195,8 @@ def cmd_cache_info(args) -> int:
             env = {k: v for k, v in (ki.get("env") or {}).items() if v}
             print(f"  env         {json.dumps(env) if env else '(none)'}")
             for rec in d["validation"]:
-                print(f"  validation  {'passed' if rec.get('passed') else 'FAILED'} on {rec.get('device')} "
+                kind = " (emulated, not a device run)" if rec.get("kind") == "emulated" else ""
+                print(f"  validation  {'passed' if rec.get('passed') else 'FAILED'}{kind} on {rec.get('device')} "
                       f"({_when(rec.get('time'))}): {rec.get('detail')}")
         return 0 if details else 1
     s = cache_summary()
@@ -358,7 +359,37 @@ def cmd_doctor(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------------- selftest
+def cmd_selftest_emulate(args) -> int:
+    if args.arch not in (None, "gfx950"):
+        raise UsageError(f"--emulate: the emulator runs gfx950 code objects only (got --arch {args.arch})")
+    if args.shapes:
+        raise UsageError("--emulate runs its own grid of cases (one or two workgroups each); drop --shapes")
+    if args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    from .selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
+    streamed = not args.json
+
+    def on_case(i, total, r):
+        if streamed:
+            if i == 0:
+                print(EMULATED_HEADER)
+            print(format_emulated_row(r), flush=True)
+
+    rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
+                            record=not args.no_record,
+                            say=(lambda m: None) if args.quiet else _err, on_case=on_case)
+    if args.json:
+        _emit_json(rep.to_json())
+    else:
+        print(format_emulated_summary(rep))
+    return 0 if rep.passed else 1
+
+
 def cmd_selftest(args) -> int:
+    if args.emulate:
+        return cmd_selftest_emulate(args)
+    if args.module:
+        raise UsageError("--module only goes with --emulate (the device selftest runs the cached module itself)")
     from .selftest import HEADER, LAYOUTS, Case, format_row, format_summary, selftest
     cases = None
     if args.shapes:
@@ -514,6 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", metavar="ARCH", help="the device to test: cpu, or the GPU's arch (default: the GPU if any)")
     s.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
     s.add_argument("--no-record", action="store_true", help="do not write the validation record")
+    s.add_argument("--emulate", action="store_true", help="gfx950 only, no GPU needed: run the cached entry's code "
+                   "object on hkjit's gfx950 emulator (hazards and numbers over edge-case blocks); recorded as an "
+                   "'emulated' validation, never as a device's")
+    s.add_argument("--module", metavar="PATH", help="with --emulate: the code object to run instead of the cached "
+                   "entry's: a cache entry folder (recorded there), a built HIP module (.so), an offload bundle or "
+                   "a code object (.o/.co)")
+    s.add_argument("--seeds", type=int, default=3, metavar="N", help="with --emulate: run every case under the "
+                   "latency/interleaving seeds 1..N (seed 1: no memory operation lands before a wait forces it; "
+                   "default: %(default)s)")
     s.set_defaults(func=cmd_selftest)
 
     b = sub.add_parser("bench", parents=[common, js], help="TFLOP/s of hkjit.gemm vs torch.matmul",

@@ -175,8 +175,25 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
                                         f"{rec.get('detail')} (hkjit.gemm refuses it)",
                                         "fix the toolchain, then `python -m hkjit cache clear --validation` and "
                                         "`python -m hkjit selftest`", blocking))
+        if arch == "gfx950":
+            state["emulated"] = emulated_state(root, arch, spec.name, key, problems)
         out[spec.name] = state
     return out
+
+
+def emulated_state(root: Path, arch: str, kernel: str, key: str, problems: list[Problem]) -> dict | None:
+    """The `selftest --emulate` record of an entry (a CI machine without the GPU ran its code object on the gfx950
+    emulator): reported as such, never as a device validation; a failed one is a (non-blocking) problem."""
+    from .validation import EMULATOR_LABEL, read_record
+    rec = read_record(root, arch, kernel, key, EMULATOR_LABEL, kind="emulated")
+    if rec is None:
+        return None
+    if not rec.get("passed"):
+        problems.append(Problem(f"{kernel} ({arch})", f"the gfx950 emulator found this entry's code object wrong: "
+                                f"{rec.get('detail')}", "rebuild with another ROCm, or report it with `python -m "
+                                "hkjit doctor` output; `python -m hkjit selftest` on the GPU is the device check",
+                                False))
+    return {"passed": rec.get("passed"), "detail": rec.get("detail"), "time": rec.get("time")}
 
 
 def _cache_info(problems: list[Problem]) -> dict:
@@ -330,6 +347,10 @@ def format_report(r: dict) -> str:
                 vtxt = ", validation: none yet"
             else:
                 vtxt = f", validation: {'passed' if k['validation']['passed'] else 'FAILED'}"
+            if k.get("emulated") is not None:
+                vtxt += f", emulated (not a device run): {'passed' if k['emulated']['passed'] else 'FAILED'}"
+            elif "emulated" in k:
+                vtxt += ", emulated: none yet (`python -m hkjit selftest --arch gfx950 --emulate`)"
             add(f"  {'':<8} {kname}: key {_short(k['key'])}… {state}{vtxt}")
     add("headers")
     for name, lib in r["libraries"].items():

@@ -258,3 +258,143 @@ def format_summary(rep: SelftestReport) -> str:
     if rep.note:
         lines.append(f"note: {rep.note}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------- --emulate
+
+
+@dataclass
+class EmulatedResult:
+    case: str
+    seed: int
+    workgroups: list
+    worst: float
+    hazards: int
+    instructions: int
+    seconds: float
+    passed: bool
+    error: str = ""
+
+
+@dataclass
+class EmulatedReport:
+    kind: str                 # always "emulated": not a run on a device
+    arch: str
+    kernel: str
+    source: str               # the module / entry / code object that was run
+    key: str | None           # the cache entry's key, when the code object came from one
+    input_seed: int
+    results: list[EmulatedResult]
+    passed: bool
+    record: str | None = None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["results"] = [asdict(r) for r in self.results]
+        return d
+
+
+def _emulate_target(module: str | None):
+    """(code object bytes, what it came from, (root, key) of the cache entry or None)."""
+    from pathlib import Path
+    from .cache import MANIFEST, cache_root, verify_entry
+    from .errors import CacheError, HkjitError
+    from .gfx950.bundle import extract_code_object
+    from .loader import load_module
+    from .specs import get_spec
+    if module is None:
+        spec = get_spec("gfx950")
+        try:
+            loaded = load_module(spec, build=False, import_module=False)
+        except LookupError:
+            raise CacheError(f"{spec.name} for gfx950 is not in the cache ({cache_root()}): build it first with "
+                             f"`python -m hkjit warmup --arch gfx950`, or pass --module PATH") from None
+        except HkjitError as e:
+            raise type(e)(f"{e} (--emulate finds the cached gfx950 entry by its key, which needs the ROCm build "
+                          f"toolchain; without it pass --module PATH: an entry folder, a .so or a code object)") \
+                from None
+        path = loaded.path
+        manifest = verify_entry(path, loaded.key, full=False).manifest or {}
+        return extract_code_object(path / manifest["module_file"]), str(path), (cache_root(), loaded.key)
+    p = Path(module)
+    if p.is_dir():
+        if not (p / MANIFEST).is_file():
+            raise CacheError(f"--module {p}: a folder, but not a cache entry (no {MANIFEST}); pass the entry folder "
+                             f"(<root>/v1/gfx950/gemm_bf16-<key>), its .so, or a code object")
+        verdict = verify_entry(p, full=True)
+        if not verdict.ok:
+            raise CacheError(f"--module {p}: the cache entry is bad ({verdict.reason}): `python -m hkjit cache "
+                             f"verify --fix`, then rebuild")
+        key = p.name.rsplit("-", 1)[-1]
+        return extract_code_object(p / verdict.manifest["module_file"]), str(p), (p.parents[2], key)
+    if not p.is_file():
+        raise CacheError(f"--module {p}: no such file or folder")
+    return extract_code_object(p), str(p), None
+
+
+def emulated_selftest(module: str | None = None, cases=None, seeds=None, input_seed: int | None = None,
+                      record: bool = True, say: Callable[[str], None] | None = None,
+                      on_case: Callable[[int, int, EmulatedResult], None] | None = None) -> EmulatedReport:
+    """The gfx950 kernel's code object (from the cached entry, or `module`) on the emulator over a small grid.
+
+    Needs no GPU and no ROCm runtime: a CI machine that pre-bakes the gfx950 entry checks the code object it ships.
+    The outcome is recorded as an *emulated* validation record of the entry (validation.py), never as a device's."""
+    from . import validation
+    from .gfx950 import emulate_gemm
+    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    seeds = tuple(seeds) if seeds else emulate_gemm.SEEDS      # seed 1: lazy memory (emulate_gemm.LAZY_TIMING)
+    elf, source, entry = _emulate_target(module)
+    kernel = emulate_gemm.GemmKernel.from_code_object(elf)
+    cases = list(cases) if cases else list(emulate_gemm.SELFTEST_CASES)
+    say(f"hkjit: running the gfx950 code object of {source} on the emulator: {len(cases)} cases x "
+        f"{len(seeds)} seeds (a second or two each)")
+    input_seed = int(time.time_ns() % (2 ** 31)) if input_seed is None else input_seed
+    total = len(cases) * len(seeds)
+    results = []
+    for i, case in enumerate(cases):
+        for j, s in enumerate(seeds):
+            o = emulate_gemm.run_case(kernel, case, s, (input_seed + 7919 * i + 104729 * j) % 2 ** 31)
+            r = EmulatedResult(case.label, s, o.workgroups, o.worst, len(o.hazards), o.instructions, o.seconds,
+                               o.passed, "" if o.passed else o.summary())
+            results.append(r)
+            if on_case:
+                on_case(len(results) - 1, total, r)
+    passed = all(r.passed for r in results)
+    rep = EmulatedReport("emulated", "gfx950", "gemm_bf16", source, entry[1] if entry else None, input_seed,
+                         results, passed)
+    n_ok = sum(r.passed for r in results)
+    detail = (f"selftest --emulate: {n_ok}/{len(results)} runs passed ({len(cases)} cases x {len(seeds)} seeds), "
+              f"worst {max((r.worst for r in results), default=0.0):.2f} of the bound (input seed {input_seed})")
+    if not record:
+        return rep
+    if entry is None:
+        rep.note = "not recorded: --module names a file, not a cache entry (pass the entry folder to record)"
+        return rep
+    root, key = entry
+    try:
+        rep.record = str(validation.write_record(root, "gfx950", "gemm_bf16", key, validation.EMULATOR_LABEL, passed,
+                                                 detail, kind="emulated"))
+    except OSError as e:
+        rep.note = f"could not record the outcome in {root} ({e}): the cache is read-only"
+    return rep
+
+
+EMULATED_HEADER = f"{'case':<44} {'seed':>4} {'wg':<10} {'worst/bound':>11} {'hazards':>7} {'time':>8}  result"
+
+
+def format_emulated_row(r: EmulatedResult) -> str:
+    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
+    wg = ",".join(str(w) for w in r.workgroups)
+    return f"{r.case:<44} {r.seed:>4} {wg:<10} {r.worst:>11.3f} {r.hazards:>7} {r.seconds:>6.1f} s  {verdict}"
+
+
+def format_emulated_summary(rep: EmulatedReport) -> str:
+    n_ok = sum(r.passed for r in rep.results)
+    lines = [f"selftest --emulate: {'PASSED' if rep.passed else 'FAILED'}: {n_ok}/{len(rep.results)} runs on the "
+             f"gfx950 emulator (not a device), input seed {rep.input_seed}; code object from {rep.source}"]
+    if rep.record:
+        lines.append(f"recorded as an emulated validation, key {(rep.key or '')[:12]}…: {rep.record}")
+    if rep.note:
+        lines.append(f"note: {rep.note}")
+    return "\n".join(lines)

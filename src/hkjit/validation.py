@@ -6,6 +6,11 @@ without any error). On first use in a process, hkjit.gemm looks for a record for
 against an fp32 reference (milliseconds), and records the outcome, so later processes skip it.
 `python -m hkjit selftest` writes the same records over its full grid. A *fail* marks that toolchain bad:
 the kernel is refused (ToolchainRejectedError) until `python -m hkjit cache clear --validation`.
+
+Every record has a *kind*: "device" (a run on the GPU or CPU it names: the only kind that lets hkjit.gemm skip
+its check or refuses a toolchain) or "emulated" (`selftest --emulate`: the entry's code object run on the gfx950
+emulator, e.g. on a CI machine without the GPU). Emulated records live in their own files and read_record of one
+kind never returns the other, so an emulated pass is never taken for a device validation.
 """
 from __future__ import annotations
 
@@ -37,21 +42,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text)[:80]
 
 
-def record_path(root: Path, arch: str, kernel: str, key: str, device: str) -> Path:
-    return format_dir(root) / arch / "validated" / f"{kernel}-{key}-{_slug(device)}.json"
+KINDS = ("device", "emulated")
+#: the `device` of an emulated record
+EMULATOR_LABEL = "gfx950 emulator"
 
 
-def read_record(root: Path, arch: str, kernel: str, key: str, device: str) -> dict | None:
+def record_path(root: Path, arch: str, kernel: str, key: str, device: str, kind: str = "device") -> Path:
+    if kind not in KINDS:
+        raise ValueError(f"validation kind {kind!r}: one of {', '.join(KINDS)}")
+    tag = "" if kind == "device" else f"{kind}-"
+    return format_dir(root) / arch / "validated" / f"{kernel}-{key}-{tag}{_slug(device)}.json"
+
+
+def read_record(root: Path, arch: str, kernel: str, key: str, device: str, kind: str = "device") -> dict | None:
+    """The record of `kind` for (device, key), or None (also when the file holds a record of another kind)."""
     try:
-        return json.loads(record_path(root, arch, kernel, key, device).read_text())
+        rec = json.loads(record_path(root, arch, kernel, key, device, kind).read_text())
     except (OSError, ValueError):
         return None
+    return rec if isinstance(rec, dict) and rec.get("kind", "device") == kind else None
 
 
-def write_record(root: Path, arch: str, kernel: str, key: str, device: str, passed: bool, detail: str = "") -> Path:
-    path = record_path(root, arch, kernel, key, device)
-    atomic_write_text(path, json.dumps({"passed": passed, "device": device, "key": key, "host": host_id(),
-                                        "time": time.time(), "detail": detail}, indent=1))
+def write_record(root: Path, arch: str, kernel: str, key: str, device: str, passed: bool, detail: str = "",
+                 kind: str = "device") -> Path:
+    path = record_path(root, arch, kernel, key, device, kind)
+    atomic_write_text(path, json.dumps({"passed": passed, "kind": kind, "device": device, "key": key,
+                                        "host": host_id(), "time": time.time(), "detail": detail}, indent=1))
     return path
 
 

@@ -373,3 +373,23 @@ def lds_read_hazards(instructions: Sequence[str]) -> list[str]:
                                     f"writing it was waited for (lgkmcnt)")
                     break
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Code object (for the emulator)
+# ---------------------------------------------------------------------------------------------------------------
+def compile_code_object(source, out, arch: str = "gfx950", hipkittens_include=None, toolchain_dir=None,
+                        extra_flags: Sequence[str] = (), clang: Optional[str] = None) -> Path:
+    """Compile `source` device-only into the code object the GPU would load (an EM_AMDGPU ELF, linked by lld),
+    written to `out`: the command of device_compile_command with `-c --no-gpu-bundle-output` instead of `-S`.
+    Raise RuntimeError with clang's output on failure."""
+    source, out = Path(source), Path(out)
+    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(Path(__file__).resolve().parents[3])
+    inc = Path(hipkittens_include) if hipkittens_include else tc / "HipKittens" / "include"
+    cmd = device_compile_command(source, arch, inc, tc, out, extra_flags, clang)
+    i = cmd.index("-S")
+    cmd[i:i + 1] = ["-c", "--no-gpu-bundle-output"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"device compile failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-8000:]}")
+    return out

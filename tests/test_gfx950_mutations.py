@@ -1,0 +1,206 @@
+"""The emulator catches what the other gfx950 checks miss (issue 12, item 3).
+
+Each mutant is one deliberate one-line breakage of a temporary copy of kernels/gemm_gfx950.hip or its plan
+(kernels/gemm_gfx950_plan.h), compiled to a code object by clang-22 and run on one workgroup of a case that exposes
+it: the corner block (1, 1) of 456 x 488 x 200 (ragged M, N and K: 200 x 232 valid elements, every wave's
+fragments; 7 K tiles, so the 4-stage LDS ring wraps). It must fail, with wrong numbers (bound, poison, stray
+writes) or a hazard, under one of the three latency / interleaving seeds of emulate_gemm.SEEDS (the first: the
+laziest memory, nothing lands before a wait forces it); the unmodified kernel passes the same case under all.
+The eight breakages the issue lists as passing every check CI had before the emulator are all among these.
+The user's seed kernel (the device part of ../shared/seed's prompt, built at test time, never copied into the
+repo) fails at K = 192 and passes at K = 128 (with a truncation allowance: it rounds toward zero, a separate
+known defect).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from hkjit.gfx950 import hipcheck  # noqa: E402
+from hkjit.gfx950.emulate_gemm import SEEDS  # noqa: E402
+
+KERNELS = REPO / "kernels"
+HIP, PLAN = "gemm_gfx950.hip", "gemm_gfx950_plan.h"
+
+# (id, file, original line(s), broken line(s)): what the issue names, one line each
+MUTANTS = [
+    ("read-wrong-stage", HIP,
+     "load(a[A], subtile_inplace<FRAG_M, BK>(stage_a(plan::stage_of(t)),",
+     "load(a[A], subtile_inplace<FRAG_M, BK>(stage_a(plan::stage_of(t + 1)),"),
+    ("prefetch-into-read-stage", HIP,
+     "la.issue(t + A, plan::stage_of(t + A));",
+     "la.issue(t + A, plan::stage_of(t));"),
+    ("b-prefetch-one-tile-too-far", PLAN,
+     "    {Op::LoadB, kPrefetch, 0},",
+     "    {Op::LoadB, kPrefetch + 1, 0},"),
+    ("swapped-b-fragment", HIP,
+     "mma_ABt(c[A][B], a[A], b[B], c[A][B]);",
+     "mma_ABt(c[A][B], a[A], b[1 - B], c[A][B]);"),
+    ("ragged-k-mask", HIP,
+     "const uint32_t v = k0 < lim[i] ? off[i] + (uint32_t)k0 * 2u : OOB;",
+     "const uint32_t v = k0 <= lim[i] ? off[i] + (uint32_t)k0 * 2u : OOB;"),
+    ("overlapping-dma-addresses", HIP,
+     "const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kWaves * plan::kBytesPerLoad * plan::kWaveSize;",
+     "const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kBytesPerLoad * plan::kWaveSize;"),
+    ("store-row-past-m", HIP,
+     "const int rows_valid = min(BM, g.M - row0);",
+     "const int rows_valid = min(BM, g.M - row0 + 1);"),
+    ("vmcnt-too-high", PLAN,
+     "constexpr int kVmcntSteady = (kPrefetch - 1) * kLoadsPerTile;",
+     "constexpr int kVmcntSteady = kPrefetch * kLoadsPerTile;"),
+    ("lgkmcnt-too-high", PLAN,
+     "constexpr int kLgkmAllButA1 = kReadsPerA;",
+     "constexpr int kLgkmAllButA1 = kReadsPerA + kReadsPerB;"),
+    ("barrier-removed", PLAN,
+     "    {Op::WaitVm, kVmcntSteady, 0},\n    {Op::Barrier, 0, 0},\n",
+     "    {Op::WaitVm, kVmcntSteady, 0},\n"),
+    ("lds-allocation-too-small", PLAN,
+     "constexpr int kLdsBytes = kStages * kStageBytes;",
+     "constexpr int kLdsBytes = (kStages - 1) * kStageBytes;"),
+    ("truncating-bf16-store", HIP,
+     "return __builtin_bit_cast(uint32_t, __builtin_convertvector(f32x2_t{lo, hi}, bf16x2_t));",
+     "return (__builtin_bit_cast(uint32_t, lo) >> 16) | (__builtin_bit_cast(uint32_t, hi) & 0xFFFF0000u);"),
+]
+CAUGHT: dict[str, str] = {}
+
+
+def toolchain() -> Path:
+    return hipcheck.default_toolchain_dir(REPO)
+
+
+def need_toolchain():
+    if hipcheck.find_clang() is None:
+        pytest.skip(f"clang-22 not found ({hipcheck.DEFAULT_CLANG} or $HKJIT_HIP_CLANG); apt-get install clang-22")
+    tc = toolchain()
+    if not (tc / "HipKittens" / "include" / "kittens.cuh").is_file():
+        pytest.skip(f"toolchain dir {tc} (HipKittens headers) absent; set HKJIT_TOOLCHAIN_DIR")
+
+
+def exposing_case():
+    from hkjit.gfx950.emulate_gemm import GemmCase
+    return GemmCase(456, 488, 200, blocks=((1, 1),))
+
+
+def _kernel_copy(dst: Path, file: str | None = None, old: str = "", new: str = "") -> Path:
+    for name in (HIP, PLAN, "hkjit_gemm.h"):
+        shutil.copy(KERNELS / name, dst / name)
+    if file:
+        text = (dst / file).read_text()
+        assert text.count(old) == 1, f"the mutation's original text must occur once in {file}: {old!r}"
+        (dst / file).write_text(text.replace(old, new))
+    return dst / HIP
+
+
+def _run_until_caught(kernel, case):
+    from hkjit.gfx950.emulate_gemm import run_case
+    outs = []
+    for s in SEEDS:
+        o = run_case(kernel, case, s)
+        outs.append(o)
+        if not o.passed:
+            break
+    return outs
+
+
+def test_unmodified_kernel_passes_the_exposing_case(tmp_path):
+    need_toolchain()
+    from hkjit.gfx950.emulate_gemm import GemmKernel, build_code_object, run_case
+    src = _kernel_copy(tmp_path)
+    kernel = GemmKernel.from_code_object(build_code_object(src, toolchain_dir=toolchain()), src)
+    for s in SEEDS:
+        o = run_case(kernel, exposing_case(), s)
+        print(o.summary())
+        assert o.passed, o.summary()
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_mutant_fails(mutant, tmp_path):
+    need_toolchain()
+    from hkjit.gfx950.emulate_gemm import GemmKernel, build_code_object
+    name, file, old, new = mutant
+    src = _kernel_copy(tmp_path, file, old, new)
+    try:
+        elf = build_code_object(src, toolchain_dir=toolchain())
+    except RuntimeError as e:       # a mutant the compiler rejects would prove nothing about the emulator
+        pytest.fail(f"mutant {name} does not compile: {str(e)[-2000:]}")
+    kernel = GemmKernel.from_code_object(elf, src)
+    outs = _run_until_caught(kernel, exposing_case())
+    for o in outs:
+        print(f"{name}: {o.summary()}")
+    failed = [o for o in outs if not o.passed]
+    assert failed, f"mutant {name} passed the emulator under seeds {SEEDS}: " + outs[-1].summary()
+    CAUGHT[name] = f"{failed[0].failure_kind} (seed {failed[0].seed})"
+    print(f"CAUGHT {name}: {CAUGHT[name]}")
+
+
+# ------------------------------------------------------------------------------------------------------- the seed
+def _seed_source(dst: Path) -> Path:
+    md = toolchain().parent / "seed" / "hipkittens_gemm_level2_prompt.md"
+    if not md.is_file():
+        pytest.skip(f"seed prompt {md} not found (../shared/seed)")
+    m = re.search(r"## COMPLETE KERNEL\s*```cpp\n(.*?)```", md.read_text(), re.S)
+    assert m, "seed prompt without its COMPLETE KERNEL block"
+    src = m.group(1).replace("#include <torch/extension.h>\n", "")
+    src = src[: src.index("torch::Tensor gemm_forward")]      # the torch host wrapper: not device code
+    shim = re.search(r"#ifdef HKJIT_NOGPULIB_SHIMS\n(.*?)#endif", (KERNELS / HIP).read_text(), re.S).group(1)
+    p = dst / "seed_gemm.hip"
+    p.write_text("#include <hip/hip_runtime.h>\n" + shim + src)   # ockl shims as our kernel's, so no call ABI
+    return p
+
+
+class SeedKernel:
+    """The seed's gemm_kernel(gl A, gl Bt, gl C, int M, int K, int N) launched as its gemm_forward does:
+    grid (M/256, N/256), 512 threads, dynamic LDS MAX_SHARED_MEMORY (160000). A gl<bf16,-1,-1,-1,-1> is
+    {bf16* ptr; size_t batch, depth, rows, cols; <empty TMA dict>} (HipKittens types/global/gl.cuh)."""
+    threads, block_m, block_n, lds_bytes = 512, 256, 256, 160000
+
+    def __init__(self, elf: bytes):
+        from hkjit.gfx950.emulator import CodeObject
+        self.code_object = CodeObject.from_elf(elf)
+        (self.name,) = [n for n in self.code_object.kernels if "gemm_kernel" in n]
+        self.info = self.code_object.kernels[self.name]
+
+    def launch_geometry(self, tiles_m, tiles_n, blocks):
+        return (tiles_m, tiles_n, 1), [(bm, bn, 0) for bm, bn in blocks]
+
+    def kernarg(self, v: dict, grid) -> bytes:
+        assert v["lda"] == v["K"] and v["ldb"] == v["K"] and v["ldc"] == v["N"], "the seed has no strides"
+        buf = bytearray(self.info.kernarg_size)
+        args = [a for a in self.info.args if not str(a.get(".value_kind", "")).startswith("hidden")]
+        assert [a[".size"] for a in args] == [48, 48, 48, 4, 4, 4], args
+        gls = [(v["A"], v["M"], v["K"]), (v["Bt"], v["N"], v["K"]), (v["C"], v["M"], v["N"])]
+        for a, (ptr, rows, cols) in zip(args, gls):
+            struct.pack_into("<QQQQQ", buf, a[".offset"], ptr, 1, 1, rows, cols)
+        for a, val in zip(args[3:], (v["M"], v["K"], v["N"])):
+            struct.pack_into("<i", buf, a[".offset"], val)
+        return bytes(buf)
+
+
+@pytest.fixture(scope="module")
+def seed_kernel(tmp_path_factory):
+    need_toolchain()
+    d = tmp_path_factory.mktemp("seed")
+    out = hipcheck.compile_code_object(_seed_source(d), d / "seed.co", "gfx950", toolchain_dir=toolchain())
+    return SeedKernel(out.read_bytes())
+
+
+@pytest.mark.parametrize("k,should_pass", [(128, True), (192, False)])
+def test_seed_kernel_fails_at_k192_passes_at_k128(seed_kernel, k, should_pass):
+    from hkjit.gfx950.emulate_gemm import GemmCase, run_case
+    case = GemmCase(256, 256, k)
+    outs = [run_case(seed_kernel, case, s, rounding="directed") for s in (SEEDS if should_pass else SEEDS[:1])]
+    for o in outs:
+        print(f"seed kernel: {o.summary()}")
+    if should_pass:
+        assert all(o.passed for o in outs), [o.summary() for o in outs]
+    else:
+        assert not outs[0].passed, outs[0].summary()
+        print(f"CAUGHT seed kernel at K={k}: {outs[0].failure_kind}")
