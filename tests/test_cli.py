@@ -279,6 +279,10 @@ def test_ls_info_and_clear(builds, tmp_path):
 
     from hkjit.validation import read_record, write_record
     key_a = builds.entry_a.name.rsplit("-", 1)[1]
+    write_record(d, "cpu", "gemm_bf16", key_a, "gfx950 emulator", True, "made up by the test", kind="emulated")
+    info = hk_json("cache", "info", cache_dir=d)["root"]          # an emulated pass is not a device validation
+    assert info["validation_records"] == {"passed": 0, "failed": 0}
+    assert info["emulated_records"] == {"passed": 1, "failed": 0}
     write_record(d, "cpu", "gemm_bf16", key_a, "cpu", False, "made up by the test")
     doc = hk_json("doctor", cache_dir=d, rc=1)                  # a rejected toolchain blocks the kernel
     assert any("rejected" in pr["message"] and pr["blocking"] for pr in doc["problems"])

@@ -211,14 +211,16 @@ def layer_summary(path: Path, is_root: bool) -> dict:
         return {"count": len(items), "size": dir_size(d) if items else 0}
 
     records = list(fmt.glob("*/validated/*.json")) if fmt.is_dir() else []
-    passed = failed = 0
+    counts: dict[str, dict[str, int]] = {}          # per kind: an emulated pass is not a device validation
     for r in records:
         try:
-            ok = json.loads(r.read_text()).get("passed")
-        except (OSError, ValueError):
-            ok = None
-        passed += ok is True
-        failed += ok is False
+            rec = json.loads(r.read_text())
+            ok, kind = rec.get("passed"), str(rec.get("kind", "device"))
+        except (OSError, ValueError, AttributeError):
+            continue
+        c = counts.setdefault(kind, {"passed": 0, "failed": 0})
+        c["passed"] += ok is True
+        c["failed"] += ok is False
     by_arch: dict[str, int] = {}
     for a, _k, _key, _p in entries:
         by_arch[a] = by_arch.get(a, 0) + 1
@@ -228,7 +230,8 @@ def layer_summary(path: Path, is_root: bool) -> dict:
         "free": free_space(path), "entries": len(entries), "entries_by_arch": by_arch,
         "size": dir_size(fmt) if fmt.is_dir() else 0,
         "in_progress": sub("tmp")["count"], "trash": sub("trash"), "failed_logs": sub("failed"),
-        "validation_records": {"passed": passed, "failed": failed},
+        "validation_records": counts.get("device", {"passed": 0, "failed": 0}),
+        "emulated_records": counts.get("emulated", {"passed": 0, "failed": 0}),
     }
 
 

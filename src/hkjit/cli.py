@@ -209,7 +209,9 @@ def cmd_cache_info(args) -> int:
         by_arch = ", ".join(f"{a}: {n}" for a, n in layer["entries_by_arch"].items()) or "none"
         print(f"  entries      {layer['entries']} ({by_arch}), {human_size(layer['size'])} in all")
         vr = layer["validation_records"]
-        print(f"  validation   {vr['passed']} passed, {vr['failed']} failed records")
+        er = layer["emulated_records"]
+        print(f"  validation   {vr['passed']} passed, {vr['failed']} failed records on a device; "
+              f"emulated {er['passed']} passed, {er['failed']} failed")
         print(f"  in progress  {layer['in_progress']} build folder(s)")
         print(f"  trash        {layer['trash']['count']} ({human_size(layer['trash']['size'])})   failed build "
               f"logs {layer['failed_logs']['count']}")
