@@ -8,7 +8,7 @@ writes) or a hazard, under one of the three latency / interleaving seeds of emul
 laziest memory, nothing lands before a wait forces it); the unmodified kernel passes the same case under all.
 The eight breakages the issue lists as passing every check CI had before the emulator are all among these.
 Each mutation's original text must occur the expected number of times (else the test says the kernel
-changed and the mutation must be re-targeted) and the mutant must compile to a different code object, so a
+changed and the mutation must be re-targeted) and the mutant must compile to different instructions (or LDS size), so a
 kernel edit can never silently turn a mutant into a no-op.
 The user's seed kernel (the device part of ../shared/seed's prompt, built at test time, never copied into the
 repo) fails at K = 192 and passes at K = 128 (with a truncation allowance: it rounds toward zero, a separate
@@ -148,16 +148,22 @@ def _run_until_caught(kernel, case):
 
 
 @pytest.fixture(scope="module")
-def unmodified_code_object(tmp_path_factory) -> tuple[bytes, Path]:
+def unmodified_kernel(tmp_path_factory):
     need_toolchain()
+    from hkjit.gfx950.emulate_gemm import GemmKernel
     src = _kernel_copy(tmp_path_factory.mktemp("unmodified"))
-    return build_code_object(src, toolchain_dir=toolchain()), src
+    return GemmKernel.from_code_object(build_code_object(src, toolchain_dir=toolchain()), src)
 
 
-def test_unmodified_kernel_passes_the_exposing_case(unmodified_code_object):
-    from hkjit.gfx950.emulate_gemm import GemmKernel, run_case
-    elf, src = unmodified_code_object
-    kernel = GemmKernel.from_code_object(elf, src)
+def _what_runs(kernel) -> tuple:
+    """The kernel as the emulator runs it: its instructions and its launch's LDS size (the ELF's bytes differ
+    with the build directory, so they cannot tell a no-op mutant)."""
+    return tuple(i.text for i in kernel.code_object.instructions), kernel.lds_bytes
+
+
+def test_unmodified_kernel_passes_the_exposing_case(unmodified_kernel):
+    from hkjit.gfx950.emulate_gemm import run_case
+    kernel = unmodified_kernel
     for s in SEEDS:
         o = run_case(kernel, exposing_case(), s)
         print(o.summary())
@@ -176,16 +182,16 @@ def test_mutants_are_distinct_one_line_changes():
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_mutant_fails(mutant: Mutant, tmp_path, unmodified_code_object):
+def test_mutant_fails(mutant: Mutant, tmp_path, unmodified_kernel):
     from hkjit.gfx950.emulate_gemm import GemmKernel
     src = _kernel_copy(tmp_path, mutant)
     try:
         elf = build_code_object(src, toolchain_dir=toolchain())
     except RuntimeError as e:       # a mutant the compiler rejects would prove nothing about the emulator
         pytest.fail(f"mutant {mutant.name} does not compile: {str(e)[-2000:]}")
-    assert elf != unmodified_code_object[0], (
-        f"mutant {mutant.name} ({mutant.what}) compiles to the unmodified code object: re-target it")
     kernel = GemmKernel.from_code_object(elf, src)
+    assert _what_runs(kernel) != _what_runs(unmodified_kernel), (
+        f"mutant {mutant.name} ({mutant.what}) compiles to the unmodified kernel: re-target it")
     outs = _run_until_caught(kernel, exposing_case())
     for o in outs:
         print(f"{mutant.name}: {o.summary()}")
