@@ -7,6 +7,9 @@ fragments; 7 K tiles, so the 4-stage LDS ring wraps). It must fail, with wrong n
 writes) or a hazard, under one of the three latency / interleaving seeds of emulate_gemm.SEEDS (the first: the
 laziest memory, nothing lands before a wait forces it); the unmodified kernel passes the same case under all.
 The eight breakages the issue lists as passing every check CI had before the emulator are all among these.
+Each mutation's original text must occur the expected number of times (else the test says the kernel
+changed and the mutation must be re-targeted) and the mutant must compile to different instructions (or LDS size), so a
+kernel edit can never silently turn a mutant into a no-op.
 The user's seed kernel (the device part of ../shared/seed's prompt, built at test time, never copied into the
 repo) fails at K = 192 and passes at K = 128 (with a truncation allowance: it rounds toward zero, a separate
 known defect).
@@ -17,6 +20,7 @@ import re
 import shutil
 import struct
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,52 +29,78 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from hkjit.gfx950 import hipcheck  # noqa: E402
-from hkjit.gfx950.emulate_gemm import SEEDS  # noqa: E402
+from hkjit.gfx950.emulate_gemm import SEEDS, build_code_object  # noqa: E402
 
 KERNELS = REPO / "kernels"
 HIP, PLAN = "gemm_gfx950.hip", "gemm_gfx950_plan.h"
 
-# (id, file, original line(s), broken line(s)): what the issue names, one line each
+@dataclass(frozen=True)
+class Mutant:
+    """One deliberate breakage: `old` (which must occur exactly `count` times in `file`, else the kernel changed
+    under the mutation and it must be re-targeted) becomes `new`; `what` names the kind of bug."""
+    name: str
+    file: str
+    old: str
+    new: str
+    what: str
+    count: int = 1
+
+
+# What the issue names, each a one-line change (`old` may carry a neighbouring line, unchanged, to be unique).
 MUTANTS = [
-    ("read-wrong-stage", HIP,
-     "read_frag<A, RT_A, ST_A>(a[A], read_a, plan::stage_of(t + B));",
-     "read_frag<A, RT_A, ST_A>(a[A], read_a, plan::stage_of(t + B + 1));"),
-    ("prefetch-into-read-stage", HIP,
-     "la.template issue<B, MASK_COLS>(t + A, plan::stage_of(t + A));",
-     "la.template issue<B, MASK_COLS>(t + A, plan::stage_of(t));"),
-    ("b-prefetch-one-tile-too-far", PLAN,
-     "    {Op::LoadB, kPrefetch, 0},",
-     "    {Op::LoadB, kPrefetch + 1, 0},"),
-    ("swapped-b-fragment", HIP,
-     "mma_ABt(c[A][B], a[A], b[B], c[A][B]);",
-     "mma_ABt(c[A][B], a[A], b[1 - B], c[A][B]);"),
-    ("ragged-k-mask", HIP,
-     "if constexpr (MASK_COLS) v = kshift + t * BK + gcol[i] >= 0 ? v : OOB;",
-     "if constexpr (MASK_COLS) v = kshift + t * BK + gcol[i] >= -8 ? v : OOB;"),
-    ("overlapping-dma-addresses", HIP,
-     "const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kWaves * plan::kBytesPerLoad * plan::kWaveSize;",
-     "const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kBytesPerLoad * plan::kWaveSize;"),
-    ("store-row-past-m", HIP,
-     "const int rows_valid = min(BM, g.M - row0);",
-     "const int rows_valid = min(BM, g.M - row0 + 1);"),
-    ("store-column-past-n", HIP,
-     "voff[jj][j] = col_in_tile < cols_valid - wave_col * FRAG_N - col0 ? lane_base : OOB;",
-     "voff[jj][j] = col_in_tile <= cols_valid - wave_col * FRAG_N - col0 ? lane_base : OOB;"),
-    ("vmcnt-too-high", PLAN,
-     "constexpr int kVmcntSteady = (kPrefetch - 1) * kLoadsPerTile;",
-     "constexpr int kVmcntSteady = kPrefetch * kLoadsPerTile;"),
-    ("lgkmcnt-too-high", PLAN,
-     "constexpr int kLgkmAll = 0;",
-     "constexpr int kLgkmAll = kReadsPerA;"),
-    ("barrier-removed", PLAN,
-     "    {Op::WaitVm, kVmcntSteady, 0},\n    {Op::Barrier, 0, 0},\n    // compute: A half 1",
-     "    {Op::WaitVm, kVmcntSteady, 0},\n    // compute: A half 1"),
-    ("lds-allocation-too-small", PLAN,
-     "constexpr int kLdsBytes = kStages * kStageBytes;",
-     "constexpr int kLdsBytes = (kStages - 1) * kStageBytes;"),
-    ("truncating-bf16-store", HIP,
-     "return __builtin_bit_cast(uint32_t, __builtin_convertvector(f32x2_t{lo, hi}, bf16x2_t));",
-     "return (__builtin_bit_cast(uint32_t, lo) >> 16) | (__builtin_bit_cast(uint32_t, hi) & 0xFFFF0000u);"),
+    Mutant("read-wrong-stage", PLAN,
+           "    {Op::ReadA, 1, 0},",
+           "    {Op::ReadA, 1, 1},",
+           "stage index: A half 1 read from the stage of tile t+1"),
+    Mutant("prefetch-into-read-stage", HIP,
+           "la.template issue<B, MASK_COLS>(t + A, plan::stage_of(t + A));",
+           "la.template issue<B, MASK_COLS>(t + A, plan::stage_of(t));",
+           "stage index: A of tile t+3 DMAed into the stage tile t is read from"),
+    Mutant("b-prefetch-one-tile-too-far", PLAN,
+           "    {Op::LoadB, kPrefetch, 0},",
+           "    {Op::LoadB, kPrefetch + 1, 0},",
+           "prefetch distance: B half 0 issued one tile too far"),
+    Mutant("swapped-b-fragment", HIP,
+           "mma_ABt(c[A][B], a[A], b[B], c[A][B]);",
+           "mma_ABt(c[A][B], a[A], b[1 - B], c[A][B]);",
+           "fragment index: each MMA takes the other B half"),
+    Mutant("ragged-k-mask", HIP,
+           "if constexpr (MASK_COLS) v = kshift + t * BK + gcol[i] >= 0 ? v : OOB;",
+           "if constexpr (MASK_COLS) v = kshift + t * BK + gcol[i] > 0 ? v : OOB;",
+           "K mask: the partial first tile drops column 0"),
+    Mutant("overlapping-dma-addresses", HIP,
+           "const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kWaves * plan::kBytesPerLoad * "
+           "plan::kWaveSize;",
+           "const uint32_t l = lds + stage * plan::kStageBytes + i * plan::kBytesPerLoad * plan::kWaveSize;",
+           "LDS address: a thread's second DMA overlaps the next wave's first"),
+    Mutant("store-row-past-m", HIP,
+           "const uint32_t cext = ((uint32_t)(rows_valid - 1) * (uint32_t)g.ldc + (uint32_t)cols_valid) * 2u;",
+           "const uint32_t cext = ((uint32_t)rows_valid * (uint32_t)g.ldc + (uint32_t)cols_valid) * 2u;",
+           "store bound: C's range reaches row M"),
+    Mutant("store-column-past-n", HIP,
+           "voff[jj][j] = col_in_tile < cols_valid - wave_col * FRAG_N - col0 ? lane_base : OOB;",
+           "voff[jj][j] = col_in_tile <= cols_valid - wave_col * FRAG_N - col0 ? lane_base : OOB;",
+           "store bound: column N written"),
+    Mutant("vmcnt-too-high", PLAN,
+           "constexpr int kVmcntSteady = (kPrefetch - 1) * kLoadsPerTile;",
+           "constexpr int kVmcntSteady = kPrefetch * kLoadsPerTile;",
+           "wait count: the vmcnt wait leaves the tile about to be read in flight"),
+    Mutant("lgkmcnt-too-high", PLAN,
+           "    {Op::WaitLgkm, kLgkmAll, 0},\n    {Op::SetPrio, 1, 0},",
+           "    {Op::WaitLgkm, kReadsPerA, 0},\n    {Op::SetPrio, 1, 0},",
+           "wait count: the first MFMA cluster starts with A half 0's reads in flight"),
+    Mutant("barrier-removed", PLAN,
+           "    {Op::WaitVm, kVmcntSteady, 0},\n    {Op::Barrier, 0, 0},\n    // compute: A half 1",
+           "    {Op::WaitVm, kVmcntSteady, 0},\n    // compute: A half 1",
+           "removed barrier: the one publishing tile t+1 after the vmcnt wait"),
+    Mutant("lds-allocation-too-small", PLAN,
+           "constexpr int kLdsBytes = kStages * kStageBytes;",
+           "constexpr int kLdsBytes = (kStages - 1) * kStageBytes;",
+           "LDS size: one stage short"),
+    Mutant("truncating-bf16-store", HIP,
+           "return __builtin_bit_cast(uint32_t, __builtin_convertvector(f32x2_t{lo, hi}, bf16x2_t));",
+           "return (__builtin_bit_cast(uint32_t, lo) >> 16) | (__builtin_bit_cast(uint32_t, hi) & 0xFFFF0000u);",
+           "rounding: bf16 by truncation"),
 ]
 CAUGHT: dict[str, str] = {}
 
@@ -92,13 +122,17 @@ def exposing_case():
     return GemmCase(456, 488, 200, blocks=((1, 1),))
 
 
-def _kernel_copy(dst: Path, file: str | None = None, old: str = "", new: str = "") -> Path:
+def _kernel_copy(dst: Path, mutant: Mutant | None = None) -> Path:
     for name in (HIP, PLAN, "hkjit_gemm.h"):
         shutil.copy(KERNELS / name, dst / name)
-    if file:
-        text = (dst / file).read_text()
-        assert text.count(old) == 1, f"the mutation's original text must occur once in {file}: {old!r}"
-        (dst / file).write_text(text.replace(old, new))
+    if mutant:
+        text = (dst / mutant.file).read_text()
+        found = text.count(mutant.old)
+        assert found == mutant.count, (
+            f"mutant {mutant.name}: its original text occurs {found} time(s) in kernels/{mutant.file}, expected "
+            f"{mutant.count}: the kernel changed, re-target this mutation at the current code (else it would "
+            f"test nothing).\n  text: {mutant.old!r}")
+        (dst / mutant.file).write_text(text.replace(mutant.old, mutant.new))
     return dst / HIP
 
 
@@ -113,35 +147,59 @@ def _run_until_caught(kernel, case):
     return outs
 
 
-def test_unmodified_kernel_passes_the_exposing_case(tmp_path):
+@pytest.fixture(scope="module")
+def unmodified_kernel(tmp_path_factory):
     need_toolchain()
-    from hkjit.gfx950.emulate_gemm import GemmKernel, build_code_object, run_case
-    src = _kernel_copy(tmp_path)
-    kernel = GemmKernel.from_code_object(build_code_object(src, toolchain_dir=toolchain()), src)
+    from hkjit.gfx950.emulate_gemm import GemmKernel
+    src = _kernel_copy(tmp_path_factory.mktemp("unmodified"))
+    return GemmKernel.from_code_object(build_code_object(src, toolchain_dir=toolchain()), src)
+
+
+def _what_runs(kernel) -> tuple:
+    """The kernel as the emulator runs it: its instructions and its launch's LDS size (the ELF's bytes differ
+    with the build directory, so they cannot tell a no-op mutant)."""
+    return tuple(i.text for i in kernel.code_object.instructions), kernel.lds_bytes
+
+
+def test_unmodified_kernel_passes_the_exposing_case(unmodified_kernel):
+    from hkjit.gfx950.emulate_gemm import run_case
+    kernel = unmodified_kernel
     for s in SEEDS:
         o = run_case(kernel, exposing_case(), s)
         print(o.summary())
         assert o.passed, o.summary()
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_mutant_fails(mutant, tmp_path):
-    need_toolchain()
-    from hkjit.gfx950.emulate_gemm import GemmKernel, build_code_object
-    name, file, old, new = mutant
-    src = _kernel_copy(tmp_path, file, old, new)
+def test_mutants_are_distinct_one_line_changes():
+    names = [m.name for m in MUTANTS]
+    assert len(set(names)) == len(names), names
+    for m in MUTANTS:
+        assert m.old != m.new, m.name
+        old, new = m.old.splitlines(), m.new.splitlines()
+        changed = sum(a != b for a, b in zip(old, new)) if len(old) == len(new) else \
+            abs(len(old) - len(new))
+        assert changed == 1, f"{m.name}: not a one-line change"
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_mutant_fails(mutant: Mutant, tmp_path, unmodified_kernel):
+    from hkjit.gfx950.emulate_gemm import GemmKernel
+    src = _kernel_copy(tmp_path, mutant)
     try:
         elf = build_code_object(src, toolchain_dir=toolchain())
     except RuntimeError as e:       # a mutant the compiler rejects would prove nothing about the emulator
-        pytest.fail(f"mutant {name} does not compile: {str(e)[-2000:]}")
+        pytest.fail(f"mutant {mutant.name} does not compile: {str(e)[-2000:]}")
     kernel = GemmKernel.from_code_object(elf, src)
+    assert _what_runs(kernel) != _what_runs(unmodified_kernel), (
+        f"mutant {mutant.name} ({mutant.what}) compiles to the unmodified kernel: re-target it")
     outs = _run_until_caught(kernel, exposing_case())
     for o in outs:
-        print(f"{name}: {o.summary()}")
+        print(f"{mutant.name}: {o.summary()}")
     failed = [o for o in outs if not o.passed]
-    assert failed, f"mutant {name} passed the emulator under seeds {SEEDS}: " + outs[-1].summary()
-    CAUGHT[name] = f"{failed[0].failure_kind} (seed {failed[0].seed})"
-    print(f"CAUGHT {name}: {CAUGHT[name]}")
+    assert failed, f"mutant {mutant.name} ({mutant.what}) passed the emulator under seeds {SEEDS}: " + \
+        outs[-1].summary()
+    CAUGHT[mutant.name] = f"{failed[0].failure_kind} (seed {failed[0].seed})"
+    print(f"CAUGHT {mutant.name}: {CAUGHT[mutant.name]}")
 
 
 # ------------------------------------------------------------------------------------------------------- the seed
