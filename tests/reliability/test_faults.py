@@ -53,9 +53,11 @@ def _garbage_module(entry: Path) -> None:
 
 
 def _wrong_init_symbol(entry: Path) -> None:
-    """A manifest naming another module: dlopen works, PyInit_<name> is not there."""
+    """The module file renamed, with a manifest naming it consistently (so it verifies: manifest.py requires the
+    file name to start with the module name): dlopen works, PyInit_<name> is not there."""
     m = json.loads((entry / MANIFEST).read_text())
-    m["module_name"] = "hkjit_someone_else"
+    (entry / m["module_file"]).rename(entry / "hkjit_someone_else.so")
+    m["module_name"], m["module_file"] = "hkjit_someone_else", "hkjit_someone_else.so"
     (entry / MANIFEST).write_text(json.dumps(m))
 
 
