@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,14 @@ def built_cache(cold_stampede) -> Path:
     assert sum(r["built"] for r in cold_stampede.results) == 1
     assert all(r["err"] < 1e-2 for r in cold_stampede.results)
     return cold_stampede.root
+
+
+@pytest.fixture(scope="session")
+def warm_session_cache(session_cache, built_cache) -> Path:
+    """The in-process session cache seeded with built_cache's CPU entry (the same key: same sources, compiler and
+    torch), so in-process tests do not compile the kernel a second time. A key that differs just builds."""
+    for entry in (built_cache / "v1" / "cpu").glob("gemm_bf16-*"):
+        dest = session_cache / "v1" / "cpu" / entry.name
+        if entry.is_dir() and not dest.exists():
+            shutil.copytree(entry, dest, symlinks=True)
+    return session_cache

@@ -15,6 +15,8 @@ import hkjit
 from hkjit.prepared import PREPARED
 from helpers import DEVICES
 
+pytestmark = pytest.mark.usefixtures("warm_session_cache")  # the CPU kernel built once for the suite
+
 TOL = 1e-2
 
 

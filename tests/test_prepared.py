@@ -15,6 +15,8 @@ from hkjit import ops
 from hkjit.prepared import PREPARED, PreparedCache
 from helpers import DEVICES, record
 
+pytestmark = pytest.mark.usefixtures("warm_session_cache")  # the CPU kernel built once for the suite
+
 TOL = 1e-2
 
 

@@ -10,6 +10,8 @@ from hkjit.plan import make_plan
 from hkjit.policy import MAX_LEADING_DIM, decide
 from helpers import record
 
+pytestmark = pytest.mark.usefixtures("warm_session_cache")  # the CPU kernel built once for the suite
+
 TOL = 1e-2
 
 
