@@ -559,7 +559,7 @@ def run(ours: Kernel, upstream: Kernel, published: dict, variants: Sequence[Vari
 
 def print_table(res: dict) -> None:
     print("MODEL, NOT A MEASUREMENT: a one-CU cycle model of the compiled main loops (see this script's docstring).")
-    print(f"TFLOP/s at M=N=K=size, MI355X (256 CUs, 2.4 GHz); each variant scaled by one efficiency factor 'eff' so")
+    print("TFLOP/s at M=N=K=size, MI355X (256 CUs, 2.4 GHz); each variant scaled by one efficiency factor 'eff' so")
     print(f"that upstream at {CALIBRATION_SIZE}^3 is its published {res['calibration_tflops']:.0f} TFLOP/s; 'up err' is "
           f"the model's error against upstream's published figure on the sizes it was not fitted to.")
     print(f"ours: {res['ours_source']}    HipKittens: {res['hipkittens_root']}")

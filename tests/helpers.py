@@ -54,6 +54,20 @@ CHILD = textwrap.dedent("""
 """)
 
 
+# A child that only looks the CPU kernel up (build=False) and prints {"loaded": path} or {"miss": reason}.
+LOAD = textwrap.dedent("""
+    import json, logging, sys
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from hkjit.loader import load_module
+    from hkjit.specs import get_spec
+    try:
+        loaded = load_module(get_spec("cpu"), build=False)
+        print(json.dumps({"loaded": str(loaded.path)}))
+    except LookupError as e:
+        print(json.dumps({"miss": str(e)}))
+""")
+
+
 def run_child(cache: Path | str, code: str = CHILD, timeout: float = 600, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=child_env(cache, **env), capture_output=True, text=True,
                           timeout=timeout)

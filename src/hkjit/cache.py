@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import socket
-import stat
 import sys
 import tempfile
 import time

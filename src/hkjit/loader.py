@@ -21,7 +21,7 @@ from types import ModuleType
 
 import torch
 
-from .cache import (ensure_writable, cache_layers, cache_root, entry_dir, format_dir, memo_path, move_aside, touch_used,
+from .cache import (ensure_writable, cache_layers, cache_root, entry_dir, format_dir, move_aside, touch_used,
                     verify_entry)
 from .errors import CacheError, CaptureError
 from .keys import resolve_key

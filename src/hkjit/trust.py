@@ -105,17 +105,25 @@ def _ancestors(path: Path) -> list[str]:
     return list(out)
 
 
-def root_problem(root: Path) -> str | None:
-    """Why the cache root or layer at `root` may not be trusted, or None. Not memoized (see check_root)."""
-    if explicitly_trusted(root):
-        return None
-    for d in _ancestors(root):
+def _ancestor_problem(path: Path) -> str | None:
+    """Why a folder above `path` lets another user replace what is below it (a sticky folder such as /tmp does
+    not), or None."""
+    for d in _ancestors(path):
         try:
             st = os.stat(d)
         except OSError:
             continue
         if (why := mode_problem(st, "folder", d, sticky_ok=True)) is not None:
             return why
+    return None
+
+
+def root_problem(root: Path) -> str | None:
+    """Why the cache root or layer at `root` may not be trusted, or None. Not memoized (see check_root)."""
+    if explicitly_trusted(root):
+        return None
+    if (why := _ancestor_problem(root)) is not None:
+        return why
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -193,13 +201,8 @@ def dir_problem(path: Path) -> str | None:
     """Why a folder hkjit writes into (locks) may not be used: a symlink, another user's, or writable by others."""
     if explicitly_trusted(path):
         return None
-    for d in _ancestors(path):
-        try:
-            st = os.stat(d)
-        except OSError:
-            continue
-        if (why := mode_problem(st, "folder", d, sticky_ok=True)) is not None:
-            return why
+    if (why := _ancestor_problem(path)) is not None:
+        return why
     try:
         st = os.lstat(path)
     except OSError as e:

@@ -15,21 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import child_env, child_result, copy_cache, count_builds, record, run_child, small_filesystem
+from helpers import LOAD, child_env, child_result, copy_cache, count_builds, record, run_child, small_filesystem
 
 from hkjit.cache import MANIFEST, USED_STAMP, file_xxh3, format_dir, iter_entries, verify_entry
 
-LOAD = textwrap.dedent("""
-    import json, logging, sys
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from hkjit.loader import load_module
-    from hkjit.specs import get_spec
-    try:
-        loaded = load_module(get_spec("cpu"), build=False)
-        print(json.dumps({"loaded": str(loaded.path)}))
-    except LookupError as e:
-        print(json.dumps({"miss": str(e)}))
-""")
 
 
 def the_entry(root: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SRC, child_env, child_result, copy_cache, record, run_child
+from helpers import LOAD, child_env, child_result, copy_cache, record, run_child
 
 from hkjit.cache import KEY_JSON, MANIFEST, VERIFIED_STAMP, USED_STAMP, ensure_writable, file_xxh3, format_dir, \
     iter_entries, touch_used, verify_entry
@@ -26,17 +26,6 @@ SETPRIV = shutil.which("setpriv")
 as_root = pytest.mark.skipif(os.geteuid() != 0 or not SETPRIV,
                              reason="needs root and setpriv to act as a second user (nobody)")
 
-LOAD = textwrap.dedent("""
-    import json, logging, sys
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from hkjit.loader import load_module
-    from hkjit.specs import get_spec
-    try:
-        loaded = load_module(get_spec("cpu"), build=False)
-        print(json.dumps({"loaded": str(loaded.path)}))
-    except LookupError as e:
-        print(json.dumps({"miss": str(e)}))
-""")
 
 
 @pytest.fixture

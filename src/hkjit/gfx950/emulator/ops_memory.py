@@ -210,7 +210,6 @@ def h_buffer_load(w, ins):
     addr, ok, rs = _buf_addresses(w, ins, ncomp, csize)
     exec_mask = w.exec_mask.copy()
     lds = ins.mods.get("lds", False)
-    wg = w.wg
     if lds:
         _lds_dma(w, ins, addr, ok, ncomp, csize)
         return
