@@ -787,6 +787,21 @@ def test_barrier_orders_lds_between_waves(tmp_path):
         assert (rows(out, 1)[0] == 100 + np.arange(64)).all(), seed
 
 
+def test_starvation_shows_a_missing_barrier_that_bursts_hide(tmp_path):
+    """The reader (wave 1) reads 1000 instructions after the start, the writer (wave 0) writes within its first
+    ten, no barrier between: interleaved bursts never leave the writer that far behind, a starvation episode
+    (Launch.starve; on by default for seeds with seed % 3 == 2) does for some seeds."""
+    text = BARRIER_KERNEL.format(wait="s_waitcnt lgkmcnt(0)", barrier="")
+    text = text.replace("  ds_read_b32 v7, v5\n", "  s_nop 0\n" * 1000 + "  ds_read_b32 v7, v5\n")
+    co = assemble(text, tmp_path, lds=256)
+
+    def stale(seed: int, starve: bool) -> bool:
+        out, rep = launch(co, block=(128, 1, 1), seed=seed, starve=starve)
+        return not (rows(out, 1)[0] == 100 + np.arange(64)).all()
+    assert not any(stale(s, False) for s in range(6)), "bursts alone left the writer 1000 instructions behind"
+    assert any(stale(s, True) for s in range(12)), "no starvation episode starved the writer past the read"
+
+
 def test_missing_barrier_or_wait_shows(tmp_path):
     """Without the barrier some interleaving reads stale LDS; without the wait (complete_prob=0: the write
     stays in flight) the read is reported as a race."""

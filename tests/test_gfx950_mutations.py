@@ -5,7 +5,8 @@ Each mutant is one deliberate one-line breakage of a temporary copy of kernels/g
 it: the corner block (1, 1) of 456 x 488 x 200 (ragged M, N and K: 200 x 232 valid elements, every wave's
 fragments; 7 K tiles, so the 4-stage LDS ring wraps). It must fail, with wrong numbers (bound, poison, stray
 writes) or a hazard, under one of the three latency / interleaving seeds of emulate_gemm.SEEDS (the first: the
-laziest memory, nothing lands before a wait forces it); the unmodified kernel passes the same case under all.
+laziest memory, nothing lands before a wait forces it; the second: starvation episodes, a random subset of
+the waves falling up to thousands of instructions behind); the unmodified kernel passes the same case under all.
 The eight breakages the issue lists as passing every check CI had before the emulator are all among these.
 Each mutation's original text must occur the expected number of times (else the test says the kernel
 changed and the mutation must be re-targeted) and the mutant must compile to different instructions (or LDS size), so a
@@ -93,6 +94,10 @@ MUTANTS = [
            "    {Op::WaitVm, kVmcntSteady, 0},\n    {Op::Barrier, 0, 0},\n    // compute: A half 1",
            "    {Op::WaitVm, kVmcntSteady, 0},\n    // compute: A half 1",
            "removed barrier: the one publishing tile t+1 after the vmcnt wait"),
+    Mutant("prologue-barrier-removed", PLAN,
+           "    {Op::WaitVm, kVmcntSteady, 0},\n    {Op::Barrier, 0, 0},\n};",
+           "    {Op::WaitVm, kVmcntSteady, 0},\n};",
+           "removed barrier: the prologue's, so wave group 0 reads B rows group 1's DMAs may not have written"),
     Mutant("lds-allocation-too-small", PLAN,
            "constexpr int kLdsBytes = kStages * kStageBytes;",
            "constexpr int kLdsBytes = (kStages - 1) * kStageBytes;",

@@ -13,6 +13,11 @@ different legal order and the checks hold for all of them):
   A wave's s_endpgm leaves its outstanding operations to land at their own times; the workgroup drains what
   is left when every wave has ended.  An LDS read samples LDS at its completion, a load writes its registers
   then;
+- starvation (every third seed, `seed % 3 == 2`, or Launch.starve): the run is a chain of episodes, each
+  starving a random subset of the waves (a random set, or a contiguous run of wave ids such as one wave row)
+  for a random stretch of 100..4000 instructions of the others (some episodes starve nobody): a starved wave
+  runs only while no other wave can, as hardware may deschedule a wave for that long.  Why: with bursts alone
+  no wave falls more than a few instructions behind, so a missing barrier between wave groups stays hidden;
 - s_barrier blocks a wave until every wave of the workgroup that has not ended has arrived (gfx9: a wave
   that ended no longer counts).
 Workgroups run one after another (in a seeded random order) on their own LDS, sharing global memory.
@@ -126,6 +131,7 @@ class Launch:
     max_instructions: Optional[int] = None       # per workgroup; None = 5 million
     burst: int = 8                                # longest run of one wave between switches
     complete_prob: Optional[float] = None         # per op per burst; None = drawn from the seed
+    starve: Optional[bool] = None                 # starvation episodes; None = for seeds with seed % 3 == 2
     max_hazards: int = 1000
 
 
@@ -395,6 +401,9 @@ class Machine:
         waves = wg.waves
         executed = 0
         counts = [0] * nprog
+        starve = L.starve if L.starve is not None else L.seed % 3 == 2
+        starved: frozenset = frozenset()
+        stretch = 0     # instructions of the unstarved waves left in this starvation episode
         while True:
             runnable = [w for w in waves if not w.ended and not w.at_barrier]
             if not runnable:
@@ -403,7 +412,14 @@ class Machine:
                         x.drain()
                     break
                 raise EmulatorError(f"workgroup {wg.id}: every live wave is blocked (deadlock)")
+            if starve:
+                if stretch <= 0:
+                    starved, stretch = _starvation_episode(rng, len(waves))
+                if starved:
+                    favoured = [w for w in runnable if w.id not in starved]
+                    runnable = favoured or runnable
             w = runnable[rng.randrange(len(runnable))] if len(runnable) > 1 else runnable[0]
+            before = executed
             for _ in range(rng.randint(1, L.burst)):
                 pc = w.pc
                 if pc >= nprog:
@@ -426,6 +442,8 @@ class Machine:
                 executed += 1
                 if w.ended or w.at_barrier:
                     break
+            if starve and w.id not in starved:
+                stretch -= executed - before
             if executed > limit:
                 raise EmulatorError(f"workgroup {wg.id}: more than {limit} instructions executed (runaway loop? "
                                     f"raise Launch.max_instructions)")
@@ -443,6 +461,23 @@ class Machine:
         for ins, n in zip(prog, counts):
             if n:
                 ops[ins.op] = ops.get(ins.op, 0) + n
+
+
+def _starvation_episode(rng: random.Random, nwaves: int) -> tuple[frozenset, int]:
+    """(waves to starve, stretch in instructions of the others) of one starvation episode: a random proper
+    subset (each wave with probability 1/2), or a contiguous run of wave ids (a wave row / group of a kernel
+    that splits its waves that way), or (one episode in five) nobody, for a stretch of plain interleaving."""
+    stretch = rng.randint(100, 4000)
+    if nwaves < 2 or rng.random() < 0.2:
+        return frozenset(), stretch
+    if rng.random() < 0.5:
+        lo = rng.randrange(nwaves)
+        hi = rng.randint(lo + 1, nwaves if lo else nwaves - 1)
+        return frozenset(range(lo, hi)), stretch
+    while True:
+        s = frozenset(i for i in range(nwaves) if rng.random() < 0.5)
+        if 0 < len(s) < nwaves:
+            return s, stretch
 
 
 def _reg_names(regs) -> str:
