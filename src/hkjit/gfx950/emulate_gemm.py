@@ -45,6 +45,8 @@ KERNEL_MATCH = "gemm_bf16_kernel"
 #: and 0 is the laziest legal memory: nothing lands before an s_waitcnt (or the end of the wave) forces it, so a
 #: wait that covers too little is seen even when, with any realistic latency, the data would have arrived.
 LAZY_TIMING = {1: 0.0}
+#: Seed 1: laziest memory; seed 2: the emulator's starvation mode (seed % 3 == 2: groups of waves held back for
+#: thousands of the others' instructions); seed 3: plain random interleaving.
 SEEDS = (1, 2, 3)
 
 
