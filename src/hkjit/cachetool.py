@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from .cache import (KEY_JSON, MANIFEST, USED_STAMP, cache_layers, cache_root, format_dir, host_id, iter_entries,
                     last_used, move_aside, verify_entry, FORMAT_DIR)
 from .errors import CacheError, HkjitError
+from .trust import check_root
 from .fsutil import dir_size, fsync_dir, fsync_tree
 from .manifest import manifest_problem
 from .version import CACHE_FORMAT, __version__
@@ -295,6 +296,7 @@ def verify(root: Path | None = None, layers: list[Path] | None = None, fix: bool
             ok, reason = False, why
         moved = None
         if not ok and fix and e.writable:
+            check_root(Path(e.layer))    # --fix writes (moves into v1/trash): only into a trusted root
             dest = move_aside(Path(e.path), reason, then="")
             moved = str(dest) if dest else None
         out.append(VerifyResult(e, ok, reason, moved))
@@ -320,6 +322,7 @@ def clear(root: Path | None = None, arch: str | None = None, kernel: str | None 
 
     validation_only=True removes only the validation records (un-rejects a toolchain marked bad by selftest)."""
     root = root or cache_root()
+    check_root(root)                 # never write into a cache another user could have planted in
     fmt = format_dir(root)
     out = Removed()
     if fmt.is_dir():
@@ -370,6 +373,7 @@ def prune(max_bytes: int, root: Path | None = None) -> PruneResult:
     """Evict least recently used entries (cache.last_used) of the writable root until its v1/ folder is at most
     max_bytes. Trash (entries already moved aside) goes first; builds in progress are never touched."""
     root = root or cache_root()
+    check_root(root)
     fmt = format_dir(root)
     before = dir_size(fmt) if fmt.is_dir() else 0
     res = PruneResult(before, before, max_bytes)
@@ -764,6 +768,7 @@ def import_archive(src: Path, root: Path | None = None, expect_sha256: str | Non
     verification are refused one by one. A full disk raises CacheError, the entry being unpacked removed."""
     from .locking import BuildLock
     root = root or cache_root()
+    check_root(root)
     src = Path(src)
     limits = limits or ImportLimits.from_env()
     res = ImportResult()

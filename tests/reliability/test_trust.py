@@ -387,3 +387,25 @@ def test_doctor_names_a_refused_root(tmp_path):
                         capture_output=True, text=True, timeout=300)
     assert "trust  trusted (HKJIT_TRUSTED_CACHE_DIRS)" in ok.stdout, ok.stdout[-2000:]
     record("doctor: a 0777 root -> 'trust REFUSED' with the fix, blocking, nothing written", processes=2)
+
+
+def test_cache_commands_never_write_into_an_untrusted_root(built_cache, tmp_path):
+    """clear, prune and import write into the root: on a 0777 root each is refused (exit 2, naming the variable)
+    and nothing under it changes; trusted explicitly, clear works."""
+    good = copy_cache(built_cache, tmp_path / "good")
+    archive = tmp_path / "a.tar"
+    cli = [sys.executable, "-m", "hkjit", "cache"]
+    exported = subprocess.run(cli + ["export", str(archive)], env=child_env(good), capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr[-1500:]
+    root = copy_cache(built_cache, tmp_path / "shared")
+    root.chmod(0o777)
+    before = snapshot(root)
+    for args in (["clear"], ["prune", "--max-size", "0"], ["import", str(archive)]):
+        p = subprocess.run(cli + args, env=child_env(root), capture_output=True, text=True)
+        assert p.returncode == 2 and "HKJIT_TRUSTED_CACHE_DIRS" in p.stderr, (args, p.stdout, p.stderr[-1500:])
+        assert snapshot(root) == before, f"`cache {' '.join(args)}` wrote into a refused root"
+    p = subprocess.run(cli + ["clear"], env=child_env(root, HKJIT_TRUSTED_CACHE_DIRS=str(root)), capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and not list(iter_entries(root)), p.stderr[-1500:]
+    record("trust: cache clear / prune / import on a 0777 root -> exit 2 naming HKJIT_TRUSTED_CACHE_DIRS, nothing "
+           "written; trusted explicitly -> clear works", processes=5)
