@@ -191,8 +191,9 @@ def _leftovers(root: Path) -> list[str]:
 @pytest.mark.parametrize("leave_kb", [0, 8, 64])
 def test_full_disk_at_the_lease_or_the_build_is_one_clear_error(tmp_path, leave_kb):
     """0 KB free: the lease cannot be written (was OSError Errno 28). A few KB: the compiler's log cannot be
-    written (was a BuildError with empty output and a 0-byte log). Each: a CacheError saying the disk is full and
-    naming the fix, and nothing half-written."""
+    written (was a BuildError with empty output and a 0-byte log). 64 KB: the disk fills during the build, as the
+    compiler writes its objects. Each: a CacheError saying the disk is full and naming the fix, and nothing
+    half-written (no entry, no temp folder)."""
     with small_filesystem(tmp_path / "small", "2m") as fs:
         root = fs / "cache"
         root.mkdir()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (child_env, child_result, copy_cache, count_builds, read_only, record, run_child,
-                     small_filesystem, start_child)
+                     start_child)
 
 from hkjit.cache import KEY_JSON, MANIFEST, format_dir, iter_entries, verify_entry
 from hkjit.keys import key_of
@@ -265,17 +265,6 @@ def test_read_only_cache_uses_a_layer_or_fails_clearly(built_cache, tmp_path):
         assert not res["built"] and res["err"] < 1e-2
     record("read-only cache: empty -> CacheError naming HKJIT_CACHE_DIR, nothing written; with a layer -> hit",
            processes=2, disk_scenarios=1)
-
-
-@pytest.mark.slow
-def test_disk_full_during_build_leaves_no_partial_entry(tmp_path):
-    with small_filesystem(tmp_path / "small", "400k") as root:
-        proc = run_child(root)
-        assert proc.returncode != 0
-        assert "disk full" in proc.stderr and "HKJIT_CACHE_DIR" in proc.stderr, proc.stderr[-2000:]
-        assert list(iter_entries(root)) == [] and tmp_dirs(root) == []
-    record("disk full (400 KB tmpfs) during a build -> CacheError 'disk full', no entry, no temp left",
-           processes=1, disk_scenarios=1)
 
 
 def test_cache_dir_pointing_at_a_file(tmp_path):
