@@ -4,7 +4,10 @@
 // gemm_gfx950.hip, gemm_sm90a.cu); this file is the only one that sees torch. Built with -DHKJIT_GPU for the GPU
 // kernels: then the launch goes on the current CUDA/HIP stream of A's device (on ROCm, torch's hipify maps the
 // at::cuda names below to their HIP twins).
-#include <torch/extension.h>
+// ATen and torch's Python bindings only, not <torch/extension.h> (which adds torch/all.h: nn, optim, data...):
+// the same code, ~20% less compile time for every kernel build.
+#include <ATen/ATen.h>
+#include <torch/python.h>
 #include "hkjit_gemm.h"
 #ifdef HKJIT_GPU
 #include <ATen/cuda/CUDAContext.h>
