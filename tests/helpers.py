@@ -23,6 +23,18 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipi
     not torch.cuda.is_available(), reason="needs a CUDA/ROCm GPU with an hkjit kernel (run `pytest -m gpu` there)")])]
 
 
+TOL = 1e-2  # relative Frobenius error of a bf16 product (fp32 accumulation) against float64
+
+
+def rel_err(c: torch.Tensor, ref: torch.Tensor) -> float:
+    assert torch.isfinite(c).all(), "non-finite output (unwritten or NaN)"
+    return ((c.double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def rand(*shape, device="cpu"):
+    return torch.randn(*shape, device=device).bfloat16()
+
+
 def child_env(cache: Path | str | None = None, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HKJIT_")}
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -13,21 +13,9 @@ import torch
 import hkjit
 from hkjit import ops
 from hkjit.prepared import PREPARED, PreparedCache
-from helpers import DEVICES, record
+from helpers import DEVICES, TOL, rand, record, rel_err
 
 pytestmark = pytest.mark.usefixtures("warm_session_cache")  # the CPU kernel built once for the suite
-
-TOL = 1e-2
-
-
-def rel_err(c: torch.Tensor, ref: torch.Tensor) -> float:
-    assert torch.isfinite(c).all(), "non-finite output (unwritten or NaN)"
-    return ((c.double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
-
-
-def rand(*shape, device="cpu"):
-    return torch.randn(*shape, device=device).bfloat16()
-
 
 @pytest.fixture(autouse=True)
 def force_kernel():

@@ -8,16 +8,9 @@ import torch
 import hkjit
 from hkjit.plan import make_plan
 from hkjit.policy import MAX_LEADING_DIM, decide
-from helpers import record
+from helpers import TOL, record, rel_err
 
 pytestmark = pytest.mark.usefixtures("warm_session_cache")  # the CPU kernel built once for the suite
-
-TOL = 1e-2
-
-
-def rel_err(c: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((c.double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
-
 
 @pytest.mark.parametrize("mode", ["auto", "kernel"])
 def test_linear_builds_and_runs_on_meta_then_materializes(mode):
