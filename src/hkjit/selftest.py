@@ -172,8 +172,17 @@ def _first_call(device: torch.device) -> None:
         pass  # a broken kernel fails the cases themselves, with their messages
 
 
+class _Report:
+    """The JSON form of a report: its fields, with each case result as a dict (`--json`)."""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["results"] = [asdict(r) for r in self.results]
+        return d
+
+
 @dataclass
-class SelftestReport:
+class SelftestReport(_Report):
     device: str
     arch: str
     kernel: str
@@ -184,11 +193,6 @@ class SelftestReport:
     passed: bool
     record: str | None = None
     note: str = ""
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["results"] = [asdict(r) for r in self.results]
-        return d
 
 
 def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: str = "gemm_bf16",
@@ -277,7 +281,7 @@ class EmulatedResult:
 
 
 @dataclass
-class EmulatedReport:
+class EmulatedReport(_Report):
     kind: str                 # always "emulated": not a run on a device
     arch: str
     kernel: str
@@ -288,11 +292,6 @@ class EmulatedReport:
     passed: bool
     record: str | None = None
     note: str = ""
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["results"] = [asdict(r) for r in self.results]
-        return d
 
 
 def _emulate_target(module: str | None):
