@@ -5,19 +5,40 @@
 // A is M x K row-major (row stride lda), Bt is N x K row-major (row stride ldb: the nn.Linear weight layout), C is
 // M x N row-major (row stride ldc). The C ABI is declared in hkjit_gemm.h.
 //
+// Configuration (compile-time defines; each configuration is its own build, so its own cache entry):
+//   HKJIT_SM90A_BM      rows of the block tile: 64, 128 (default) or 256
+//   HKJIT_SM90A_BN      columns of the block tile: 64, 128, 192 or 256 (default)
+//   HKJIT_SM90A_STAGES  depth of the shared-memory ring (default: as deep as fits in 227 KB, at most 8)
+//   HKJIT_SM90A_GROUP_M raster group: tiles are visited in groups of GROUP_M tile rows (default 16)
+//   HKJIT_SM90A_SPLITK  0 (default) or 1: the launcher may split K across CTAs when the tiles cannot fill the SMs
+//   HKJIT_SM90A_CLUSTER 1 only (2-CTA clusters are not built; any other value is a compile error)
+// No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
+// Every consumer warpgroup owns BM / CONSUMERS rows (one or two m64 wgmma row blocks) x BN columns; its fp32
+// accumulators are BM / CONSUMERS * BN / 128 floats a thread, capped at 128 (so 256 x 256 is refused).
+//   128x256: 2 consumers x (64 rows x 256)      256x128: 2 consumers x (2 x 64 rows x 128)
+//   128x128: 2 consumers x (64 rows x 128)      64xBN:   1 consumer  x (64 rows x BN)  (small M, with split-K)
+//
 // Design (one CTA per SM, persistent):
-//   * 3 warpgroups: warpgroups 0 and 1 are consumers (each owns 64 rows x 256 columns of the 128 x 256 output tile,
-//     fp32 accumulators in registers: ThunderKittens rt_fl<16, 256> per warp), warpgroup 2 is the producer (one
-//     thread issues the TMA loads). setmaxnreg moves registers from the producer to the consumers.
-//   * K is walked in blocks of 64 through a 4-stage shared-memory ring; each stage holds A (128 x 64) and Bt
-//     (256 x 64), both K-major with the 128-byte swizzle that TMA writes and wgmma reads. TMA loads complete on a
+//   * CONSUMERS consumer warpgroups + 1 producer warpgroup (one thread issues the TMA loads); setmaxnreg moves
+//     registers from the producer to the consumers.
+//   * K is walked in blocks of 64 through a STAGES-deep shared-memory ring; each stage holds A (BM x 64) and Bt
+//     (BN x 64), both K-major with the 128-byte swizzle that TMA writes and wgmma reads. TMA loads complete on a
 //     "full" mbarrier (transaction bytes); consumers release a stage on an "empty" mbarrier once the wgmma that
-//     read it has retired (one wgmma group kept in flight).
-//   * The ring continues across output tiles, so the producer fetches the next tile while the consumers store
+//     read it has retired (one k block of wgmma groups kept in flight).
+//   * The ring continues across work units, so the producer fetches the next unit while the consumers store
 //     this one. The epilogue converts to bf16 through stmatrix into a double-buffered 64 x 64 staging tile per
 //     consumer and writes it out with TMA stores (bulk groups), which clip at the M / N edges. TMA stores write
 //     whole 16-byte chunks, so when N is not a multiple of 8 the chunk holding column N-1 is stored element-wise.
 //   * Ragged M, N and K are handled by the tensor maps: out-of-bounds loads fill zeros, stores are clipped.
+//   * Split-K (HKJIT_SM90A_SPLITK=1): a work unit is (tile, K slice). When the output tiles cannot fill the SMs
+//     the launcher picks S = min(SMs / tiles, k_blocks / 4, 16) slices (S = 1: the plain path above). Each unit
+//     writes its fp32 partial tile with plain stores into a workspace [S][M][n_tiles * BN]; a second kernel sums
+//     the S partials of each element in slice order and writes bf16 C. The sum order is fixed, so the result is
+//     deterministic (bit-identical from call to call). The workspace is taken with cudaMallocFromPoolAsync from a
+//     memory pool this library owns (one per device, release threshold unlimited, so a steady state allocates
+//     nothing from the driver) and freed with cudaFreeAsync on the same stream after the reduction: stream
+//     ordered, no ABI change, graph-capturable, and no global state a concurrent stream could race on (an
+//     in-kernel atomic reduction would need a zeroed buffer we own and would not be deterministic).
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
 //
 // Constraints checked by the launcher (cudaErrorInvalidValue otherwise, no launch): A, Bt, C 16-byte aligned;
@@ -39,36 +60,84 @@
 
 #include "hkjit_gemm.h"
 
+// ---------------------------------------------------------------------------------------------- configuration
+#ifndef HKJIT_SM90A_BM
+#define HKJIT_SM90A_BM 128
+#endif
+#ifndef HKJIT_SM90A_BN
+#define HKJIT_SM90A_BN 256
+#endif
+#ifndef HKJIT_SM90A_GROUP_M
+#define HKJIT_SM90A_GROUP_M 16
+#endif
+#ifndef HKJIT_SM90A_SPLITK
+#define HKJIT_SM90A_SPLITK 0
+#endif
+#ifndef HKJIT_SM90A_CLUSTER
+#define HKJIT_SM90A_CLUSTER 1
+#endif
+#if HKJIT_SM90A_BM != 64 && HKJIT_SM90A_BM != 128 && HKJIT_SM90A_BM != 256
+#error "HKJIT_SM90A_BM must be 64, 128 or 256"
+#endif
+#if HKJIT_SM90A_BN != 64 && HKJIT_SM90A_BN != 128 && HKJIT_SM90A_BN != 192 && HKJIT_SM90A_BN != 256
+#error "HKJIT_SM90A_BN must be 64, 128, 192 or 256"
+#endif
+#if HKJIT_SM90A_SPLITK != 0 && HKJIT_SM90A_SPLITK != 1
+#error "HKJIT_SM90A_SPLITK must be 0 or 1"
+#endif
+#if HKJIT_SM90A_CLUSTER != 1
+#error "HKJIT_SM90A_CLUSTER: only 1 is implemented (2-CTA clusters with TMA multicast are not built yet)"
+#endif
+#if HKJIT_SM90A_GROUP_M < 1
+#error "HKJIT_SM90A_GROUP_M must be at least 1"
+#endif
+
 namespace hkjit_sm90a {
 
 using namespace kittens;
 
-constexpr int BM = 128, BN = 256, BK = 64;
-constexpr int STAGES = 4;
-constexpr int CONSUMERS = 2;                      // consumer warpgroups, 64 rows each
-constexpr int NUM_THREADS = (CONSUMERS + 1) * 128;
-#ifndef HKJIT_SM90A_GROUP_M
-#define HKJIT_SM90A_GROUP_M 16
-#endif
+constexpr int BM = HKJIT_SM90A_BM, BN = HKJIT_SM90A_BN, BK = 64;
 constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
+constexpr bool SPLITK = HKJIT_SM90A_SPLITK != 0;
+constexpr int CONSUMERS = BM == 64 ? 1 : 2;         // consumer warpgroups
+constexpr int MW = BM / 64 / CONSUMERS;             // m64 row blocks (wgmma rows) per consumer: 1 or 2
+constexpr int NUM_THREADS = (CONSUMERS + 1) * 128;
+static_assert(MW * BN <= 256, "HKJIT_SM90A_BM x HKJIT_SM90A_BN: a consumer's fp32 accumulators exceed 128 registers "
+                              "a thread (256 x 256 is not supported; use 128 x 256 or 256 x 128)");
 
-using a_tile = st_bf<64, BK>;                     // one consumer's rows of A for one K block
-using b_tile = st_bf<BN, BK>;                     // all 256 rows of Bt for one K block
+using a_tile = st_bf<64, BK>;                     // 64 rows of A for one K block
+using b_tile = st_bf<BN, BK>;                     // all BN rows of Bt for one K block
 using c_tile = st_bf<64, 64>;                     // epilogue staging
-using acc_t = rt_fl<16, BN>;                      // one warp's 16 x 256 fp32 accumulators
+using acc_t = rt_fl<16, BN>;                      // one warp's 16 x BN fp32 accumulators (per m64 row block)
 using acc_chunk_t = rt_fl<16, 64>;
 
+constexpr int STAGE_BYTES = (BM + BN) * BK * 2;
+constexpr int FIXED_BYTES = CONSUMERS * 2 * (int)sizeof(c_tile) + 1024 + 1024;   // staging + barriers + align slack
+constexpr int SMEM_LIMIT = 232448;                 // the 227 KB a block may opt in to on sm_90
+constexpr int FIT_STAGES = (SMEM_LIMIT - FIXED_BYTES) / STAGE_BYTES;
+#ifdef HKJIT_SM90A_STAGES
+constexpr int STAGES = HKJIT_SM90A_STAGES;
+static_assert(STAGES >= 2 && STAGES <= 16, "HKJIT_SM90A_STAGES must be in 2..16");
+#else
+constexpr int STAGES = FIT_STAGES < 8 ? FIT_STAGES : 8;
+#endif
+
 struct __align__(1024) smem_t {
-    a_tile a[STAGES][CONSUMERS];                  // 16 KB a stage, one TMA box of 128 x 64
-    b_tile b[STAGES];                             // 32 KB a stage
-    c_tile c[CONSUMERS][2];                       // 2 x 2 x 8 KB
+    a_tile a[STAGES][BM / 64];                    // BM x 64 a stage, one TMA box
+    b_tile b[STAGES];                             // BN x 64 a stage
+    c_tile c[CONSUMERS][2];                       // 2 x 8 KB per consumer
     semaphore full[STAGES];
     semaphore empty[STAGES];
 };
-constexpr int STAGE_BYTES = (BM + BN) * BK * 2;
 constexpr size_t SMEM_BYTES = sizeof(smem_t) + 1024;   // + slack to align the dynamic base to 1024 bytes
-static_assert(sizeof(a_tile) * CONSUMERS + sizeof(b_tile) == STAGE_BYTES, "stage layout");
-static_assert(SMEM_BYTES <= 232448, "over the 227 KB a block may use on sm_90");
+static_assert(sizeof(a_tile) * (BM / 64) + sizeof(b_tile) == STAGE_BYTES, "stage layout");
+static_assert(SMEM_BYTES <= SMEM_LIMIT, "HKJIT_SM90A_STAGES: the ring does not fit in the 227 KB a block may use on "
+                                         "sm_90 (lower HKJIT_SM90A_STAGES or the tile)");
+
+// Registers: the producer gives its registers to the consumers (setmaxnreg; 64 K registers per SM).
+constexpr int PRODUCER_REGS = 40;
+constexpr int CONSUMER_REGS = CONSUMERS == 1 ? 240 : 232;
+static_assert(CONSUMERS * 128 * CONSUMER_REGS + 128 * PRODUCER_REGS <= 65536, "register split");
 
 // ---------------------------------------------------------------------------------------------- device helpers
 __device__ static inline void tma_load_2d(void* dst, const CUtensorMap* map, int c0, int c1, semaphore& bar) {
@@ -101,25 +170,29 @@ __device__ static inline void mbar_wait(semaphore& s, int phase) {
     asm volatile("" ::: "memory");
 }
 
-struct tile_coord { int m, n; };
-__device__ static inline tile_coord tile_of(int t, int m_tiles, int n_tiles) {
+// A work unit is one output tile and one K slice [kb0, kb1) of it (the whole K when splits == 1).
+struct unit_t { int m, n, split, kb0, kb1; };
+__device__ static inline unit_t unit_of(int u, int m_tiles, int n_tiles, int splits, int k_blocks) {
+    const int tiles = m_tiles * n_tiles;
+    const int split = u / tiles, t = u - split * tiles;
     const int per_group = GROUP_M * n_tiles;
     const int g = t / per_group;
     const int first_m = g * GROUP_M;
     const int gm = min(m_tiles - first_m, GROUP_M);
     const int local = t - g * per_group;
-    return {first_m + local % gm, local / gm};
+    return {first_m + local % gm, local / gm, split,
+            (int)((int64_t)split * k_blocks / splits), (int)((int64_t)(split + 1) * k_blocks / splits)};
 }
 
 __global__ void __launch_bounds__(NUM_THREADS, 1)
 gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
             const __grid_constant__ CUtensorMap tm_c, __nv_bfloat16* __restrict__ Cptr, int64_t ldc,
-            int M, int N, int K) {
+            float* __restrict__ ws, int splits, int M, int N, int K) {
     extern __shared__ uint8_t smem_raw[];
     smem_t& sm = *reinterpret_cast<smem_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
 
     const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
-    const int num_tiles = m_tiles * n_tiles;
+    const int num_units = m_tiles * n_tiles * splits;
     const int k_blocks = (K + BK - 1) / BK;
     const int wg = threadIdx.x / 128;
 
@@ -135,55 +208,85 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
 
     if (wg == CONSUMERS) {
         // ------------------------------------------------------------------------------------------ producer
-        warpgroup::decrease_registers<40>();
+        warpgroup::decrease_registers<PRODUCER_REGS>();
         if (threadIdx.x == CONSUMERS * 128) {
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_a)) : "memory");
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_b)) : "memory");
             int it = 0;
-            for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
-                const tile_coord tc = tile_of(t, m_tiles, n_tiles);
-                for (int kb = 0; kb < k_blocks; kb++, it++) {
+            for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
+                const unit_t w = unit_of(u, m_tiles, n_tiles, splits, k_blocks);
+                for (int kb = w.kb0; kb < w.kb1; kb++, it++) {
                     const int s = it % STAGES, phase = (it / STAGES) & 1;
                     mbar_wait(sm.empty[s], phase ^ 1);
                     tma::expect_bytes(sm.full[s], STAGE_BYTES);
-                    tma_load_2d(&sm.a[s][0], &tm_a, kb * BK, tc.m * BM, sm.full[s]);
-                    tma_load_2d(&sm.b[s], &tm_b, kb * BK, tc.n * BN, sm.full[s]);
+                    tma_load_2d(&sm.a[s][0], &tm_a, kb * BK, w.m * BM, sm.full[s]);
+                    tma_load_2d(&sm.b[s], &tm_b, kb * BK, w.n * BN, sm.full[s]);
                 }
             }
         }
     } else {
         // ------------------------------------------------------------------------------------------ consumers
-        warpgroup::increase_registers<232>();
+        warpgroup::increase_registers<CONSUMER_REGS>();
         const int cid = wg;
         const bool issuer = (threadIdx.x % 128) == 0;
-        acc_t acc;
-        int it = 0;
-        for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
-            const tile_coord tc = tile_of(t, m_tiles, n_tiles);
+        acc_t acc[MW];
+        int it = 0, store_no = 0;
+        for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
+            const unit_t w = unit_of(u, m_tiles, n_tiles, splits, k_blocks);
             int prev_s = 0;
-            for (int kb = 0; kb < k_blocks; kb++, it++) {
+            for (int kb = w.kb0; kb < w.kb1; kb++, it++) {
                 const int s = it % STAGES, phase = (it / STAGES) & 1;
                 mbar_wait(sm.full[s], phase);
-                if (kb == 0) warpgroup::mm_ABt(acc, sm.a[s][cid], sm.b[s]);
-                else         warpgroup::mma_ABt(acc, sm.a[s][cid], sm.b[s]);
-                warpgroup::mma_async_wait<1>();
-                if (kb > 0 && laneid() == 0) arrive(sm.empty[prev_s]);
+                #pragma unroll
+                for (int i = 0; i < MW; i++) {
+                    if (kb == w.kb0) warpgroup::mm_ABt(acc[i], sm.a[s][cid * MW + i], sm.b[s]);
+                    else             warpgroup::mma_ABt(acc[i], sm.a[s][cid * MW + i], sm.b[s]);
+                }
+                warpgroup::mma_async_wait<MW>();           // the previous k block's groups have retired
+                if (kb > w.kb0 && laneid() == 0) arrive(sm.empty[prev_s]);
                 prev_s = s;
             }
             warpgroup::mma_async_wait<0>();
             if (laneid() == 0) arrive(sm.empty[prev_s]);
 
-            // ---- epilogue: 4 chunks of 64 x 64, bf16, through double-buffered staging tiles and TMA stores
-            const int row0 = tc.m * BM + cid * 64;
-            if (row0 < M) {
+            if (SPLITK && splits > 1) {
+                // ---- split epilogue: fp32 partial straight from registers into ws[split][M][n_tiles * BN]
+                const int64_t ldw = (int64_t)n_tiles * BN;
+                float* base = ws + (int64_t)w.split * M * ldw;
+                const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
+                #pragma unroll
+                for (int i = 0; i < MW; i++) {
+                    const int r0 = w.m * BM + (cid * MW + i) * 64 + wrow;
+                    #pragma unroll
+                    for (int j = 0; j < BN / 16; j++) {
+                        const int col = w.n * BN + j * 16 + 2 * (lane % 4);
+                        if (r0 < M) {
+                            *reinterpret_cast<float2*>(base + r0 * ldw + col) = acc[i].tiles[0][j].data[0];
+                            *reinterpret_cast<float2*>(base + r0 * ldw + col + 8) = acc[i].tiles[0][j].data[2];
+                        }
+                        if (r0 + 8 < M) {
+                            *reinterpret_cast<float2*>(base + (r0 + 8) * ldw + col) = acc[i].tiles[0][j].data[1];
+                            *reinterpret_cast<float2*>(base + (r0 + 8) * ldw + col + 8) = acc[i].tiles[0][j].data[3];
+                        }
+                    }
+                }
+                continue;
+            }
+
+            // ---- epilogue: chunks of 64 x 64, bf16, through double-buffered staging tiles and TMA stores
+            #pragma unroll
+            for (int i = 0; i < MW; i++) {
+                const int row0 = w.m * BM + (cid * MW + i) * 64;
+                if (row0 >= M) break;                           // uniform over the warpgroup
                 #pragma unroll
                 for (int j = 0; j < BN / 64; j++) {
-                    const int col0 = tc.n * BN + j * 64;
+                    const int col0 = w.n * BN + j * 64;
                     if (col0 >= N) break;                       // uniform over the warpgroup
-                    c_tile& buf = sm.c[cid][j & 1];
+                    c_tile& buf = sm.c[cid][store_no & 1];
+                    store_no++;
                     if (issuer) tma_store_wait_read<1>();       // the store that last read this buffer is done
                     named_sync(1 + cid, 128);
-                    warpgroup::store(buf, *reinterpret_cast<const acc_chunk_t*>(&acc.tiles[0][4 * j]));
+                    warpgroup::store(buf, *reinterpret_cast<const acc_chunk_t*>(&acc[i].tiles[0][4 * j]));
                     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
                     named_sync(1 + cid, 128);
                     if ((N & 7) == 0 || col0 + 64 <= N) {
@@ -192,8 +295,8 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                         // TMA stores write whole 16-byte chunks: past an N that is not a multiple of 8 they would
                         // overwrite the padding up to the next 16 bytes. This edge chunk is stored element-wise.
                         const int lt = threadIdx.x % 128;
-                        for (int i = lt; i < 64 * 64; i += 128) {
-                            const int r = i / 64, c = i % 64;
+                        for (int e = lt; e < 64 * 64; e += 128) {
+                            const int r = e / 64, c = e % 64;
                             if (row0 + r < M && col0 + c < N) Cptr[(int64_t)(row0 + r) * ldc + col0 + c] = buf[{r, c}];
                         }
                     }
@@ -201,6 +304,33 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             }
         }
         if (issuer) tma_store_wait_all();
+    }
+}
+
+// Split-K reduction: C[m, n] = bf16(sum over s in order of ws[s][m][n]); 4 columns a thread.
+__global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, int64_t ldw,
+                                     __nv_bfloat16* __restrict__ C, int64_t ldc, int M, int N) {
+    const int64_t quads = (N + 3) / 4;
+    const int64_t total = (int64_t)M * quads, slice = (int64_t)M * ldw;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t m = i / quads, n = (i - m * quads) * 4;
+        const float* p = ws + m * ldw + n;
+        float4 acc = *reinterpret_cast<const float4*>(p);
+        for (int s = 1; s < splits; s++) {
+            const float4 v = *reinterpret_cast<const float4*>(p + s * slice);
+            acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+        }
+        __nv_bfloat16* c = C + m * ldc + n;
+        if (n + 4 <= N) {
+            __nv_bfloat162 lo = __floats2bfloat162_rn(acc.x, acc.y), hi = __floats2bfloat162_rn(acc.z, acc.w);
+            uint2 packed;
+            memcpy(&packed.x, &lo, 4);
+            memcpy(&packed.y, &hi, 4);
+            *reinterpret_cast<uint2*>(c) = packed;               // 8-byte aligned: C 16 B, ldc % 8 == 0, n % 4 == 0
+        } else {
+            const float v[4] = {acc.x, acc.y, acc.z, acc.w};
+            for (int q = 0; q < N - n; q++) c[q] = __float2bfloat16(v[q]);
+        }
     }
 }
 
@@ -264,12 +394,12 @@ static cudaError_t make_map(map_cache& cache, CUtensorMap* out, const void* ptr,
     return cudaSuccess;
 }
 
-struct device_info { int sms; bool ready; };
+struct device_info { int sms; bool ready; cudaMemPool_t pool; };
 constexpr int MAX_DEVICES = 64;
 static device_info g_devices[MAX_DEVICES];
 static std::mutex g_devices_mutex;
 
-static cudaError_t device_setup(int dev, int* sms) {
+static cudaError_t device_setup(int dev, int* sms, cudaMemPool_t* pool) {
     if (dev < 0 || dev >= MAX_DEVICES) return cudaErrorInvalidDevice;
     std::lock_guard<std::mutex> lock(g_devices_mutex);
     device_info& d = g_devices[dev];
@@ -282,10 +412,30 @@ static cudaError_t device_setup(int dev, int* sms) {
         if (major != 9 || optin < (int)SMEM_BYTES) return cudaErrorNoKernelImageForDevice;
         e = cudaFuncSetAttribute(gemm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES);
         if (e != cudaSuccess) return e;
+        d.pool = nullptr;
+        if (SPLITK) {   // the split-K workspace pool: ours, so its release threshold touches nobody else's memory
+            cudaMemPoolProps props{};
+            props.allocType = cudaMemAllocationTypePinned;
+            props.location.type = cudaMemLocationTypeDevice;
+            props.location.id = dev;
+            if ((e = cudaMemPoolCreate(&d.pool, &props)) != cudaSuccess) return e;
+            uint64_t keep = UINT64_MAX;
+            if ((e = cudaMemPoolSetAttribute(d.pool, cudaMemPoolAttrReleaseThreshold, &keep)) != cudaSuccess) return e;
+        }
         d.ready = true;
     }
     *sms = d.sms;
+    *pool = d.pool;
     return cudaSuccess;
+}
+
+// How many K slices for m_tiles x n_tiles tiles: enough units to fill the SMs, each slice at least 4 K blocks.
+static int choose_splits(int64_t tiles, int64_t k_blocks, int sms) {
+    if (!SPLITK || tiles >= sms) return 1;
+    int64_t s = sms / tiles;
+    s = std::min<int64_t>(s, k_blocks / 4);
+    s = std::min<int64_t>(s, 16);
+    return (int)std::max<int64_t>(s, 1);
 }
 
 }  // namespace hkjit_sm90a
@@ -314,7 +464,8 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
     int sms = 0;
-    e = device_setup(dev, &sms);
+    cudaMemPool_t pool = nullptr;
+    e = device_setup(dev, &sms, &pool);
     if (e != cudaSuccess) return e;
 
     thread_local map_cache cache_a{}, cache_b{}, cache_c{};
@@ -323,12 +474,34 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     if ((e = make_map(cache_b, &mb, Bt, N, K, ldb, BN)) != cudaSuccess) return e;
     if ((e = make_map(cache_c, &mc, C, M, N, ldc, 64)) != cudaSuccess) return e;
 
-    const int64_t tiles = ((M + BM - 1) / BM) * ((N + BN - 1) / BN);
+    const int64_t n_tiles = (N + BN - 1) / BN;
+    const int64_t tiles = ((M + BM - 1) / BM) * n_tiles;
     if (tiles > LIM) return cudaErrorInvalidValue;
-    const int grid = (int)std::min<int64_t>(tiles, sms);
-    gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc,
-                                                        (int)M, (int)N, (int)K);
-    return (int)cudaGetLastError();
+    const int splits = choose_splits(tiles, (K + BK - 1) / BK, sms);
+    float* ws = nullptr;
+    const int64_t ldw = n_tiles * BN;
+    if (splits > 1) {
+        e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), (size_t)splits * M * ldw * sizeof(float), pool, st);
+        if (e != cudaSuccess) return e;
+    }
+    const int grid = (int)std::min<int64_t>(tiles * splits, sms);
+    gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
+                                                        splits, (int)M, (int)N, (int)K);
+    e = cudaGetLastError();
+    if (splits > 1) {
+        if (e == cudaSuccess) {
+            const int64_t quads = M * ((N + 3) / 4);
+            const int threads = 256;
+            const int64_t blocks = std::min<int64_t>((quads + threads - 1) / threads, (int64_t)sms * 8);
+            splitk_reduce_kernel<<<(unsigned)blocks, threads, 0, st>>>(ws, splits, ldw,
+                                                                      reinterpret_cast<__nv_bfloat16*>(C), ldc,
+                                                                      (int)M, (int)N);
+            e = cudaGetLastError();
+        }
+        const cudaError_t f = cudaFreeAsync(ws, st);
+        if (e == cudaSuccess) e = f;
+    }
+    return (int)e;
 }
 
 extern "C" const char* hkjit_gemm_bf16_error(int code) {
