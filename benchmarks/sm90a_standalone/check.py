@@ -1,24 +1,32 @@
-"""Standalone check and benchmark of kernels/gemm_sm90a.cu through its C ABI (ctypes), against torch.
+"""Standalone check and benchmark of kernels/gemm_sm90a.cu configurations through the C ABI (ctypes), vs torch.
 
-usage: python3 check.py LIB.so [VARIANT_NAME=LIB.so ...]
+usage: python3 check.py NAME=LIB.so [NAME=LIB.so ...]   (one library per configuration; the first is the default)
+       python3 check.py --smoke LIB.so                  (five shapes, one library: the hang/crash filter)
 
-The first library is checked on every correctness shape; every library (variants built with other macros) is timed.
-Correctness: fresh random bf16 inputs per shape, output poisoned with NaN (padding columns included), reference in
-float64 on the GPU, ||C - ref|| / ||ref|| <= 1e-2, padding columns past N must stay untouched, a second call on
-the same inputs must give bit-identical output (a moving result is a race). Timing: CUDA events around every call,
-median of repeats after warm-up, rotating among enough input sets to defeat the 50 MB L2, interleaved with
-torch.matmul(A, Bt.T, out=C) (cuBLAS) on the same buffers.
+Correctness, every library on every shape: fresh random bf16 inputs per shape, output poisoned with NaN (padding
+columns and one row past M included), reference in float64 on the GPU (computed once per shape, shared by the
+libraries), ||C - ref|| / ||ref|| <= 1e-2, padding past N / M untouched, and on large or split-K shapes a second
+call on the same inputs must give bit-identical output (a moving result is a race; split-K is deterministic).
+Timing: CUDA events around every call, median of the calls after warm-up, rotating among enough input sets to
+defeat the L2, every candidate interleaved call by call with torch.matmul(A, Bt.T, out=C) (cuBLAS) and the order of
+the candidates rotated each round; "torch2" is torch timed a second time (its ratio is the noise floor).
+Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; or BENCH_SHAPES=MxNxK,...
+Tables go to stdout and, as markdown and JSON, to $OUT (or the build folder).
 """
+import ast
 import ctypes
+import json
 import math
 import os
 import statistics
 import sys
+import time
 
 import torch
 
 TOL = 1e-2
 INVALID_VALUE = 1  # cudaErrorInvalidValue
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load(path):
@@ -41,52 +49,62 @@ def pad8(x):
     return max(8, (x + 7) // 8 * 8)
 
 
-def padded(rows, cols, ld, gen, fill=None):
-    """A rows x cols bf16 view with row stride ld (a slice of a rows x ld buffer)."""
-    buf = torch.empty(rows, ld, device="cuda", dtype=torch.bfloat16)
-    if fill is None:
-        buf.normal_(generator=gen)
-    else:
-        buf.fill_(fill)
-    return buf, buf[:, :cols]
+def llm_shapes():
+    """SHAPES of benchmarks/llm_shapes.py, read as data (no import of the benchmarks folder needed)."""
+    tree = ast.parse(open(os.path.join(HERE, "..", "llm_shapes.py")).read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == "SHAPES":
+            return [tuple(x) for x in ast.literal_eval(node.value)]
+    raise SystemExit("benchmarks/llm_shapes.py has no SHAPES")
 
 
-def check_one(lib, M, N, K, gen, extra_ld=0, stream=None, twice=False):
-    lda, ldb, ldc = pad8(K) + extra_ld, pad8(K) + extra_ld, pad8(N) + extra_ld
-    Abuf, A = padded(M, K, lda, gen)
-    Bbuf, Bt = padded(N, K, ldb, gen)
-    Cbuf, _ = padded(M + 1, N, ldc, gen, fill=float("nan"))  # one poisoned row past M, columns past N
-    C = Cbuf[:M, :N]
-    rc = call(lib, A, lda, Bt, ldb, C, ldc, M, N, K, stream)
-    if rc != 0:
-        return dict(ok=False, err=float("nan"), note=f"rc={rc} {lib.hkjit_gemm_bf16_error(rc).decode()}")
-    torch.cuda.synchronize()
-    ref = A.double() @ Bt.double().T
-    out = C.double()
-    note = []
-    finite = bool(torch.isfinite(out).all())
-    if not finite:
-        note.append(f"{int((~torch.isfinite(out)).sum())} unwritten/NaN")
-    if ldc > N and not bool(torch.isnan(Cbuf[:, N:].float()).all()):
-        note.append("wrote past N")
-    if not bool(torch.isnan(Cbuf[M].float()).all()):
-        note.append("wrote past M")
-    refn = ref.norm().item()
-    err = (out - ref).norm().item() / refn if refn > 0 else (0.0 if finite and out.abs().max().item() == 0 else 1.0)
-    if K == 0:
-        err = 0.0 if finite and out.abs().max().item() == 0 else 1.0
-    if twice:
-        first = C.clone()
-        Cbuf.fill_(float("nan"))
-        rc = call(lib, A, lda, Bt, ldb, C, ldc, M, N, K, stream)
+class Case:
+    """One correctness shape: padded inputs, the float64 reference, and a poisoned output buffer."""
+
+    def __init__(self, M, N, K, gen, extra_ld=0):
+        self.M, self.N, self.K = M, N, K
+        self.lda, self.ldb, self.ldc = pad8(K) + extra_ld, pad8(K) + extra_ld, pad8(N) + extra_ld
+        Abuf = torch.empty(M, self.lda, device="cuda", dtype=torch.bfloat16).normal_(generator=gen)
+        Bbuf = torch.empty(N, self.ldb, device="cuda", dtype=torch.bfloat16).normal_(generator=gen)
+        self.A, self.Bt = Abuf[:, :K], Bbuf[:, :K]
+        self.Cbuf = torch.empty(M + 1, self.ldc, device="cuda", dtype=torch.bfloat16)
+        self.C = self.Cbuf[:M, :N]
+        self.ref = self.A.double() @ self.Bt.double().T
+
+    def run(self, lib, stream=None, twice=False):
+        M, N, K = self.M, self.N, self.K
+        self.Cbuf.fill_(float("nan"))
+        rc = call(lib, self.A, self.lda, self.Bt, self.ldb, self.C, self.ldc, M, N, K, stream)
+        if rc != 0:
+            return dict(ok=False, err=float("nan"), note=f"rc={rc} {lib.hkjit_gemm_bf16_error(rc).decode()}")
         torch.cuda.synchronize()
-        if rc != 0 or not torch.equal(first.view(torch.int16), C.view(torch.int16)):
-            note.append("second call differs (race?)")
-    ok = finite and err <= TOL and not note
-    return dict(ok=ok, err=err, note="; ".join(note))
+        out = self.C.double()
+        note = []
+        finite = bool(torch.isfinite(out).all())
+        if not finite:
+            note.append(f"{int((~torch.isfinite(out)).sum())} unwritten/NaN")
+        if self.ldc > N and not bool(torch.isnan(self.Cbuf[:, N:].float()).all()):
+            note.append("wrote past N")
+        if not bool(torch.isnan(self.Cbuf[M].float()).all()):
+            note.append("wrote past M")
+        refn = self.ref.norm().item()
+        if K == 0 or refn == 0:
+            err = 0.0 if finite and out.abs().max().item() == 0 else 1.0
+        else:
+            err = (out - self.ref).norm().item() / refn
+        if twice:
+            first = self.C.clone()
+            self.Cbuf.fill_(float("nan"))
+            rc = call(lib, self.A, self.lda, self.Bt, self.ldb, self.C, self.ldc, M, N, K, stream)
+            torch.cuda.synchronize()
+            if rc != 0 or not torch.equal(first.view(torch.int16), self.C.view(torch.int16)):
+                note.append("second call differs (race?)")
+        ok = finite and err <= TOL and not note
+        return dict(ok=ok, err=err, note="; ".join(note))
 
 
-def correctness(lib):
+def correctness(libs):
+    """rows of (shape label, {lib name: result})."""
     gen = torch.Generator(device="cuda")
     gen.manual_seed(1234)
     shapes = [(1, 1, 1), (3, 70, 5), (257, 193, 255), (64, 192, 300), (4096, 4096, 4096), (8192, 8192, 8192)]
@@ -94,65 +112,79 @@ def correctness(lib):
         shapes += [(128, 256, K), (300, 520, K)]
     shapes += [(129, 257, 64), (1000, 1000, 1000), (4097, 4095, 333), (1, 4096, 4096), (4096, 1, 4096),
                (7, 9, 4160), (2048, 3000, 8), (130, 260, 0), (5, 7, 0), (1, 1, 4097), (16384, 128, 96),
-               (128, 16384, 96), (1536, 1536, 17)]
+               (128, 16384, 96), (1536, 1536, 17),
+               # few tiles: these take the split-K path in SPLITK builds (ragged K, N % 8 != 0, M not a tile multiple)
+               (16, 4096, 4096), (16, 4095, 4100), (100, 1000, 5000), (256, 8192, 8192), (128, 8192, 8192),
+               (64, 28672, 4096), (200, 520, 1000), (33, 130, 64 * 64 + 8), (3000, 5000, 7000)]
     rows = []
     for (M, N, K) in shapes:
-        r = check_one(lib, M, N, K, gen, twice=(M * N * K >= 4096 ** 3))
-        rows.append((f"{M}x{N}x{K}", r))
-    # strides well past the row length, a side stream
-    r = check_one(lib, 300, 500, 200, gen, extra_ld=64)
-    rows.append(("300x500x200 ld+64", r))
+        case = Case(M, N, K, gen)
+        big = M * N * K >= 4096 ** 3 or (M <= 256 and K >= 1000)
+        rows.append((f"{M}x{N}x{K}", {name: case.run(lib, twice=big) for name, lib in libs}))
+        del case
+    case = Case(300, 500, 200, gen, extra_ld=64)  # strides well past the row length
+    rows.append(("300x500x200 ld+64", {name: case.run(lib) for name, lib in libs}))
+    case = Case(48, 2000, 3000, gen, extra_ld=24)
+    rows.append(("48x2000x3000 ld+24", {name: case.run(lib) for name, lib in libs}))
     side = torch.cuda.Stream()
-    with torch.cuda.stream(side):
-        r = check_one(lib, 1024, 768, 512, gen, stream=side)
-    rows.append(("1024x768x512 side stream", r))
-    # misaligned pointer / stride must be refused, with no launch
+    for (M, N, K) in [(1024, 768, 512), (32, 768, 4096)]:   # the second one splits K in SPLITK builds
+        with torch.cuda.stream(side):
+            case = Case(M, N, K, gen)
+            res = {name: case.run(lib, stream=side) for name, lib in libs}
+        rows.append((f"{M}x{N}x{K} side stream", res))
+    # misaligned pointer / stride / negative size must be refused, with no launch
     A = torch.randn(64, 72, device="cuda", dtype=torch.bfloat16)
     Bt = torch.randn(64, 72, device="cuda", dtype=torch.bfloat16)
-    C = torch.full((64, 64), float("nan"), device="cuda", dtype=torch.bfloat16)
-    rc1 = lib.hkjit_gemm_bf16(A.data_ptr() + 2, 72, Bt.data_ptr(), 72, C.data_ptr(), 64, 64, 64, 64, None)
-    rc2 = lib.hkjit_gemm_bf16(A.data_ptr(), 70, Bt.data_ptr(), 72, C.data_ptr(), 64, 64, 64, 64, None)
-    rc3 = lib.hkjit_gemm_bf16(A.data_ptr(), 72, Bt.data_ptr(), 72, C.data_ptr(), 64, -1, 64, 64, None)
-    torch.cuda.synchronize()
-    refused = rc1 == rc2 == rc3 == INVALID_VALUE and bool(torch.isnan(C.float()).all())
-    rows.append(("misaligned/neg refused", dict(ok=refused, err=0.0, note=f"rc={rc1},{rc2},{rc3}")))
+    res = {}
+    for name, lib in libs:
+        C = torch.full((64, 64), float("nan"), device="cuda", dtype=torch.bfloat16)
+        rc1 = lib.hkjit_gemm_bf16(A.data_ptr() + 2, 72, Bt.data_ptr(), 72, C.data_ptr(), 64, 64, 64, 64, None)
+        rc2 = lib.hkjit_gemm_bf16(A.data_ptr(), 70, Bt.data_ptr(), 72, C.data_ptr(), 64, 64, 64, 64, None)
+        rc3 = lib.hkjit_gemm_bf16(A.data_ptr(), 72, Bt.data_ptr(), 72, C.data_ptr(), 64, -1, 64, 64, None)
+        torch.cuda.synchronize()
+        refused = rc1 == rc2 == rc3 == INVALID_VALUE and bool(torch.isnan(C.float()).all())
+        res[name] = dict(ok=refused, err=0.0, note=f"rc={rc1},{rc2},{rc3}")
+    rows.append(("misaligned/neg refused", res))
     return rows
 
 
-def bench(libs, shapes, reps=40, warm=10):
+def bench(libs, shapes, warm=5, reps=20):
+    """Per shape: {candidate: median ms}, and the two half-medians (the spread)."""
     props = torch.cuda.get_device_properties(0)
     l2 = getattr(props, "L2_cache_size", 50 << 20)
     results = []
-    for (M, N, K) in shapes:
+    for (label, M, N, K) in shapes:
+        t0 = time.time()
         set_bytes = 2 * (M * K + N * K + M * N)
-        nsets = max(3, math.ceil(3 * l2 / set_bytes))
+        nsets = max(2, math.ceil(3 * l2 / set_bytes))
         sets = []
         for _ in range(nsets):
             A = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
             Bt = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
             C = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
             sets.append((A, Bt, C))
-        flops = 2.0 * M * N * K
 
         def run_hk(lib, A, Bt, C):
             rc = lib.hkjit_gemm_bf16(A.data_ptr(), K, Bt.data_ptr(), K, C.data_ptr(), N, M, N, K,
                                      torch.cuda.current_stream().cuda_stream)
-            assert rc == 0, rc
+            if rc != 0:
+                raise RuntimeError(f"hkjit_gemm_bf16 rc={rc} at {M}x{N}x{K}")
 
         def run_torch(_, A, Bt, C):
             torch.matmul(A, Bt.T, out=C)
 
-        cands = [("torch", None, run_torch)] + [(name, lib, run_hk) for name, lib in libs]
+        cands = [("torch", None, run_torch), ("torch2", None, run_torch)] + [(n, lib, run_hk) for n, lib in libs]
         times = {name: [] for name, _, _ in cands}
         g = 0  # every call takes the next input set, whichever candidate makes it
         for i in range(warm):
             for name, lib, fn in cands:
                 fn(lib, *sets[g % nsets]); g += 1
         torch.cuda.synchronize()
-        for half in range(2):  # candidates interleaved call by call, so they see the same clocks
+        for half in range(2):
             ev = {name: [] for name, _, _ in cands}
             for i in range(reps):
-                for name, lib, fn in cands:
+                r = (i + half) % len(cands)
+                for name, lib, fn in cands[r:] + cands[:r]:   # rotated order, interleaved call by call
                     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     a.record(); fn(lib, *sets[g % nsets]); b.record(); g += 1
                     ev[name].append((a, b))
@@ -161,55 +193,104 @@ def bench(libs, shapes, reps=40, warm=10):
                 times[name] += [a.elapsed_time(b) for a, b in ev[name]]
         med = {name: statistics.median(t) for name, t in times.items()}
         spread = {name: (statistics.median(t[:reps]), statistics.median(t[reps:])) for name, t in times.items()}
-        results.append(((M, N, K), {n: flops / (ms * 1e-3) / 1e12 for n, ms in med.items()}, med, spread))
+        results.append(dict(label=label, shape=(M, N, K), ms=med, half_ms=spread, secs=time.time() - t0))
         del sets
         torch.cuda.empty_cache()
     return results
 
 
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def table(results, names, dev):
+    """Markdown: shape, cuBLAS TFLOP/s, each configuration's speed-up over cuBLAS, the best."""
+    hdr = ["label", "M x N x K", "cuBLAS TF/s", "torch2"] + names + ["best", "best x"]
+    lines = [f"H200 table ({dev}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); speed-up = torch ms / "
+             f"config ms, median of {2 * 20} interleaved event-timed calls, rotated inputs and order",
+             "", "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    ratios = {n: [] for n in names + ["best", "torch2"]}
+    for r in results:
+        M, N, K = r["shape"]
+        tf = 2.0 * M * N * K / (r["ms"]["torch"] * 1e-3) / 1e12
+        rat = {n: r["ms"]["torch"] / r["ms"][n] for n in names + ["torch2"]}
+        best = max(names, key=lambda n: rat[n])
+        for n in names + ["torch2"]:
+            ratios[n].append(rat[n])
+        ratios["best"].append(rat[best])
+        lines.append("| " + " | ".join([r["label"], f"{M}x{N}x{K}", f"{tf:.0f}", f"{rat['torch2']:.2f}"] +
+                                       [f"{rat[n]:.3f}" for n in names] + [best, f"{rat[best]:.3f}"]) + " |")
+    lines.append("| geomean | | | " + f"{geomean(ratios['torch2']):.3f} | " +
+                 " | ".join(f"{geomean(ratios[n]):.3f}" for n in names) + f" | | {geomean(ratios['best']):.3f} |")
+    return "\n".join(lines)
+
+
+def smoke(path):
+    """A few shapes on one library, in its own process: run.sh drops a configuration that fails or hangs here."""
+    lib = load(path)
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(7)
+    bad = 0
+    for (M, N, K) in [(257, 193, 255), (4097, 4095, 333), (16, 4095, 4100), (128, 8192, 8192), (5, 7, 0)]:
+        r = Case(M, N, K, gen).run(lib, twice=True)
+        bad += not r["ok"]
+        print(f"smoke {os.path.basename(path)} {M}x{N}x{K}: {'ok' if r['ok'] else 'FAIL'} err={r['err']:.2e} {r['note']}")
+    sys.exit(1 if bad else 0)
+
+
 def main():
+    if sys.argv[1] == "--smoke":
+        return smoke(sys.argv[2])
     libs = []
     for i, arg in enumerate(sys.argv[1:]):
         name, _, path = arg.rpartition("=")
         libs.append((name or ("hk" if i == 0 else f"v{i}"), load(path)))
+    names = [n for n, _ in libs]
     dev = torch.cuda.get_device_name(0)
+    out_dir = os.environ.get("OUT") or os.path.dirname(os.path.abspath(sys.argv[1].rpartition("=")[2]))
     print(f"device: {dev}  torch {torch.__version__}  cuda {torch.version.cuda}", flush=True)
 
-    rows = correctness(libs[0][1])
-    for name, lib in libs[1:]:  # variants: a few shapes only
-        gen = torch.Generator(device="cuda")
-        gen.manual_seed(99)
-        for (M, N, K) in [(257, 193, 255), (4097, 4095, 333), (4096, 4096, 4096)]:
-            rows.append((f"[{name}] {M}x{N}x{K}", check_one(lib, M, N, K, gen)))
+    t0 = time.time()
+    rows = correctness(libs)
+    lines = [f"{'shape':>40}  " + " ".join(f"{n:>12}" for n in names)]
+    nfail = 0
+    for label, res in rows:
+        cells = []
+        for n in names:
+            r = res[n]
+            nfail += not r["ok"]
+            cells.append(f"{'ok' if r['ok'] else 'FAIL'} {r['err']:.1e}" if r["ok"] else f"FAIL:{r['note'][:20]}")
+        lines.append(f"{label:>40}  " + " ".join(f"{c:>12}" for c in cells))
+    fails = [f"[{n}] {label}: err={res[n]['err']:.2e} {res[n]['note']}" for label, res in rows for n in names
+             if not res[n]["ok"]]
+    corr = "\n".join(lines) + f"\n\ncorrectness: {len(rows) * len(names) - nfail}/{len(rows) * len(names)} pass " \
+           f"({len(rows)} shapes x {len(names)} configs, {time.time() - t0:.0f} s)\n" + "\n".join(fails)
+    print("\n== correctness (rel. Frobenius error vs float64; tol 1e-2) ==\n" + corr, flush=True)
+    with open(os.path.join(out_dir, "correctness.txt"), "w") as f:
+        f.write(corr + "\n")
 
-    bshapes = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (4096, 4096, 1024),
-               (8192, 8192, 1024), (4096, 14336, 4096), (8192, 4096, 14336), (16384, 4096, 4096),
-               (4000, 4000, 4000),
-               # smaller and skinny shapes, for the dispatch policy's thresholds
-               (1024, 1024, 1024), (512, 512, 512), (256, 256, 256), (1024, 1024, 8192), (128, 4096, 4096),
-               (4096, 128, 4096), (16, 4096, 4096), (64, 8192, 8192), (2048, 8192, 2048), (3000, 5000, 712)]
+    which = os.environ.get("BENCH_SET", "llm")
+    old = [(1024, 1024, 1024), (512, 512, 512), (256, 256, 256), (1024, 1024, 8192), (128, 4096, 4096),
+           (4096, 128, 4096), (2048, 8192, 2048), (3000, 5000, 712), (4096, 4096, 1024), (8192, 8192, 1024)]
+    shapes = []
+    if which in ("llm", "both"):
+        shapes += llm_shapes()
+    if which in ("old", "both"):
+        shapes += [(f"old-{m}x{n}x{k}", m, n, k) for (m, n, k) in old]
     only = os.environ.get("BENCH_SHAPES")
     if only:
-        bshapes = [tuple(int(x) for x in s.split("x")) for s in only.split(",")]
-    bad = [sh for sh in bshapes if sh[2] % 8]
+        shapes = [(s, *(int(x) for x in s.split("x"))) for s in only.split(",")]
+    bad = [s for s in shapes if s[3] % 8]
     assert not bad, f"bench shapes need K % 8 == 0 (contiguous operands): {bad}"
-    res = bench(libs, bshapes)
-
-    print("\n== correctness (rel. Frobenius error vs float64; tol 1e-2) ==")
-    nfail = 0
-    for name, r in rows:
-        nfail += not r["ok"]
-        print(f"{name:>28}  {'PASS' if r['ok'] else 'FAIL'}  err={r['err']:.2e}  {r['note']}")
-    print(f"\n== TFLOP/s, median of {2*40} event-timed calls, rotating inputs; {dev} ==")
-    names = ["torch"] + [n for n, _ in libs]
-    print(f"{'M x N x K':>20} " + " ".join(f"{n:>10}" for n in names) + " " +
-          " ".join(f"{n + '/torch':>12}" for n in names[1:]) + "   (half-medians ms: " + ", ".join(names) + ")")
-    for (M, N, K), tf, med, spread in res:
-        line = f"{f'{M}x{N}x{K}':>20} " + " ".join(f"{tf[n]:10.1f}" for n in names) + " "
-        line += " ".join(f"{tf[n] / tf['torch']:12.3f}" for n in names[1:])
-        line += "   " + ", ".join(f"{spread[n][0]:.3f}/{spread[n][1]:.3f}" for n in names)
-        print(line)
-    print(f"\ncorrectness: {len(rows) - nfail}/{len(rows)} pass")
+    t0 = time.time()
+    res = bench(libs, shapes)
+    md = table(res, names, dev)
+    print(f"\n== timing ({time.time() - t0:.0f} s) ==\n" + md, flush=True)
+    with open(os.path.join(out_dir, "table.md"), "w") as f:
+        f.write(md + "\n")
+    with open(os.path.join(out_dir, "timing.json"), "w") as f:
+        json.dump(dict(device=dev, torch=torch.__version__, configs=names, results=res), f, indent=1)
+    print(f"\ncorrectness: {len(rows) * len(names) - nfail}/{len(rows) * len(names)} pass")
     sys.exit(1 if nfail else 0)
 
 

@@ -1,36 +1,78 @@
 #!/usr/bin/env bash
-# Build kernels/gemm_sm90a.cu with nvcc, check it against float64 and time it against torch.matmul (cuBLAS),
-# all in one device run. From the repository root:
+# Build kernels/gemm_sm90a.cu in several configurations (in parallel) with nvcc, check every one against float64
+# and time every one against torch.matmul (cuBLAS), all in one device run. From the repository root:
 #     bash benchmarks/sm90a_standalone/run.sh
 # ThunderKittens headers: $THUNDERKITTENS_ROOT/include, else .carry/ThunderKittens/include (the device run),
-# else ../shared/toolchain/ThunderKittens/include. Extra variants: VARIANTS="g16:-DHKJIT_SM90A_GROUP_M=16 ...".
-set -euo pipefail
+# else ../ThunderKittens/include (a worktree copy under .carry/wt), else ../shared/toolchain/ThunderKittens/include.
+# Configurations: CONFIGS="name:-DFLAG,-DFLAG name2:..." (commas between a configuration's flags); the default list
+# is below. "hk" (no defines, today's kernel) is always built first. BUILD_ONLY=1 stops after the builds.
+# Tables (correctness.txt, table.md, timing.json) and the build logs go to $OUT (else the build folder).
+set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 if [ -n "${THUNDERKITTENS_ROOT:-}" ]; then TK="$THUNDERKITTENS_ROOT/include"
 elif [ -d .carry/ThunderKittens/include ]; then TK="$ROOT/.carry/ThunderKittens/include"
+elif [ -d ../ThunderKittens/include ]; then TK="$ROOT/../ThunderKittens/include"
 else TK="$ROOT/../shared/toolchain/ThunderKittens/include"; fi
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 BUILD=${BUILD:-/tmp/hkjit_sm90a_build}
 OUTDIR=${OUT:-$BUILD}
-mkdir -p "$BUILD"
+mkdir -p "$BUILD" "$OUTDIR"
 FLAGS=(-gencode=arch=compute_90a,code=sm_90a -O3 -std=c++20 --expt-relaxed-constexpr --expt-extended-lambda
-       -DKITTENS_HOPPER -I"$TK" -Ikernels -Xcompiler=-fPIC -shared)
+       -DKITTENS_HOPPER -I"$TK" -Ikernels -Xcompiler=-fPIC -shared -Xptxas=-v)
+DEFAULT_CONFIGS="t256x128:-DHKJIT_SM90A_BM=256,-DHKJIT_SM90A_BN=128
+ t128x128:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=128
+ t128x192:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=192
+ s128x256:-DHKJIT_SM90A_SPLITK=1
+ s128x128:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=128,-DHKJIT_SM90A_SPLITK=1
+ s64x128:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=128,-DHKJIT_SM90A_SPLITK=1
+ s64x256:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=256,-DHKJIT_SM90A_SPLITK=1"
+CONFIGS=${CONFIGS:-$DEFAULT_CONFIGS}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv || true
 "$NVCC" --version | tail -2
-build() {  # name extra-flags...
+
+build() {  # name flags... ; writes lib<name>.so and ptxas_<name>.txt
     local name=$1; shift
     local t0=$(date +%s%N)
-    "$NVCC" "${FLAGS[@]}" -Xptxas=-v "$@" kernels/gemm_sm90a.cu -o "$BUILD/lib$name.so" 2>"$BUILD/ptxas_$name.txt"
-    echo "built $name in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(grep -A2 'gemm_kernel' "$BUILD/ptxas_$name.txt" | grep -E 'registers|spill' | tr -s ' ' | tr '\n' ' ')"
-    LIBS+=("$name=$BUILD/lib$name.so")
+    if "$NVCC" "${FLAGS[@]}" "$@" kernels/gemm_sm90a.cu -o "$BUILD/lib$name.so" >"$BUILD/ptxas_$name.txt" 2>&1; then
+        echo "built $name ($*) in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(grep -A2 'gemm_kernel' "$BUILD/ptxas_$name.txt" | grep -E 'registers|spill' | tr -s ' ' | tr '\n' ' ')" >"$BUILD/status_$name.txt"
+    else
+        echo "FAILED $name ($*): $(grep -m3 -E 'error' "$BUILD/ptxas_$name.txt" | tr '\n' ' ')" >"$BUILD/status_$name.txt"
+        rm -f "$BUILD/lib$name.so"
+    fi
 }
+NAMES=(hk)
+build hk &
+for c in $CONFIGS; do
+    name=${c%%:*}; flags=${c#*:}
+    NAMES+=("$name")
+    build "$name" ${flags//,/ } &
+done
+wait
+for n in "${NAMES[@]}"; do cat "$BUILD/status_$n.txt"; done
+[ -n "${BUILD_ONLY:-}" ] && exit 0
+# smoke test each configuration in its own process (in parallel, time-limited): one that fails or hangs is dropped
+for n in "${NAMES[@]}"; do
+    [ -f "$BUILD/lib$n.so" ] || continue
+    ( timeout ${SMOKE_TIMEOUT:-120} python3 benchmarks/sm90a_standalone/check.py --smoke "$BUILD/lib$n.so" \
+        >"$BUILD/smoke_$n.txt" 2>&1; echo $? >"$BUILD/smoke_rc_$n.txt" ) &
+done
+wait
 LIBS=()
-build hk
-for v in ${VARIANTS:-}; do build "${v%%:*}" ${v#*:}; done
+for n in "${NAMES[@]}"; do
+    [ -f "$BUILD/lib$n.so" ] || continue
+    rc=$(cat "$BUILD/smoke_rc_$n.txt")
+    echo "smoke $n: rc=$rc"
+    [ "$rc" = 0 ] || { echo "SMOKE FAILED $n (rc=$rc, 124 = hung):"; cat "$BUILD/smoke_$n.txt" | tail -8; }
+    [ "$rc" = 124 ] || [ "$rc" -gt 128 ] || LIBS+=("$n=$BUILD/lib$n.so")   # wrong results stay in (the table says)
+done
+cat "$BUILD"/ptxas_*.txt > "$OUTDIR/ptxas_all.txt" 2>/dev/null || true
 if command -v cuobjdump >/dev/null; then
-    cuobjdump -sass "$BUILD/libhk.so" > "$BUILD/sass.txt"
-    echo "SASS: $(grep -c HGMMA "$BUILD/sass.txt") HGMMA, $(grep -cE '\b(LDL|STL)\b' "$BUILD/sass.txt") LDL/STL, $(grep -c UTMALDG "$BUILD/sass.txt") UTMALDG, $(grep -c UTMASTG "$BUILD/sass.txt") UTMASTG"
+    for n in "${NAMES[@]}"; do
+        [ -f "$BUILD/lib$n.so" ] || continue
+        cuobjdump -sass "$BUILD/lib$n.so" > "$BUILD/sass_$n.txt"
+        echo "SASS $n: $(grep -c HGMMA "$BUILD/sass_$n.txt") HGMMA, $(grep -cE '\b(LDL|STL)\b' "$BUILD/sass_$n.txt") LDL/STL, $(grep -c UTMALDG "$BUILD/sass_$n.txt") UTMALDG, $(grep -c UTMASTG "$BUILD/sass_$n.txt") UTMASTG"
+    done
 fi
-set -o pipefail
+[ ${#LIBS[@]} -gt 0 ] || { echo "no configuration built"; exit 1; }
 PYTHONUNBUFFERED=1 timeout ${CHECK_TIMEOUT:-480} python3 benchmarks/sm90a_standalone/check.py "${LIBS[@]}" 2>&1 | tee "$OUTDIR/check_log.txt"
