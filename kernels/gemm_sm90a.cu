@@ -31,7 +31,8 @@
 //     whole 16-byte chunks, so when N is not a multiple of 8 the chunk holding column N-1 is stored element-wise.
 //   * Ragged M, N and K are handled by the tensor maps: out-of-bounds loads fill zeros, stores are clipped.
 //   * Split-K (HKJIT_SM90A_SPLITK=1): a work unit is (tile, K slice). When the output tiles cannot fill the SMs
-//     the launcher picks S = min(SMs / tiles, k_blocks / 4, 16) slices (S = 1: the plain path above). Each unit
+//     (fewer than 2 waves) the launcher picks the fewest slices S <= 16 (each >= 4 K blocks) that keep the SMs
+//     >= 90% busy over the waves of units (S = 1: the plain path above). Each unit
 //     writes its fp32 partial tile with plain stores into a workspace [S][M][n_tiles * BN]; a second kernel sums
 //     the S partials of each element in slice order and writes bf16 C. The sum order is fixed, so the result is
 //     deterministic (bit-identical from call to call). The workspace is taken with cudaMallocFromPoolAsync from a
@@ -429,13 +430,21 @@ static cudaError_t device_setup(int dev, int* sms, cudaMemPool_t* pool) {
     return cudaSuccess;
 }
 
-// How many K slices for m_tiles x n_tiles tiles: enough units to fill the SMs, each slice at least 4 K blocks.
+// How many K slices for `tiles` output tiles: the fewest that keep the SMs >= 90% busy over the waves of units
+// (units = tiles x slices, a wave = sms units), each slice at least MIN_SLICE_KB K blocks, at most 16 slices; the
+// busiest count if none reaches 90%. Many tiles (>= 2 waves) never split: the waves already balance.
+constexpr int MIN_SLICE_KB = 4, MAX_SPLITS = 16;
 static int choose_splits(int64_t tiles, int64_t k_blocks, int sms) {
-    if (!SPLITK || tiles >= sms) return 1;
-    int64_t s = sms / tiles;
-    s = std::min<int64_t>(s, k_blocks / 4);
-    s = std::min<int64_t>(s, 16);
-    return (int)std::max<int64_t>(s, 1);
+    if (!SPLITK || tiles >= 2 * (int64_t)sms) return 1;
+    int best = 1;
+    double best_eff = 0.0;
+    for (int s = 1; s <= MAX_SPLITS && (s == 1 || k_blocks / s >= MIN_SLICE_KB); s++) {
+        const int64_t units = tiles * s, waves = (units + sms - 1) / sms;
+        const double eff = (double)units / (double)(waves * sms);
+        if (eff >= 0.9) return s;
+        if (eff > best_eff + 1e-9) { best_eff = eff; best = s; }
+    }
+    return best;
 }
 
 }  // namespace hkjit_sm90a

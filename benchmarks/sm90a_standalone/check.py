@@ -10,7 +10,10 @@ call on the same inputs must give bit-identical output (a moving result is a rac
 Timing: CUDA events around every call, median of the calls after warm-up, rotating among enough input sets to
 defeat the L2, every candidate interleaved call by call with torch.matmul(A, Bt.T, out=C) (cuBLAS) and the order of
 the candidates rotated each round; "torch2" is torch timed a second time (its ratio is the noise floor).
-Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; or BENCH_SHAPES=MxNxK,...
+Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; EXTRA_SHAPES=MxNxK,...
+adds shapes; BENCH_SHAPES=MxNxK,... replaces them all. Libraries named mut_* are mutants (run.sh plants one bug in
+each): each must fail at least one correctness shape (else the run fails: the check could not see that bug); they
+are not timed.
 Tables go to stdout and, as markdown and JSON, to $OUT (or the build folder).
 """
 import ast
@@ -253,21 +256,27 @@ def main():
     t0 = time.time()
     rows = correctness(libs)
     lines = [f"{'shape':>40}  " + " ".join(f"{n:>12}" for n in names)]
-    nfail = 0
     for label, res in rows:
-        cells = []
-        for n in names:
-            r = res[n]
-            nfail += not r["ok"]
-            cells.append(f"{'ok' if r['ok'] else 'FAIL'} {r['err']:.1e}" if r["ok"] else f"FAIL:{r['note'][:20]}")
+        cells = [f"ok {res[n]['err']:.1e}" if res[n]["ok"] else f"FAIL:{res[n]['note'][:7] or 'err'}"
+                 for n in names]
         lines.append(f"{label:>40}  " + " ".join(f"{c:>12}" for c in cells))
-    fails = [f"[{n}] {label}: err={res[n]['err']:.2e} {res[n]['note']}" for label, res in rows for n in names
+    real = [n for n in names if not n.startswith("mut_")]
+    mutants = [n for n in names if n.startswith("mut_")]
+    nfail = sum(not res[n]["ok"] for _, res in rows for n in real)
+    fails = [f"[{n}] {label}: err={res[n]['err']:.2e} {res[n]['note']}" for label, res in rows for n in real
              if not res[n]["ok"]]
-    corr = "\n".join(lines) + f"\n\ncorrectness: {len(rows) * len(names) - nfail}/{len(rows) * len(names)} pass " \
-           f"({len(rows)} shapes x {len(names)} configs, {time.time() - t0:.0f} s)\n" + "\n".join(fails)
+    caught = {m: sum(not res[m]["ok"] for _, res in rows) for m in mutants}
+    uncaught = [m for m, c in caught.items() if c == 0]
+    summary = (f"correctness: {len(rows) * len(real) - nfail}/{len(rows) * len(real)} pass ({len(rows)} shapes x "
+               f"{len(real)} configs, {time.time() - t0:.0f} s); mutants caught: " +
+               (", ".join(f"{m} ({c} shapes fail)" for m, c in caught.items()) or "none built") +
+               (f"; NOT CAUGHT: {uncaught}" if uncaught else ""))
+    corr = "\n".join(lines) + "\n\n" + summary + "\n" + "\n".join(fails)
     print("\n== correctness (rel. Frobenius error vs float64; tol 1e-2) ==\n" + corr, flush=True)
     with open(os.path.join(out_dir, "correctness.txt"), "w") as f:
         f.write(corr + "\n")
+    libs = [(n, lib) for n, lib in libs if not n.startswith("mut_")]
+    names = real
 
     which = os.environ.get("BENCH_SET", "llm")
     old = [(1024, 1024, 1024), (512, 512, 512), (256, 256, 256), (1024, 1024, 8192), (128, 4096, 4096),
@@ -277,6 +286,9 @@ def main():
         shapes += llm_shapes()
     if which in ("old", "both"):
         shapes += [(f"old-{m}x{n}x{k}", m, n, k) for (m, n, k) in old]
+    extra = os.environ.get("EXTRA_SHAPES")
+    if extra:
+        shapes += [(f"extra-{s}", *(int(x) for x in s.split("x"))) for s in extra.split(",")]
     only = os.environ.get("BENCH_SHAPES")
     if only:
         shapes = [(s, *(int(x) for x in s.split("x"))) for s in only.split(",")]
@@ -290,8 +302,8 @@ def main():
         f.write(md + "\n")
     with open(os.path.join(out_dir, "timing.json"), "w") as f:
         json.dump(dict(device=dev, torch=torch.__version__, configs=names, results=res), f, indent=1)
-    print(f"\ncorrectness: {len(rows) * len(names) - nfail}/{len(rows) * len(names)} pass")
-    sys.exit(1 if nfail else 0)
+    print("\n" + summary)
+    sys.exit(1 if nfail or uncaught else 0)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ DEFAULT_CONFIGS="t256x128:-DHKJIT_SM90A_BM=256,-DHKJIT_SM90A_BN=128
  s128x128:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=128,-DHKJIT_SM90A_SPLITK=1
  s64x128:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=128,-DHKJIT_SM90A_SPLITK=1
  s64x256:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=256,-DHKJIT_SM90A_SPLITK=1
- s64x64:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=64,-DHKJIT_SM90A_SPLITK=1"
+ s64x64:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=64,-DHKJIT_SM90A_SPLITK=1
+ s128x192:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=192,-DHKJIT_SM90A_SPLITK=1"
 CONFIGS=${CONFIGS:-$DEFAULT_CONFIGS}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv || true
 "$NVCC" --version | tail -2
@@ -42,6 +43,26 @@ build() {  # name flags... ; writes lib<name>.so and ptxas_<name>.txt
         rm -f "$BUILD/lib$name.so"
     fi
 }
+# Mutants: copies of the kernel with one planted bug each, built from sed scripts (MUTANTS=0 skips them). check.py
+# must report every one as caught (a correctness failure); they are never timed.
+MUTANTS_LIST=(
+ "mut_reduce#s/for (int s = 1; s < splits; s++)/for (int s = 1; s < splits - 1; s++)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
+ "mut_kslice#s/(int)((int64_t)(split + 1) \* k_blocks \/ splits)}/(int)((int64_t)(split + 1) * k_blocks \/ splits) - (splits > 1)}/#-DHKJIT_SM90A_SPLITK=1"
+ "mut_edge#s/if ((N \& 7) == 0 || col0 + 64 <= N)/if (true)/#-DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=128"
+)
+build_mutant() {  # name sed-script flags
+    local name=$1 script=$2; shift 2
+    mkdir -p "$BUILD/$name"
+    sed "$script" kernels/gemm_sm90a.cu > "$BUILD/$name/gemm_sm90a.cu"
+    if cmp -s kernels/gemm_sm90a.cu "$BUILD/$name/gemm_sm90a.cu"; then
+        echo "FAILED $name: the sed script changed nothing" >"$BUILD/status_$name.txt"; return
+    fi
+    if "$NVCC" "${FLAGS[@]}" $@ "$BUILD/$name/gemm_sm90a.cu" -o "$BUILD/lib$name.so" >"$BUILD/ptxas_$name.txt" 2>&1; then
+        echo "built mutant $name" >"$BUILD/status_$name.txt"
+    else
+        echo "FAILED $name: $(grep -m3 -E 'error' "$BUILD/ptxas_$name.txt" | tr '\n' ' ')" >"$BUILD/status_$name.txt"
+    fi
+}
 NAMES=(hk)
 build hk &
 for c in $CONFIGS; do
@@ -49,6 +70,13 @@ for c in $CONFIGS; do
     NAMES+=("$name")
     build "$name" ${flags//,/ } &
 done
+if [ "${MUTANTS:-1}" != 0 ]; then
+    for m in "${MUTANTS_LIST[@]}"; do
+        IFS='#' read -r name script flags <<<"$m"
+        NAMES+=("$name")
+        build_mutant "$name" "$script" $flags &
+    done
+fi
 wait
 for n in "${NAMES[@]}"; do cat "$BUILD/status_$n.txt"; done
 [ -n "${BUILD_ONLY:-}" ] && exit 0
@@ -70,7 +98,7 @@ done
 cat "$BUILD"/ptxas_*.txt > "$OUTDIR/ptxas_all.txt" 2>/dev/null || true
 if command -v cuobjdump >/dev/null; then
     for n in "${NAMES[@]}"; do
-        [ -f "$BUILD/lib$n.so" ] || continue
+        [ -f "$BUILD/lib$n.so" ] && [ "${n#mut_}" = "$n" ] || continue
         cuobjdump -sass "$BUILD/lib$n.so" > "$BUILD/sass_$n.txt"
         echo "SASS $n: $(grep -c HGMMA "$BUILD/sass_$n.txt") HGMMA, $(grep -cE '\b(LDL|STL)\b' "$BUILD/sass_$n.txt") LDL/STL, $(grep -c UTMALDG "$BUILD/sass_$n.txt") UTMALDG, $(grep -c UTMASTG "$BUILD/sass_$n.txt") UTMASTG"
     done
