@@ -13,7 +13,7 @@ the candidates rotated each round; "torch2" is torch timed a second time (its ra
 Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; EXTRA_SHAPES=MxNxK,...
 adds shapes; BENCH_SHAPES=MxNxK,... replaces them all. Libraries named mut_* are mutants (run.sh plants one bug in
 each): each must fail at least one correctness shape (else the run fails: the check could not see that bug); they
-are not timed.
+are not timed. Libraries named x_* are timing experiments (wrong output allowed, not counted).
 Tables go to stdout and, as markdown and JSON, to $OUT (or the build folder).
 """
 import ast
@@ -260,7 +260,7 @@ def main():
         cells = [f"ok {res[n]['err']:.1e}" if res[n]["ok"] else f"FAIL:{res[n]['note'][:7] or 'err'}"
                  for n in names]
         lines.append(f"{label:>40}  " + " ".join(f"{c:>12}" for c in cells))
-    real = [n for n in names if not n.startswith("mut_")]
+    real = [n for n in names if not n.startswith(("mut_", "x_"))]
     mutants = [n for n in names if n.startswith("mut_")]
     nfail = sum(not res[n]["ok"] for _, res in rows for n in real)
     fails = [f"[{n}] {label}: err={res[n]['err']:.2e} {res[n]['note']}" for label, res in rows for n in real
@@ -276,7 +276,7 @@ def main():
     with open(os.path.join(out_dir, "correctness.txt"), "w") as f:
         f.write(corr + "\n")
     libs = [(n, lib) for n, lib in libs if not n.startswith("mut_")]
-    names = real
+    names = [n for n in names if not n.startswith("mut_")]
 
     which = os.environ.get("BENCH_SET", "llm")
     old = [(1024, 1024, 1024), (512, 512, 512), (256, 256, 256), (1024, 1024, 8192), (128, 4096, 4096),

@@ -44,11 +44,13 @@ build() {  # name flags... ; writes lib<name>.so and ptxas_<name>.txt
     fi
 }
 # Mutants: copies of the kernel with one planted bug each, built from sed scripts (MUTANTS=0 skips them). check.py
-# must report every one as caught (a correctness failure); they are never timed.
+# must report every one as caught (a correctness failure); they are never timed. x_* entries are timing experiments
+# (x_noepi: no epilogue at all, so the difference to hk is the epilogue's cost); wrong output, timed only.
 MUTANTS_LIST=(
  "mut_reduce#s/for (int s = 1; s < splits; s++)/for (int s = 1; s < splits - 1; s++)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
  "mut_kslice#s/(int)((int64_t)(split + 1) \* k_blocks \/ splits)}/(int)((int64_t)(split + 1) * k_blocks \/ splits) - (splits > 1)}/#-DHKJIT_SM90A_SPLITK=1"
  "mut_edge#s/if ((N \& 7) == 0 || col0 + 64 <= N)/if (true)/#-DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=128"
+ "x_noepi#s/if (row0 >= M) break;/if (true) break;/#"
 )
 build_mutant() {  # name sed-script flags
     local name=$1 script=$2; shift 2
