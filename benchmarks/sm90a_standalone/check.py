@@ -28,6 +28,7 @@ import time
 import torch
 
 TOL = 1e-2
+TIMING = os.environ.get("TIMING", "graph")   # graph: replays of a CUDA graph of `per` calls; eager: call by call
 INVALID_VALUE = 1  # cudaErrorInvalidValue
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -118,7 +119,9 @@ def correctness(libs):
                (128, 16384, 96), (1536, 1536, 17),
                # few tiles: these take the split-K path in SPLITK builds (ragged K, N % 8 != 0, M not a tile multiple)
                (16, 4096, 4096), (16, 4095, 4100), (100, 1000, 5000), (256, 8192, 8192), (128, 8192, 8192),
-               (64, 28672, 4096), (200, 520, 1000), (33, 130, 64 * 64 + 8), (3000, 5000, 7000)]
+               (64, 28672, 4096), (200, 520, 1000), (33, 130, 64 * 64 + 8), (3000, 5000, 7000),
+               # many tiles and a row pitch off the 128-byte grid: the repack path in REPACK builds
+               (4096, 4096, 4104), (2048, 8192, 1000)]
     rows = []
     for (M, N, K) in shapes:
         case = Case(M, N, K, gen)
@@ -129,6 +132,8 @@ def correctness(libs):
     rows.append(("300x500x200 ld+64", {name: case.run(lib) for name, lib in libs}))
     case = Case(48, 2000, 3000, gen, extra_ld=24)
     rows.append(("48x2000x3000 ld+24", {name: case.run(lib) for name, lib in libs}))
+    case = Case(2048, 4096, 520, gen, extra_ld=8)  # repacked with a stride past K
+    rows.append(("2048x4096x520 ld+8", {name: case.run(lib) for name, lib in libs}))
     side = torch.cuda.Stream()
     for (M, N, K) in [(1024, 768, 512), (32, 768, 4096)]:   # the second one splits K in SPLITK builds
         with torch.cuda.stream(side):
@@ -177,26 +182,55 @@ def bench(libs, shapes, warm=5, reps=20):
             torch.matmul(A, Bt.T, out=C)
 
         cands = [("torch", None, run_torch), ("torch2", None, run_torch)] + [(n, lib, run_hk) for n, lib in libs]
-        times = {name: [] for name, _, _ in cands}
         g = 0  # every call takes the next input set, whichever candidate makes it
         for i in range(warm):
             for name, lib, fn in cands:
                 fn(lib, *sets[g % nsets]); g += 1
         torch.cuda.synchronize()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(); run_torch(None, *sets[0]); b.record(); torch.cuda.synchronize()
+        per = max(nsets, min(64, math.ceil(1.0 / max(a.elapsed_time(b), 1e-3))))   # calls per graph: >= ~1 ms
+        mode = TIMING
+        graphs = {}
+        if mode == "graph":
+            try:
+                for ci, (name, lib, fn) in enumerate(cands):
+                    gr = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(gr):
+                        for j in range(per):
+                            fn(lib, *sets[(ci + j) % nsets])
+                    graphs[name] = gr
+                for gr in graphs.values():
+                    gr.replay()
+                torch.cuda.synchronize()
+            except Exception as e:  # a capture that fails: this shape is timed call by call instead
+                print(f"graph capture failed at {M}x{N}x{K} ({e}); timing eagerly", flush=True)
+                graphs, mode = {}, "eager"
+                torch.cuda.synchronize()
+        times = {name: [] for name, _, _ in cands}
+        n_rep = reps if mode == "eager" else max(3, reps // 2)
         for half in range(2):
             ev = {name: [] for name, _, _ in cands}
-            for i in range(reps):
+            for i in range(n_rep):
                 r = (i + half) % len(cands)
-                for name, lib, fn in cands[r:] + cands[:r]:   # rotated order, interleaved call by call
+                for name, lib, fn in cands[r:] + cands[:r]:   # rotated order, interleaved call by call / replay
                     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    a.record(); fn(lib, *sets[g % nsets]); b.record(); g += 1
+                    a.record()
+                    if mode == "graph":
+                        graphs[name].replay()
+                    else:
+                        fn(lib, *sets[g % nsets]); g += 1
+                    b.record()
                     ev[name].append((a, b))
             torch.cuda.synchronize()
+            div = per if mode == "graph" else 1
             for name in ev:
-                times[name] += [a.elapsed_time(b) for a, b in ev[name]]
+                times[name] += [a.elapsed_time(b) / div for a, b in ev[name]]
+        del graphs
         med = {name: statistics.median(t) for name, t in times.items()}
-        spread = {name: (statistics.median(t[:reps]), statistics.median(t[reps:])) for name, t in times.items()}
-        results.append(dict(label=label, shape=(M, N, K), ms=med, half_ms=spread, secs=time.time() - t0))
+        spread = {name: (statistics.median(t[:n_rep]), statistics.median(t[n_rep:])) for name, t in times.items()}
+        results.append(dict(label=label, shape=(M, N, K), ms=med, half_ms=spread, mode=mode, calls_per_replay=per,
+                            secs=time.time() - t0))
         del sets
         torch.cuda.empty_cache()
     return results
@@ -210,7 +244,9 @@ def table(results, names, dev):
     """Markdown: shape, cuBLAS TFLOP/s, each configuration's speed-up over cuBLAS, the best."""
     hdr = ["label", "M x N x K", "cuBLAS TF/s", "torch2"] + names + ["best", "best x"]
     lines = [f"H200 table ({dev}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); speed-up = torch ms / "
-             f"config ms, median of {2 * 20} interleaved event-timed calls, rotated inputs and order",
+             f"config ms; timing {TIMING}: " + ("median of 20 event-timed replays of a CUDA graph of >= 1 ms of calls "
+             "(rotated inputs), candidates interleaved replay by replay in rotated order; '*' = eager fallback"
+             if TIMING == "graph" else "median of 40 interleaved event-timed calls, rotated inputs and order"),
              "", "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     ratios = {n: [] for n in names + ["best", "torch2"]}
     for r in results:
@@ -221,7 +257,8 @@ def table(results, names, dev):
         for n in names + ["torch2"]:
             ratios[n].append(rat[n])
         ratios["best"].append(rat[best])
-        lines.append("| " + " | ".join([r["label"], f"{M}x{N}x{K}", f"{tf:.0f}", f"{rat['torch2']:.2f}"] +
+        lines.append("| " + " | ".join([r["label"] + ("*" if r.get("mode") == "eager" and TIMING == "graph" else ""),
+                                        f"{M}x{N}x{K}", f"{tf:.0f}", f"{rat['torch2']:.2f}"] +
                                        [f"{rat[n]:.3f}" for n in names] + [best, f"{rat[best]:.3f}"]) + " |")
     lines.append("| geomean | | | " + f"{geomean(ratios['torch2']):.3f} | " +
                  " | ".join(f"{geomean(ratios[n]):.3f}" for n in names) + f" | | {geomean(ratios['best']):.3f} |")

@@ -28,7 +28,9 @@ DEFAULT_CONFIGS="t256x128:-DHKJIT_SM90A_BM=256,-DHKJIT_SM90A_BN=128
  s64x128:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=128,-DHKJIT_SM90A_SPLITK=1
  s64x256:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=256,-DHKJIT_SM90A_SPLITK=1
  s64x64:-DHKJIT_SM90A_BM=64,-DHKJIT_SM90A_BN=64,-DHKJIT_SM90A_SPLITK=1
- s128x192:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=192,-DHKJIT_SM90A_SPLITK=1"
+ s128x192:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=192,-DHKJIT_SM90A_SPLITK=1
+ r128x256:-DHKJIT_SM90A_REPACK=1
+ r128x192:-DHKJIT_SM90A_BM=128,-DHKJIT_SM90A_BN=192,-DHKJIT_SM90A_REPACK=1"
 CONFIGS=${CONFIGS:-$DEFAULT_CONFIGS}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv || true
 "$NVCC" --version | tail -2
@@ -45,12 +47,14 @@ build() {  # name flags... ; writes lib<name>.so and ptxas_<name>.txt
 }
 # Mutants: copies of the kernel with one planted bug each, built from sed scripts (MUTANTS=0 skips them). check.py
 # must report every one as caught (a correctness failure); they are never timed. x_* entries are timing experiments
-# (x_noepi: no epilogue at all, so the difference to hk is the epilogue's cost); wrong output, timed only.
+# (x_l2none / x_l2p128: the tensor maps' L2 promotion NONE / 128B instead of 256B); timed, not counted.
 MUTANTS_LIST=(
  "mut_reduce#s/for (int s = 1; s < splits; s++)/for (int s = 1; s < splits - 1; s++)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
  "mut_kslice#s/(int)((int64_t)(split + 1) \* k_blocks \/ splits)}/(int)((int64_t)(split + 1) * k_blocks \/ splits) - (splits > 1)}/#-DHKJIT_SM90A_SPLITK=1"
  "mut_edge#s/if ((N \& 7) == 0 || col0 + 64 <= N)/if (true)/#-DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=128"
- "x_noepi#s/if (row0 >= M) break;/if (true) break;/#"
+ "mut_repack#s/rows\[i\], K \/ 8);/rows[i], K \/ 8 - 1);/#-DHKJIT_SM90A_REPACK=1"
+ "x_l2none#s/CU_TENSOR_MAP_L2_PROMOTION_L2_256B/CU_TENSOR_MAP_L2_PROMOTION_NONE/#"
+ "x_l2p128#s/CU_TENSOR_MAP_L2_PROMOTION_L2_256B/CU_TENSOR_MAP_L2_PROMOTION_L2_128B/#"
 )
 build_mutant() {  # name sed-script flags
     local name=$1 script=$2; shift 2
