@@ -7,9 +7,12 @@ Correctness, every library on every shape: fresh random bf16 inputs per shape, o
 columns and one row past M included), reference in float64 on the GPU (computed once per shape, shared by the
 libraries), ||C - ref|| / ||ref|| <= 1e-2, padding past N / M untouched, and on large or split-K shapes a second
 call on the same inputs must give bit-identical output (a moving result is a race; split-K is deterministic).
-Timing: CUDA events around every call, median of the calls after warm-up, rotating among enough input sets to
-defeat the L2, every candidate interleaved call by call with torch.matmul(A, Bt.T, out=C) (cuBLAS) and the order of
-the candidates rotated each round; "torch2" is torch timed a second time (its ratio is the noise floor).
+Timing (TIMING=graph, default): per candidate a CUDA graph of >= 1 ms of calls (at least one call per input set,
+rotating among enough sets to defeat the L2), 30 replays timed with CUDA events, candidates interleaved replay by
+replay in a fresh random order each round, median per call. Graphs keep the small (decode) shapes GPU-bound: timed
+call by call from Python they are host-bound (torch's ratio to itself moved 0.6-1.7x, 2026-12-01). TIMING=eager:
+events around every call, 40 calls. torch.matmul(A, Bt.T, out=C) is cuBLAS; "torch2" is torch timed a second time
+(its ratio is the noise floor).
 Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; EXTRA_SHAPES=MxNxK,...
 adds shapes; BENCH_SHAPES=MxNxK,... replaces them all. Libraries named mut_* are mutants (run.sh plants one bug in
 each): each must fail at least one correctness shape (else the run fails: the check could not see that bug); they
@@ -21,6 +24,7 @@ import ctypes
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -29,6 +33,7 @@ import torch
 
 TOL = 1e-2
 TIMING = os.environ.get("TIMING", "graph")   # graph: replays of a CUDA graph of `per` calls; eager: call by call
+GRAPH_REPS = 15                               # timed replays per half (two halves)
 INVALID_VALUE = 1  # cudaErrorInvalidValue
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -208,12 +213,17 @@ def bench(libs, shapes, warm=5, reps=20):
                 graphs, mode = {}, "eager"
                 torch.cuda.synchronize()
         times = {name: [] for name, _, _ in cands}
-        n_rep = reps if mode == "eager" else max(3, reps // 2)
+        rng = random.Random(f"{M}x{N}x{K}")
+        n_rep = reps if mode == "eager" else GRAPH_REPS
         for half in range(2):
             ev = {name: [] for name, _, _ in cands}
             for i in range(n_rep):
-                r = (i + half) % len(cands)
-                for name, lib, fn in cands[r:] + cands[:r]:   # rotated order, interleaved call by call / replay
+                # a fresh random order every round: each candidate follows every other one about equally often.
+                # (A fixed cyclic order biases power-limited shapes: a kernel right after a low-power one runs up
+                # to 9% faster, seen 2026-12-01 on 8192x28672x8192.)
+                order = list(cands)
+                rng.shuffle(order)
+                for name, lib, fn in order:
                     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     a.record()
                     if mode == "graph":
@@ -244,9 +254,9 @@ def table(results, names, dev):
     """Markdown: shape, cuBLAS TFLOP/s, each configuration's speed-up over cuBLAS, the best."""
     hdr = ["label", "M x N x K", "cuBLAS TF/s", "torch2"] + names + ["best", "best x"]
     lines = [f"H200 table ({dev}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}); speed-up = torch ms / "
-             f"config ms; timing {TIMING}: " + ("median of 20 event-timed replays of a CUDA graph of >= 1 ms of calls "
-             "(rotated inputs), candidates interleaved replay by replay in rotated order; '*' = eager fallback"
-             if TIMING == "graph" else "median of 40 interleaved event-timed calls, rotated inputs and order"),
+             f"config ms; timing {TIMING}: " + (f"median of {2 * GRAPH_REPS} event-timed replays of a CUDA graph of >= 1 ms of calls "
+             "(rotated inputs), candidates interleaved replay by replay in a random order per round; '*' = eager fallback"
+             if TIMING == "graph" else "median of 40 interleaved event-timed calls, rotated inputs, random order per round"),
              "", "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     ratios = {n: [] for n in names + ["best", "torch2"]}
     for r in results:
