@@ -33,8 +33,8 @@
 //     whole 16-byte chunks, so when N is not a multiple of 8 the chunk holding column N-1 is stored element-wise.
 //   * Ragged M, N and K are handled by the tensor maps: out-of-bounds loads fill zeros, stores are clipped.
 //   * Split-K (HKJIT_SM90A_SPLITK=1): a work unit is (tile, K slice). When the output tiles cannot fill the SMs
-//     (fewer than 2 waves) the launcher picks the fewest slices S <= 16 (each >= 4 K blocks) that keep the SMs
-//     >= 90% busy over the waves of units (S = 1: the plain path above). Each unit
+//     (fewer than 2 waves) the launcher picks S <= 16 slices (each >= 4 K blocks) by a small cost model (SM
+//     occupancy over the waves vs the partials' extra traffic, choose_splits; S = 1: the plain path above). Each unit
 //     writes its fp32 partial tile with plain stores into a workspace [S][M][n_tiles * BN]; a second kernel sums
 //     the S partials of each element in slice order and writes bf16 C. The sum order is fixed, so the result is
 //     deterministic (bit-identical from call to call). The workspace is taken with cudaMallocFromPoolAsync from a
@@ -343,8 +343,10 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, i
             memcpy(&packed.y, &hi, 4);
             *reinterpret_cast<uint2*>(c) = packed;               // 8-byte aligned: C 16 B, ldc % 8 == 0, n % 4 == 0
         } else {
-            const float v[4] = {acc.x, acc.y, acc.z, acc.w};
-            for (int q = 0; q < N - n; q++) c[q] = __float2bfloat16(v[q]);
+            const int left = (int)(N - n);                           // 1..3 columns
+            c[0] = __float2bfloat16(acc.x);
+            if (left > 1) c[1] = __float2bfloat16(acc.y);
+            if (left > 2) c[2] = __float2bfloat16(acc.z);
         }
     }
 }
@@ -454,19 +456,25 @@ static cudaError_t device_setup(int dev, int* sms, cudaMemPool_t* pool) {
     return cudaSuccess;
 }
 
-// How many K slices for `tiles` output tiles: the fewest that keep the SMs >= 90% busy over the waves of units
-// (units = tiles x slices, a wave = sms units), each slice at least MIN_SLICE_KB K blocks, at most 16 slices; the
-// busiest count if none reaches 90%. Many tiles (>= 2 waves) never split: the waves already balance.
+// How many K slices for `tiles` output tiles. Cost model, relative to one unsplit pass: (1 + extra) / eff, where
+// eff = units / (waves x sms) is how busy the SMs are over the waves of units (units = tiles x slices), and
+// extra = 4 M S / K is the fp32 partials' traffic (written and read back: 2 x 4 x M x N x S bytes) over the operand
+// bytes (2 x N x K; decode shapes are bound by reading Bt). A split is taken only when it saves >= 3%; each slice
+// keeps >= MIN_SLICE_KB K blocks; at most MAX_SPLITS. Many tiles (>= 2 waves) never split: the waves balance.
+// Measured 2026-12-01 (H200): the first model (fewest slices reaching 90% busy) split 128x6144x4096 in 4 with
+// 64x128 tiles, +50% traffic for the partials; this one keeps it whole.
 constexpr int MIN_SLICE_KB = 4, MAX_SPLITS = 16;
-static int choose_splits(int64_t tiles, int64_t k_blocks, int sms) {
+static int choose_splits(int64_t tiles, int64_t k_blocks, int sms, int64_t M, int64_t K) {
     if (!SPLITK || tiles >= 2 * (int64_t)sms) return 1;
-    int best = 1;
-    double best_eff = 0.0;
-    for (int s = 1; s <= MAX_SPLITS && (s == 1 || k_blocks / s >= MIN_SLICE_KB); s++) {
+    auto eff = [&](int s) {
         const int64_t units = tiles * s, waves = (units + sms - 1) / sms;
-        const double eff = (double)units / (double)(waves * sms);
-        if (eff >= 0.9) return s;
-        if (eff > best_eff + 1e-9) { best_eff = eff; best = s; }
+        return (double)units / (double)(waves * sms);
+    };
+    int best = 1;
+    double best_cost = 1.0 / eff(1);
+    for (int s = 2; s <= MAX_SPLITS && k_blocks / s >= MIN_SLICE_KB; s++) {
+        const double cost = (1.0 + 4.0 * (double)M * s / (double)K) / eff(s);
+        if (cost < 0.97 * best_cost) { best_cost = cost; best = s; }
     }
     return best;
 }
@@ -541,7 +549,7 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     if ((e = make_map(cache_a, &ma, A, M, K, lda, BM)) != cudaSuccess) return release(e);
     if ((e = make_map(cache_b, &mb, Bt, N, K, ldb, BN)) != cudaSuccess) return release(e);
     if ((e = make_map(cache_c, &mc, C, M, N, ldc, 64)) != cudaSuccess) return release(e);
-    const int splits = choose_splits(tiles, (K + BK - 1) / BK, sms);
+    const int splits = choose_splits(tiles, (K + BK - 1) / BK, sms, M, K);
     float* ws = nullptr;
     const int64_t ldw = n_tiles * BN;
     if (splits > 1) {

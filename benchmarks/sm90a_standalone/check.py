@@ -14,7 +14,7 @@ call by call from Python they are host-bound (torch's ratio to itself moved 0.6-
 events around every call, 40 calls. torch.matmul(A, Bt.T, out=C) is cuBLAS; "torch2" is torch timed a second time
 (its ratio is the noise floor).
 Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; EXTRA_SHAPES=MxNxK,...
-adds shapes; BENCH_SHAPES=MxNxK,... replaces them all. Libraries named mut_* are mutants (run.sh plants one bug in
+adds shapes; BENCH_SHAPES=MxNxK,... replaces them all; BENCH_MAX_M=256 keeps the shapes with M <= 256. Libraries named mut_* are mutants (run.sh plants one bug in
 each): each must fail at least one correctness shape (else the run fails: the check could not see that bug); they
 are not timed. Libraries named x_* are timing experiments (wrong output allowed, not counted).
 Tables go to stdout and, as markdown and JSON, to $OUT (or the build folder).
@@ -339,6 +339,8 @@ def main():
     only = os.environ.get("BENCH_SHAPES")
     if only:
         shapes = [(s, *(int(x) for x in s.split("x"))) for s in only.split(",")]
+    if os.environ.get("BENCH_MAX_M"):   # e.g. 256: only the decode / skinny shapes
+        shapes = [s for s in shapes if s[1] <= int(os.environ["BENCH_MAX_M"])]
     bad = [s for s in shapes if s[3] % 8]
     assert not bad, f"bench shapes need K % 8 == 0 (contiguous operands): {bad}"
     t0 = time.time()
