@@ -12,7 +12,7 @@
 //   HKJIT_SM90A_GROUP_M raster group: tiles are visited in groups of GROUP_M tile rows (default 16)
 //   HKJIT_SM90A_SPLITK  0 (default) or 1: the launcher may split K across CTAs when the tiles cannot fill the SMs
 //   HKJIT_SM90A_REPACK  0 (default) or 1: an operand whose row pitch is not a multiple of 128 bytes is first copied
-//                       into a buffer with a 128-byte pitch (when the product is compute-bound: >= 1 wave of tiles)
+//                       into a buffer with a 128-byte pitch (compute-bound products: >= 1 wave of tiles; K % 8 == 0)
 //   HKJIT_SM90A_CLUSTER 1 only (2-CTA clusters are not built; any other value is a compile error)
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
 // Every consumer warpgroup owns BM / CONSUMERS rows (one or two m64 wgmma row blocks) x BN columns; its fp32
