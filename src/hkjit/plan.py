@@ -81,7 +81,7 @@ class Plan(NamedTuple):
         head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
         if self.path == "kernel":
             body = (f" -> kernel {self.kernel} for {self.arch}, tile {self.tile[0]}x{self.tile[1]}x{self.tile[2]} "
-                    f"(rule {self.rule}: {self.reason}); configuration {self.config} ({self.config_reason}); "
+                    f"(rule {self.rule}: {self.reason}); configuration {self.config}: {self.config_reason}; "
                     f"copies: {'; '.join(self.copies) or 'none'}")
         elif self.path == "torch":
             body = f" -> torch.matmul on {self.arch} (rule {self.rule}: {self.reason})"
