@@ -281,26 +281,34 @@ def have_matplotlib() -> bool:
 
 
 def plot(ctx: dict, rows: list[BenchRow], path: str) -> None:
-    """Speed-up over torch.matmul per shape, read at a glance: one bar per shape for the kernel (forced) and for
-    hkjit.gemm as users call it, or, after --configs, one bar per configuration; a line at 1.0 (parity)."""
+    """Speed-up over torch.matmul per shape, read at a glance: per shape one point per configuration (after
+    --configs; else the forced kernel) and one for hkjit.gemm as users call it, on a log scale (0.5x and 2x equally
+    far from parity) with a line at 1.0x."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     configs = ctx.get("configs") or []
-    series = ([(f"config {c}", [r.config_speedup.get(c, 0.0) for r in rows]) for c in configs] if configs else
+    series = ([(f"config {c}", [r.config_speedup.get(c) for r in rows]) for c in configs] if configs else
               [("kernel (forced)", [r.speedup for r in rows])])
     series.append(("hkjit.gemm (default path)", [r.auto_speedup for r in rows]))
-    width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(rows) * len(series) ** 0.5 + 2), 5))
+    fig, ax = plt.subplots(figsize=(min(30.0, max(8.0, 0.28 * len(rows) + 2)), 5))
+    spread = 0.5 / len(series)
     for j, (label, values) in enumerate(series):
-        ax.bar([i + (j - (len(series) - 1) / 2) * width for i in range(len(rows))], values, width, label=label)
+        last = j == len(series) - 1
+        xs = [i + (j - (len(series) - 1) / 2) * spread for i, v in enumerate(values) if v]
+        ax.plot(xs, [v for v in values if v], "D" if last else "o", ms=7 if last else 5, label=label,
+                mfc="none" if last else None, mew=1.5 if last else 1)
     ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}x"))
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r.shape for r in rows], rotation=70, ha="right", fontsize=7)
-    ax.set_ylabel("speed-up vs torch.matmul (> 1: hkjit faster)")
+    ax.set_xlim(-0.7, len(rows) - 0.3)
+    ax.set_ylabel("speed-up vs torch.matmul (> 1x: hkjit faster)")
     ax.set_title(f"bf16 GEMM on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(True, axis="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -123,7 +123,8 @@ class _Progress:
                 return
             what = {"hit": f"hit in {_dur(r.seconds)}", "built": f"built in {_dur(r.seconds)}",
                     "failed": f"FAILED after {_dur(r.seconds)}: {r.error.splitlines()[0] if r.error else ''}"}[r.status]
-            _err(f"hkjit warmup: [{self.done}/{self.total}] {r.arch}/{r.kernel} {r.config} {what}")
+            _err(f"hkjit warmup: [{self.done}/{self.total}] {r.arch}/{r.kernel} {what}"
+                 + (f" (configuration {r.config})" if r.config else ""))
 
 
 def cmd_warmup(args) -> int:
@@ -146,9 +147,9 @@ def cmd_warmup(args) -> int:
         _emit_json({"root": str(root), "seconds": round(total, 3), "counts": counts, "rank": rank,
                     "results": [vars(r) | {"seconds": round(r.seconds, 4)} for r in results]})
     else:
-        rows = [[r.arch, r.kernel, r.config, r.status, _dur(r.seconds), r.key[:12] or "-",
+        rows = [[r.arch, r.kernel, r.status, _dur(r.seconds), r.config or "-", r.key[:12] or "-",
                  r.path or (r.error.splitlines()[0] if r.error else "")] for r in results]
-        print(_table(["arch", "kernel", "config", "status", "time", "key", "entry / error"], rows, right={4}))
+        print(_table(["arch", "kernel", "status", "time", "config", "key", "entry / error"], rows, right={3}))
         for r in results:
             if r.status == "failed" and "\n" in r.error:
                 print(f"\n{r.arch}/{r.kernel} {r.config}: {r.error}")
