@@ -1,8 +1,9 @@
-"""`python -m hkjit` / `hkjit`: warmup, cache management, doctor, selftest, bench.
+"""`python -m hkjit` / `hkjit`: warmup, cache management, doctor, selftest, bench, tune.
 
 Exit codes: 0 ok; 1 a check failed (a kernel failed to build, a bad cache entry, a selftest failure, a refused
-archive entry, doctor found a blocking problem); 2 usage or environment error (bad arguments, no GPU and no
---arch, a missing compiler or header library, an unusable archive), printed as one message without a traceback.
+archive entry, doctor found a blocking problem, a tuned shape with no correct configuration); 2 usage or
+environment error (bad arguments, no GPU and no --arch, a missing compiler or header library, an unusable
+archive, a cache that cannot be written), printed as one message without a traceback.
 Reports go to stdout (``--json``: one JSON document), progress and logging to stderr.
 
 Heavy imports (torch) happen inside the commands, so ``--help`` is instant.
