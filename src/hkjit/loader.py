@@ -95,8 +95,8 @@ def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = Non
                 import_module: bool = True) -> Loaded:
     """The module for `spec`, building it if it is not cached (build=False: a miss raises LookupError).
 
-    Thread-safe; the lookup happens once per process per (spec's arch, kernel, configuration; root). import_module=False finds or builds the
-    entry without importing it (warmup for another arch)."""
+    Thread-safe; the lookup happens once per process per (arch, kernel, configuration, root). import_module=False
+    finds or builds the entry without importing it (warmup for another arch)."""
     root = root or cache_root()
     memo_key = (spec.arch, spec.name, str(root), spec.config)     # one module per configuration
     if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
