@@ -26,8 +26,17 @@ inline uint16_t float_to_bf16(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-constexpr int64_t NC = 64;   // columns of C (rows of Bt) per panel
-constexpr int64_t KC = 256;  // depth per panel: NC*KC*4 bytes = 64 KiB of fp32, L2-resident
+// The blocking is compile-time configuration (hkjit's CPU configurations, src/hkjit/specs.py CONFIGS): no
+// defines give the default "n64k256".
+#ifndef HKJIT_REF_BLOCK_N
+#define HKJIT_REF_BLOCK_N 64
+#endif
+#ifndef HKJIT_REF_BLOCK_K
+#define HKJIT_REF_BLOCK_K 256
+#endif
+constexpr int64_t NC = HKJIT_REF_BLOCK_N;  // columns of C (rows of Bt) per panel
+constexpr int64_t KC = HKJIT_REF_BLOCK_K;  // depth per panel: NC*KC*4 bytes (64 KiB of fp32 by default), L2-resident
+static_assert(NC > 0 && KC > 0, "HKJIT_REF_BLOCK_N and HKJIT_REF_BLOCK_K must be positive");
 
 enum : int { OK = 0, BAD_SIZE = 1, BAD_STRIDE = 2, NULL_POINTER = 3 };
 

@@ -15,7 +15,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -45,6 +45,9 @@ class BenchRow:
     repeat: int
     sets: int
     spread: float = 0.0     # worst of the three functions' (p90 - p10) / median of the timed calls (spread())
+    config: str = ""        # the kernel configuration the forced-kernel call used (tuned or table-selected)
+    config_ms: dict = field(default_factory=dict)        # --configs: each configuration, forced: median ms
+    config_speedup: dict = field(default_factory=dict)   # --configs: torch time / that configuration's time
 
     @property
     def shape(self) -> str:
@@ -87,14 +90,15 @@ def spread(samples: list[float]) -> float:
     return (q[-1] - q[0]) / med if med > 0 else 0.0
 
 
-def _median_seconds(fns: list[tuple[str | None, Callable[[int], object]]], device: torch.device, repeat: int,
+def _median_seconds(fns: list[tuple[object, Callable[[int], object]]], device: torch.device, repeat: int,
                     warmup: int, sets: int, rounds: int = 10) -> list[list[float]]:
     """Seconds of each timed call of each (dispatch mode, function), timed in `rounds` rounds of repeat/rounds calls
     each. The order rotates from round to round, so that no function always runs first (cool) or after the heaviest
     one (hot). The mode is set around a function's whole loop, not per call: entering ``hkjit.dispatch`` costs ~2 us,
-    which a host-bound shape would otherwise charge to hkjit."""
-    def mode(m: str | None):
-        return dispatch(m) if m else contextlib.nullcontext()
+    which a host-bound shape would otherwise charge to hkjit. A mode is a dispatch mode name, None, or a function
+    returning a context manager (tune: the kernel forced in one configuration)."""
+    def mode(m):
+        return m() if callable(m) else dispatch(m) if m else contextlib.nullcontext()
 
     for m, fn in fns:
         with mode(m):
@@ -110,25 +114,48 @@ def _median_seconds(fns: list[tuple[str | None, Callable[[int], object]]], devic
     return samples
 
 
-def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
-                seed: int = 0) -> BenchRow:
-    import hkjit
+def inputs(m: int, n: int, k: int, device: torch.device, sets: int, seed: int = 0
+           ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`sets` fresh (A, B) pairs, B as ``W.t()`` of a contiguous (N, K) weight (the nn.Linear layout)."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    data = [(torch.randn(m, k, generator=gen).to(torch.bfloat16).to(device),
+    return [(torch.randn(m, k, generator=gen).to(torch.bfloat16).to(device),
              torch.randn(n, k, generator=gen).to(torch.bfloat16).to(device).t()) for _ in range(sets)]
+
+
+def forced(config: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A _median_seconds mode: the kernel forced, in configuration `config`."""
+    from .tuning import force_config
+
+    @contextlib.contextmanager
+    def both():
+        with dispatch("kernel"), force_config(config):
+            yield
+    return both
+
+
+def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
+                seed: int = 0, configs: list[str] | None = None) -> BenchRow:
+    import hkjit
+    data = inputs(m, n, k, device, sets, seed)
     auto = hkjit.explain(*data[0])
     with dispatch("kernel"):
-        path = hkjit.explain(*data[0]).path
+        plan = hkjit.explain(*data[0])
+    configs = list(configs or []) if plan.path == "kernel" else []
 
-    # hkjit.gemm with the kernel forced, hkjit.gemm under the policy ("auto", whatever HKJIT_DISPATCH says), torch
+    # hkjit.gemm with the kernel forced, hkjit.gemm under the policy ("auto", whatever HKJIT_DISPATCH says), torch,
+    # then (--configs) the kernel forced in each configuration
     samples = _median_seconds([("kernel", lambda i: hkjit.gemm(*data[i])),
                                ("auto", lambda i: hkjit.gemm(*data[i])),
-                               (None, lambda i: torch.matmul(*data[i]))], device, repeat, warmup, sets)
-    t_hk, t_auto, t_th = (statistics.median(s) for s in samples)
+                               (None, lambda i: torch.matmul(*data[i]))]
+                              + [(forced(c), lambda i: hkjit.gemm(*data[i])) for c in configs],
+                              device, repeat, warmup, sets)
+    t_hk, t_auto, t_th = (statistics.median(s) for s in samples[:3])
+    t_cfg = {c: statistics.median(s) for c, s in zip(configs, samples[3:])}
     flop = 2.0 * m * n * k
-    return BenchRow(m, n, k, t_hk * 1e3, t_th * 1e3, flop / t_hk / 1e12, flop / t_th / 1e12, t_th / t_hk, path,
+    return BenchRow(m, n, k, t_hk * 1e3, t_th * 1e3, flop / t_hk / 1e12, flop / t_th / 1e12, t_th / t_hk, plan.path,
                     auto.path if auto.path != "torch" else f"torch ({auto.rule})", t_auto * 1e3, t_th / t_auto,
-                    repeat, sets, max(spread(s) for s in samples))
+                    repeat, sets, max(spread(s) for s in samples), plan.config or "",
+                    {c: t * 1e3 for c, t in t_cfg.items()}, {c: t_th / t for c, t in t_cfg.items()})
 
 
 def default_device() -> torch.device:
@@ -136,10 +163,12 @@ def default_device() -> torch.device:
 
 
 def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = None, warmup: int | None = None,
-        sets: int = 3, say: Callable[[str], None] | None = None) -> tuple[dict, list[BenchRow]]:
-    """Benchmark every shape on the current device; returns (context, rows)."""
+        sets: int = 3, say: Callable[[str], None] | None = None, configs: list[str] | None = None
+        ) -> tuple[dict, list[BenchRow]]:
+    """Benchmark every shape on the current device; returns (context, rows). configs: also time the kernel forced
+    in each of these configurations (specs.CONFIGS names; ["all"]: every one of the arch's)."""
     from .selftest import load_with_progress
-    from .specs import get_spec
+    from .specs import config_spec, get_spec
     from .targets import detect_target
     from .validation import device_label
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -148,6 +177,9 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
     arch = detect_target(device).arch
     spec = get_spec(arch)
     loaded = load_with_progress(spec, say)
+    configs = config_names(arch, configs)
+    for c in configs:                             # built (or found) before any timing
+        load_with_progress(config_spec(arch, c), say)
     shapes = list(shapes) if shapes else list(GPU_SHAPES if gpu else CPU_SHAPES)
     repeat = repeat or (200 if gpu else 10)   # 200 GPU calls: ~1 s for the largest shape, a stable median
     warmup = warmup if warmup is not None else (5 if gpu else 1)
@@ -155,13 +187,30 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
     rows = []
     for i, (m, n, k) in enumerate(shapes):
         say(f"bench [{i + 1}/{len(shapes)}] {m}x{n}x{k} ...")
-        rows.append(bench_shape(m, n, k, device, repeat, warmup, sets, seed=i))
+        rows.append(bench_shape(m, n, k, device, repeat, warmup, sets, seed=i, configs=configs))
     ctx = {"device": device_label(device), "arch": arch, "kernel": spec.name, "key": loaded.key,
            "torch": torch.__version__, "timer": "device events" if gpu else "time.perf_counter",
            "repeat": repeat, "warmup": max(warmup, sets), "sets": sets,
            "threads": torch.get_num_threads() if not gpu else None,
-           "cpus": os.cpu_count(), "load": _load_average()}
+           "cpus": os.cpu_count(), "load": _load_average(), "configs": configs}
     return ctx, rows
+
+
+def config_names(arch: str, names: list[str] | None) -> list[str]:
+    """Configuration names for --configs (["all"]: every configuration of arch); an unknown one raises
+    UnsupportedTargetError naming the known ones."""
+    from .errors import UnsupportedTargetError
+    from .specs import configs_for
+    known = [c.name for c in configs_for(arch)]
+    if not names:
+        return []
+    if "all" in names:
+        return known
+    bad = [c for c in names if c not in known]
+    if bad:
+        raise UnsupportedTargetError(f"no configuration {', '.join(bad)} for {arch}; configurations: "
+                                     f"{', '.join(known)} (or all)")
+    return list(dict.fromkeys(names))
 
 
 def _load_average() -> float | None:
@@ -206,8 +255,19 @@ def format_table(ctx: dict, rows: list[BenchRow]) -> str:
         flag = "!" if r.spread > MAX_SPREAD else " "
         lines.append(f"{r.shape:<18} {r.hkjit_ms:>10.3f} {r.hkjit_tflops:>10.4g} {r.torch_ms:>10.3f} "
                      f"{r.torch_tflops:>10.4g} {r.speedup:>7.2f}x  {r.auto_ms:>8.3f} {r.auto_speedup:>7.2f}x  "
-                     f"{r.spread:>5.0%}{flag}  {r.auto}")
-    lines.append("spread: (p90 - p10) / median of the timed calls, the worst of the three functions")
+                     f"{r.spread:>5.0%}{flag}  {r.auto}" + (f" [{r.config}]" if r.config else ""))
+    configs = ctx.get("configs") or []
+    if configs:
+        lines.append("")
+        lines.append("each configuration forced, speed-up vs torch.matmul (best marked *):")
+        lines.append(f"{'shape (MxNxK)':<18} " + " ".join(f"{c:>14}" for c in configs))
+        for r in rows:
+            best = max(r.config_speedup, key=r.config_speedup.get) if r.config_speedup else None
+            lines.append(f"{r.shape:<18} " + " ".join(
+                f"{(f'{r.config_speedup[c]:.2f}x' + ('*' if c == best else ' ')) if c in r.config_speedup else '-':>14}"
+                for c in configs))
+    lines.append("spread: (p90 - p10) / median of the timed calls, the worst of the functions timed; [config]: the "
+                 "kernel configuration the forced-kernel column used")
     lines += [f"warning: {w}" for w in trust_warnings(ctx, rows)]
     return "\n".join(lines)
 
@@ -221,24 +281,34 @@ def have_matplotlib() -> bool:
 
 
 def plot(ctx: dict, rows: list[BenchRow], path: str) -> None:
-    """TFLOP/s of hkjit and torch.matmul against the size (cube root of M*N*K), one point per shape."""
+    """Speed-up over torch.matmul per shape, read at a glance: per shape one point per configuration (after
+    --configs; else the forced kernel) and one for hkjit.gemm as users call it, on a log scale (0.5x and 2x equally
+    far from parity) with a line at 1.0x."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    order = sorted(rows, key=lambda r: r.m * r.n * r.k)
-    x = [(r.m * r.n * r.k) ** (1 / 3) for r in order]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    # markers only: several shapes share a size, and a line through them would zigzag
-    ax.plot(x, [r.hkjit_tflops for r in order], "o", label=f"hkjit {ctx['kernel']}")
-    ax.plot(x, [r.torch_tflops for r in order], "s", mfc="none", label="torch.matmul")
-    for xi, r in zip(x, order):
-        ax.annotate(r.shape, (xi, r.hkjit_tflops), fontsize=7, textcoords="offset points", xytext=(3, 4))
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("(M*N*K)^(1/3)")
-    ax.set_ylabel("TFLOP/s")
-    ax.set_title(f"bf16 GEMM on {ctx['device']} ({ctx['arch']})")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    import matplotlib.ticker
+    configs = ctx.get("configs") or []
+    series = ([(f"config {c}", [r.config_speedup.get(c) for r in rows]) for c in configs] if configs else
+              [("kernel (forced)", [r.speedup for r in rows])])
+    series.append(("hkjit.gemm (default path)", [r.auto_speedup for r in rows]))
+    fig, ax = plt.subplots(figsize=(min(30.0, max(8.0, 0.28 * len(rows) + 2)), 5))
+    spread = 0.5 / len(series)
+    for j, (label, values) in enumerate(series):
+        last = j == len(series) - 1
+        xs = [i + (j - (len(series) - 1) / 2) * spread for i, v in enumerate(values) if v]
+        ax.plot(xs, [v for v in values if v], "D" if last else "o", ms=7 if last else 5, label=label,
+                mfc="none" if last else None, mew=1.5 if last else 1)
+    ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}x"))
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r.shape for r in rows], rotation=70, ha="right", fontsize=7)
+    ax.set_xlim(-0.7, len(rows) - 0.3)
+    ax.set_ylabel("speed-up vs torch.matmul (> 1x: hkjit faster)")
+    ax.set_title(f"bf16 GEMM on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}")
+    ax.grid(True, axis="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -269,7 +269,7 @@ def iter_entries(root: Path):
     if not fmt.is_dir():
         return
     for arch_dir in sorted(fmt.iterdir()):
-        if not arch_dir.is_dir() or arch_dir.name in ("tmp", "trash", "failed", "locks"):
+        if not arch_dir.is_dir() or arch_dir.name in ("tmp", "trash", "failed", "locks", "tuning"):
             continue
         for entry in sorted(arch_dir.iterdir()):
             if entry.is_dir() and "-" in entry.name:

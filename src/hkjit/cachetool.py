@@ -46,7 +46,7 @@ from .manifest import manifest_problem
 from .version import CACHE_FORMAT, __version__
 
 ARCHIVE_JSON = "hkjit-archive.json"
-_SPECIAL = ("tmp", "trash", "failed", "locks")
+_SPECIAL = ("tmp", "trash", "failed", "locks", "tuning")
 _ENTRY_RE = re.compile(r"^[A-Za-z0-9_.]+-[0-9a-f]{32}$")
 _ARCH_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -120,6 +120,7 @@ class EntryInfo:
     host: str = ""
     hkjit_version: str = ""
     current: bool | None = None   # whether it is the entry this process would load (None: unknown)
+    config: str = ""              # the kernel configuration (key.json's "config"; absent: the arch's default)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -139,17 +140,31 @@ def _quick_status(path: Path) -> tuple[str, dict]:
     return "unverified", manifest
 
 
-def current_keys() -> dict[tuple[str, str], str]:
-    """(arch, kernel) -> the key this process would build/load now, where it can be computed here."""
+def current_keys() -> dict[tuple[str, str], set[str]]:
+    """(arch, kernel) -> the keys this process would build/load now (one per configuration), where they can be
+    computed here."""
     from .loader import entry_key
-    from .specs import SPECS
-    out = {}
+    from .specs import SPECS, config_spec, configs_for
+    out: dict[tuple[str, str], set[str]] = {}
     for spec in SPECS:
-        try:
-            out[(spec.arch, spec.name)] = entry_key(spec)[0]
-        except Exception:      # no compiler / headers for that arch here: unknown
-            continue
-    return out
+        for cfg in configs_for(spec.arch):
+            try:
+                out.setdefault((spec.arch, spec.name), set()).add(entry_key(config_spec(spec.arch, cfg.name,
+                                                                                        spec.name))[0])
+            except Exception:      # no compiler / headers for that arch here: unknown
+                break
+    return {k: v for k, v in out.items() if v}
+
+
+def entry_config(path: Path, arch: str) -> str:
+    """The configuration an entry was built in: key.json's "config", else (no field) the arch's default."""
+    from .specs import CONFIGS
+    try:
+        recorded = json.loads((path / KEY_JSON).read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    default = CONFIGS.get(arch, ())
+    return recorded if isinstance(recorded, str) else (default[0].name if default else "")
 
 
 def list_entries(root: Path | None = None, layers: list[Path] | None = None, arch: str | None = None,
@@ -172,7 +187,7 @@ def list_entries(root: Path | None = None, layers: list[Path] | None = None, arc
                 size=dir_size(path), built_at=manifest.get("built_at"), last_used=last_used(path), status=status,
                 build_seconds=manifest.get("build_seconds"), host=manifest.get("host", ""),
                 hkjit_version=manifest.get("hkjit_version", ""),
-                current=None if not with_current or cur is None else cur == key))
+                current=None if not with_current or cur is None else key in cur, config=entry_config(path, a)))
     return out
 
 
@@ -310,10 +325,11 @@ class Removed:
     records: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)   # trash, failed logs, orphaned temp folders
     bytes_freed: int = 0
+    tuning: list[str] = field(default_factory=list)  # tuning records (tuning.py)
 
     def to_json(self) -> dict:
         return {"entries": [e.to_json() for e in self.entries], "records": self.records, "other": self.other,
-                "bytes_freed": self.bytes_freed}
+                "bytes_freed": self.bytes_freed, "tuning": self.tuning}
 
 
 def clear(root: Path | None = None, arch: str | None = None, kernel: str | None = None,
@@ -339,6 +355,9 @@ def clear(root: Path | None = None, arch: str | None = None, kernel: str | None 
                     pass
     if validation_only:
         return out
+    if not kernel or kernel == "gemm_bf16":
+        from .tuning import clear_records
+        out.tuning = clear_records(root, arch)
     for e in list_entries(root, layers=[], arch=arch, kernel=kernel):
         out.bytes_freed += _remove(Path(e.path), "cache clear")
         out.entries.append(e)
@@ -371,7 +390,9 @@ class PruneResult:
 
 def prune(max_bytes: int, root: Path | None = None) -> PruneResult:
     """Evict least recently used entries (cache.last_used) of the writable root until its v1/ folder is at most
-    max_bytes. Trash (entries already moved aside) goes first; builds in progress are never touched."""
+    max_bytes. Trash (entries already moved aside) goes first; builds in progress are never touched; tuning
+    records (v1/tuning/, a kilobyte each, the result of device time) are counted but never evicted (`cache
+    clear` removes them)."""
     root = root or cache_root()
     check_root(root)
     fmt = format_dir(root)

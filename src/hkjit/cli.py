@@ -1,8 +1,9 @@
-"""`python -m hkjit` / `hkjit`: warmup, cache management, doctor, selftest, bench.
+"""`python -m hkjit` / `hkjit`: warmup, cache management, doctor, selftest, bench, tune.
 
 Exit codes: 0 ok; 1 a check failed (a kernel failed to build, a bad cache entry, a selftest failure, a refused
-archive entry, doctor found a blocking problem); 2 usage or environment error (bad arguments, no GPU and no
---arch, a missing compiler or header library, an unusable archive), printed as one message without a traceback.
+archive entry, doctor found a blocking problem, a tuned shape with no correct configuration); 2 usage or
+environment error (bad arguments, no GPU and no --arch, a missing compiler or header library, an unusable
+archive, a cache that cannot be written), printed as one message without a traceback.
 Reports go to stdout (``--json``: one JSON document), progress and logging to stderr.
 
 Heavy imports (torch) happen inside the commands, so ``--help`` is instant.
@@ -64,6 +65,14 @@ def _size_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _shapes_arg(text: str) -> list[tuple[int, int, int]]:
+    from .shapes import parse_shapes
+    try:
+        return parse_shapes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _shape_arg(text: str) -> tuple[int, int, int]:
     from .selftest import parse_shape
     try:
@@ -105,17 +114,18 @@ class _Progress:
 
     def start(self, spec) -> None:
         with self.lock:
-            self.running[f"{spec.arch}/{spec.name}"] = time.monotonic()
+            self.running[f"{spec.arch}/{spec.name}" + (f" {spec.config}" if spec.config else "")] = time.monotonic()
 
     def finish(self, r) -> None:
         with self.lock:
-            self.running.pop(f"{r.arch}/{r.kernel}", None)
+            self.running.pop(f"{r.arch}/{r.kernel}" + (f" {r.config}" if r.config else ""), None)
             self.done += 1
             if self.quiet:
                 return
             what = {"hit": f"hit in {_dur(r.seconds)}", "built": f"built in {_dur(r.seconds)}",
                     "failed": f"FAILED after {_dur(r.seconds)}: {r.error.splitlines()[0] if r.error else ''}"}[r.status]
-            _err(f"hkjit warmup: [{self.done}/{self.total}] {r.arch}/{r.kernel} {what}")
+            _err(f"hkjit warmup: [{self.done}/{self.total}] {r.arch}/{r.kernel} {what}"
+                 + (f" (configuration {r.config})" if r.config else ""))
 
 
 def cmd_warmup(args) -> int:
@@ -123,50 +133,66 @@ def cmd_warmup(args) -> int:
     from .cache import cache_root
     from .warmup import default_archs, warmup, warmup_specs
     archs = args.arch or default_archs("cli")
-    specs = warmup_specs(archs, args.kernel)
+    configs = _config_names(args.config)
     root = cache_root()
+    specs = warmup_specs(archs, args.kernel, config=configs, root=root)
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0") or 0)
     quiet = args.quiet
     t0 = time.perf_counter()
     with _Progress(len(specs), quiet) as prog:
         results = warmup(arch=archs, kernel=args.kernel, jobs=args.jobs, root=root, on_start=prog.start,
-                         on_done=prog.finish)
+                         on_done=prog.finish, config=configs)
     total = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in results) for s in ("built", "hit", "failed")}
     if args.json:
         _emit_json({"root": str(root), "seconds": round(total, 3), "counts": counts, "rank": rank,
                     "results": [vars(r) | {"seconds": round(r.seconds, 4)} for r in results]})
     else:
-        rows = [[r.arch, r.kernel, r.status, _dur(r.seconds), r.key[:12] or "-",
+        rows = [[r.arch, r.kernel, r.status, _dur(r.seconds), r.config or "-", r.key[:12] or "-",
                  r.path or (r.error.splitlines()[0] if r.error else "")] for r in results]
-        print(_table(["arch", "kernel", "status", "time", "key", "entry / error"], rows, right={3}))
+        print(_table(["arch", "kernel", "status", "time", "config", "key", "entry / error"], rows, right={3}))
         for r in results:
             if r.status == "failed" and "\n" in r.error:
-                print(f"\n{r.arch}/{r.kernel}: {r.error}")
+                print(f"\n{r.arch}/{r.kernel} {r.config}: {r.error}")
         print(f"warmup: {counts['built']} built, {_n(counts['hit'], 'hit')}, {counts['failed']} failed in {_dur(total)} "
               f"(cache {root})")
     return 1 if counts["failed"] else 0
 
 
+def _config_names(values: list[str] | None) -> list[str] | None:
+    """--config NAME|all, repeatable and comma-separated."""
+    names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    return names or None
+
+
 # --------------------------------------------------------------------------------------------------- cache
 def cmd_cache_ls(args) -> int:
     from .cachetool import human_size, list_entries
+    from .cachetool import all_roots
+    from .tuning import iter_records
     entries = list_entries(arch=args.arch, kernel=args.kernel, verify=args.verify, with_current=True)
+    tuning = [] if args.kernel not in (None, "gemm_bf16") else list(iter_records(all_roots(), args.arch))
     if args.json:
-        _emit_json({"entries": [e.to_json() for e in entries]})
+        _emit_json({"entries": [e.to_json() for e in entries], "tuning": tuning})
         return 0
     if not entries:
-        from .cachetool import all_roots
         print(f"no entries in {', '.join(str(p) for p, _ in all_roots())}")
-        return 0
-    rows = []
-    for e in entries:
-        status = e.status + (" (current)" if e.current else "")
-        rows.append([e.arch, e.kernel, e.key[:12], human_size(e.size), _when(e.built_at), _when(e.last_used),
-                     "root" if e.writable else e.layer, status])
-    print(_table(["arch", "kernel", "key", "size", "built", "last used", "layer", "status"], rows, right={3}))
-    if any(e.status == "unverified" for e in entries):
-        print("(unverified: manifest present, module not checksummed; `python -m hkjit cache ls --verify` checks)")
+    else:
+        rows = []
+        for e in entries:
+            status = e.status + (" (current)" if e.current else "")
+            rows.append([e.arch, e.kernel, e.config, e.key[:12], human_size(e.size), _when(e.built_at),
+                         _when(e.last_used), "root" if e.writable else e.layer, status])
+        print(_table(["arch", "kernel", "config", "key", "size", "built", "last used", "layer", "status"], rows,
+                     right={4}))
+        if any(e.status == "unverified" for e in entries):
+            print("(unverified: manifest present, module not checksummed; `python -m hkjit cache ls --verify` checks)")
+    if tuning:
+        print("\ntuning records (`python -m hkjit tune`; explain names the configuration a call uses):")
+        rows = [[t["arch"], t["device"] or "?", (t["toolchain_key"] or "?")[:12], _when(t["recorded"]),
+                 ", ".join(f"{s} {c}" for s, c in sorted(t["winners"].items())) or "-",
+                 "root" if t["writable"] else t["layer"], t["status"]] for t in tuning]
+        print(_table(["arch", "device", "toolchain", "recorded", "winners", "layer", "status"], rows))
     return 0
 
 
@@ -254,7 +280,8 @@ def cmd_cache_clear(args) -> int:
         print(f"cleared {_n(len(removed.records), 'validation record')} in {cache_root()}")
     else:
         print(f"cleared {_n(len(removed.entries), 'entry', 'entries')}, "
-              f"{_n(len(removed.records), 'validation record')}, {_n(len(removed.other), 'other item')}: "
+              f"{_n(len(removed.records), 'validation record')}, {_n(len(removed.tuning), 'tuning record')}, "
+              f"{_n(len(removed.other), 'other item')}: "
               f"{human_size(removed.bytes_freed)} freed in {cache_root()}")
     return 0
 
@@ -427,8 +454,9 @@ def cmd_bench(args) -> int:
         # one message, at the end beside the exit code: the table is still worth having (a device run may be rare)
         plot_error = ("--plot needs matplotlib, which is not installed: pip install 'hkjit[plot]' (or pip install "
                       "matplotlib); the table above was printed without the plot")
-    ctx, rows = bench.run(args.shapes, repeat=args.repeat, warmup=args.warmup, sets=args.sets,
-                          say=(lambda m: None) if args.quiet else _err)
+    shapes = [s for group in args.shapes for s in group] if args.shapes else None
+    ctx, rows = bench.run(shapes, repeat=args.repeat, warmup=args.warmup, sets=args.sets,
+                          say=(lambda m: None) if args.quiet else _err, configs=_config_names(args.configs))
     if args.plot and plot_error is None:
         bench.plot(ctx, rows, args.plot)
         _err(f"hkjit bench: plot written to {args.plot}")
@@ -441,6 +469,22 @@ def cmd_bench(args) -> int:
         _err(f"hkjit: error: {plot_error}")
         return 2
     return 0
+
+
+# --------------------------------------------------------------------------------------------------- tune
+def cmd_tune(args) -> int:
+    from .tune import format_report, tune
+    shapes = [s for group in args.shapes for s in group]
+    try:
+        rep = tune(shapes, configs=_config_names(args.configs), repeat=args.repeat, warmup=args.warmup,
+                   sets=args.sets, record=not args.no_record, say=(lambda m: None) if args.quiet else _err)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        _emit_json(rep.to_json())
+    else:
+        print(format_report(rep))
+    return 0 if all(r.winner for r in rep.rows) else 1
 
 
 # --------------------------------------------------------------------------------------------------- parser
@@ -469,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--arch", action="append", metavar="ARCH", help=f"arch to build for, repeatable ({archs}); "
                    "default: this machine's GPU")
     w.add_argument("--kernel", action="append", metavar="NAME", help="kernel to build, repeatable (default: all)")
+    w.add_argument("--config", action="append", metavar="NAME|all", help="kernel configurations to build, "
+                   "repeatable or comma-separated, or all (default: the arch's default, those the selection table "
+                   "names and those a tuning record in the cache names)")
     w.add_argument("-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1),
                    help="parallel builds (default: %(default)s)")
     w.set_defaults(func=cmd_warmup)
@@ -566,13 +613,34 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Time hkjit.gemm with the kernel forced, hkjit.gemm as users call it (the dispatch "
                        "policy's path) and torch.matmul per shape: median of timed calls after warm-up, input sets "
                        "rotated, the three functions alternated in rounds, device events on a GPU.")
-    b.add_argument("--shapes", nargs="+", type=_shape_arg, metavar="MxNxK", help="default: 1024..8192 cubes and "
-                   "ragged/skinny shapes on a GPU, 128..512 on the CPU")
+    b.add_argument("--shapes", nargs="+", type=_shapes_arg, metavar="MxNxK|llm", help="shapes, or a named set "
+                   "(llm: issue #16's shapes and Llama-3 8B/70B projections, prefill and decode), space- or comma-"
+                   "separated; default: 1024..8192 cubes and ragged/skinny shapes on a GPU, 128..512 on the CPU")
+    b.add_argument("--configs", action="append", metavar="all|NAME,...", help="also time the kernel forced in each "
+                   "of these configurations (all: every one of this arch's)")
     b.add_argument("--repeat", type=int, metavar="N", help="timed calls per function and shape (GPU 200, CPU 10)")
     b.add_argument("--warmup", type=int, metavar="N", help="untimed calls first, at least one per input set (GPU 5, CPU 1)")
     b.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")
-    b.add_argument("--plot", metavar="FILE.png", help="plot TFLOP/s against size (needs matplotlib: hkjit[plot])")
+    b.add_argument("--plot", metavar="FILE.png", help="plot the speed-up vs torch.matmul per shape, one bar per "
+                   "configuration with --configs (needs matplotlib: hkjit[plot])")
     b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser("tune", parents=[common, js], help="time the kernel configurations per shape; record the "
+                       "winners in the cache", description="Time every candidate kernel configuration on this "
+                       "device for each shape (bench's timing: rotated inputs, median of timed calls, device events "
+                       "on a GPU), after checking each against float64, and record the winners in the cache for "
+                       "this device and toolchain: later processes (and machines sharing the cache) use them for "
+                       "those exact shapes. hkjit never tunes on a call path. Exit 1 when a shape has no correct "
+                       "configuration, 2 on bad arguments or a cache that cannot be written.")
+    t.add_argument("--shapes", nargs="+", type=_shapes_arg, required=True, metavar="llm|MxNxK,...",
+                   help="shapes to tune (comma- or space-separated), or a named set (llm)")
+    t.add_argument("--configs", action="append", metavar="all|NAME,...", help="candidate configurations (default: "
+                   "all of this arch's)")
+    t.add_argument("--repeat", type=int, metavar="N", help="timed calls per configuration and shape (GPU 200, CPU 10)")
+    t.add_argument("--warmup", type=int, metavar="N", help="untimed calls first (GPU 5, CPU 1)")
+    t.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")
+    t.add_argument("--no-record", action="store_true", help="report only; write no tuning record")
+    t.set_defaults(func=cmd_tune)
     return p
 
 

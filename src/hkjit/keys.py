@@ -30,7 +30,7 @@ import torch
 from .version import CACHE_FORMAT
 from .errors import MissingLibraryError
 from .libraries import find_library, tree_hash, tree_listing
-from .specs import KernelSpec, kernels_dir
+from .specs import KernelSpec, is_default_config, kernels_dir
 from .targets import compiler_path, compiler_version, target_for_arch
 
 #: Environment variables that change what the compiler produces; unset and empty are the same (the default).
@@ -195,6 +195,10 @@ def local_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots:
         "python": importlib.machinery.EXTENSION_SUFFIXES[0],   # carries the SOABI; sysconfig costs ms
         "env": {v: os.environ.get(v, "") for v in BUILD_ENV_VARS},
     }
+    if not is_default_config(spec):
+        # a configuration's defines are in the flags already (so in the key); its name is recorded too, for
+        # `cache ls` / `cache why`. The default configuration adds no field: its keys are those of before.
+        inputs["config"] = spec.config
     return inputs, missing
 
 

@@ -45,10 +45,10 @@ class Loaded:
         return f"Loaded(path={str(self.path)!r}, key={self.key!r}, built={self.built!r})"
 
 
-_loaded: dict[tuple[str, str, str], Loaded] = {}
+_loaded: dict[tuple[str, str, str, str], Loaded] = {}
 _unloadable: set[str] = set()       # layer entries that verified but failed to import: skipped in this process
 _faults_fired: set[str] = set()
-_mutexes: dict[tuple[str, str, str], threading.Lock] = {}
+_mutexes: dict[tuple[str, str, str, str], threading.Lock] = {}
 _mutexes_guard = threading.Lock()
 
 
@@ -95,10 +95,10 @@ def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = Non
                 import_module: bool = True) -> Loaded:
     """The module for `spec`, building it if it is not cached (build=False: a miss raises LookupError).
 
-    Thread-safe; the lookup happens once per process per (spec, root). import_module=False finds or builds the
-    entry without importing it (warmup for another arch)."""
+    Thread-safe; the lookup happens once per process per (arch, kernel, configuration, root). import_module=False
+    finds or builds the entry without importing it (warmup for another arch)."""
     root = root or cache_root()
-    memo_key = (spec.arch, spec.name, str(root))
+    memo_key = (spec.arch, spec.name, str(root), spec.config)     # one module per configuration
     if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
         return hit
     with _mutexes_guard:

@@ -17,8 +17,9 @@ import torch
 from .loader import load_module
 from .policy import MAX_LEADING_DIM, Decision, decide
 from .prepared import PREPARED
-from .specs import Constraints, KernelSpec, get_spec
+from .specs import Constraints, KernelSpec, config_spec
 from .targets import detect_target
+from .tuning import choose_config
 from .validation import ensure_validated
 
 
@@ -72,12 +73,16 @@ class Plan(NamedTuple):
     copy_a: bool = False
     copy_b: bool = False
     max_ld: int | None = None        # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
+    config: str | None = None        # the kernel configuration (specs.CONFIGS) the call uses
+    config_rule: str = ""            # "tuned", "forced" or the policy.SELECTION rule that chose it
+    config_reason: str = ""
 
     def __str__(self) -> str:
         head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
         if self.path == "kernel":
             body = (f" -> kernel {self.kernel} for {self.arch}, tile {self.tile[0]}x{self.tile[1]}x{self.tile[2]} "
-                    f"(rule {self.rule}: {self.reason}); copies: {'; '.join(self.copies) or 'none'}")
+                    f"(rule {self.rule}: {self.reason}); configuration {self.config}: {self.config_reason}; "
+                    f"copies: {'; '.join(self.copies) or 'none'}")
         elif self.path == "torch":
             body = f" -> torch.matmul on {self.arch} (rule {self.rule}: {self.reason})"
         else:
@@ -99,7 +104,8 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor, arch: str | None = None, decis
     decision = decision or decide(arch, m, n, k)
     if decision.path != "kernel":
         return Plan(decision.path, arch, decision.rule, decision.reason, m, n, k)
-    spec = get_spec(arch)
+    choice = choose_config(arch, a2d.device, m, n, k)
+    spec = config_spec(arch, choice.config)
     c = spec.constraints
     kp = _padded_k(c, k)
     max_ld = MAX_LEADING_DIM.get(arch)
@@ -120,7 +126,7 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor, arch: str | None = None, decis
         copies.append(f"C computed with a row stride padded to {c.align_c} elements, then copied out "
                       f"contiguous (N % {c.align_c} != 0)")
     return Plan("kernel", arch, decision.rule, decision.reason, m, n, k, spec.name, (c.block_m, c.block_n, c.block_k),
-                tuple(copies), (), spec, kp, copy_a, copy_b, max_ld)
+                tuple(copies), (), spec, kp, copy_a, copy_b, max_ld, spec.config, choice.rule, choice.reason)
 
 
 def _written(out: torch.Tensor) -> torch.Tensor:

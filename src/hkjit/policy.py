@@ -68,6 +68,65 @@ POLICY: dict[str, ArchPolicy] = {
     ), "large enough and block-aligned for the kernel (bounds not yet measured on MI350X)"),
 }
 
+class ConfigRule(NamedTuple):
+    name: str
+    metric: str      # "m", "n", "k", "mnk", "waves" (tiles of the default configuration per SM/CU: < 1 leaves
+                     # units idle), "wave_fill" (how full the waves of the default tiles are: tiles / (units *
+                     # ceil(waves)); 1.0 = every wave full) or "aligned" (1 when N and K are multiples of 8)
+    below: float     # the rule applies when metric < below
+    config: str      # the configuration (specs.CONFIGS) it picks
+    why: str
+
+
+class ArchSelection(NamedTuple):
+    rules: tuple[ConfigRule, ...]
+    default_reason: str
+
+
+#: Compute units the tile counts are measured against (H100/H200 SXM: 132 SMs; MI350X: 256 CUs).
+UNITS: dict[str, int] = {"cpu": 1, "sm_90a": 132, "gfx950": 256}
+
+#: Which configuration a kernel call uses, per arch: rules tried in order on the product's shape, the first whose
+#: metric is below its bound names the configuration; none matched means the arch's default (specs.CONFIGS, the
+#: first). A tuning record for the exact shape (`python -m hkjit tune`, tuning.py) wins over this table. Every
+#: configuration named here is built by `warmup` (so the CPU table stays empty: one CPU build in CI).
+SELECTION: dict[str, ArchSelection] = {
+    "cpu": ArchSelection((), "one configuration is built by default on the CPU (tune records pick others)"),
+    "gfx950": ArchSelection((), "the 256x256 kernel is gfx950's only configuration"),
+    # Seeded from the H200 bench of issue #16 (128x256 forced vs cuBLAS, 2026-11-30): parity on large aligned
+    # products, 0.62-0.63x on 3000x5000x7000 (3.6 waves of 128x256 tiles on 132 SMs), 0.48-0.49x on 128x8192x8192
+    # and 0.31x on 16x4096x4096. The other configurations' own numbers come from benchmarks/sm90a_standalone.
+    "sm_90a": ArchSelection((
+        ConfigRule("small-m", "m", 257, "64x256-splitk", "M <= 256 (decode sizes): 128-row tiles are mostly "
+                   "padding and too few to fill 132 SMs (128x256 at 128x8192x8192: 0.49x cuBLAS); 64-row tiles, "
+                   "K split across SMs"),
+        ConfigRule("few-tiles", "waves", 1.0, "128x128", "under one wave of 128x256 tiles on 132 SMs: 128x128 "
+                   "tiles double their count"),
+        ConfigRule("ragged-waves", "wave_fill", 0.95, "128x128", "the last wave of 128x256 tiles is mostly empty "
+                   "(3000x5000x7000: 3.6 waves, 0.63x cuBLAS): 128x128 tiles make the tail a smaller share"),
+    ), "128x256 tiles fill the SMs in whole waves: the default configuration (parity with cuBLAS, H200)"),
+}
+
+
+def select_by_table(arch: str, m: int, n: int, k: int) -> tuple[str, str, str]:
+    """(configuration, rule, why) that SELECTION picks for an m x n x k product on `arch`."""
+    from .specs import configs_for, get_spec
+    table = SELECTION.get(arch)
+    default = configs_for(arch)[0].name
+    if table is None or not table.rules:
+        return default, "default", table.default_reason if table else "the arch's default configuration"
+    c = get_spec(arch).constraints
+    tiles = -(-m // c.block_m) * -(-n // c.block_n)
+    units = UNITS.get(arch, 1)
+    waves = tiles / units
+    metrics = {"m": m, "n": n, "k": k, "mnk": m * n * k, "waves": waves,
+               "wave_fill": tiles / (units * -(-tiles // units)), "aligned": int(n % 8 == 0 and k % 8 == 0)}
+    for rule in table.rules:
+        if metrics[rule.metric] < rule.below:
+            return rule.config, rule.name, rule.why
+    return default, "default", table.default_reason
+
+
 #: Row strides (elements) a kernel cannot address, per arch: the gfx950 launcher keeps every row offset of a
 #: 256-row block inside the 32-bit buffer range (256 * ld * 2 bytes < 2^31, kernels/gemm_gfx950.hip), so a product
 #: whose own rows need ld >= 2^22 (N, or K rounded up to 8) goes to torch even when the kernel is forced, and an

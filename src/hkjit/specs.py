@@ -75,6 +75,20 @@ class Constraints(_Record):
     pad_k_to: int
 
 
+class KernelConfig(_Record):
+    """One configuration of an arch's kernel, as data: a name, the compile-time defines that select it (appended
+    to the flags of the files that hold the kernel, so they are in the cache key) and the Constraints its launcher
+    needs (None: the kernel spec's own). The first configuration of an arch in CONFIGS is its default, the
+    kernel as built with no defines at all; its spec is the one in SPECS, unchanged (same key as before
+    configurations existed). `why` says what the configuration is for (explain and `cache ls` show the name)."""
+    __slots__ = ("name", "defines", "constraints", "why")
+    _defaults = {"defines": (), "constraints": None, "why": ""}
+    name: str
+    defines: tuple[str, ...]
+    constraints: "Constraints | None"
+    why: str
+
+
 class KernelSpec(_Record):
     """One kernel for one arch, as data: the builder, key and loader read these fields and nothing else.
 
@@ -82,12 +96,13 @@ class KernelSpec(_Record):
     compiled by the host compiler (the torch binding among them); device_sources: HIP/CUDA files compiled by
     hipcc/nvcc (no torch headers in them); headers: our own headers the sources include (hashed into the key);
     libraries: header libraries (libraries.LIBRARIES keys), found by configuration; cflags / device_cflags /
-    ldflags: compiler and linker flags; functions: what the binding exports; constraints: see Constraints."""
+    ldflags: compiler and linker flags; functions: what the binding exports; constraints: see Constraints;
+    config: the KernelConfig this spec is a variant for (config_spec), "" for the arch's default one."""
     __slots__ = ("name", "arch", "host_sources", "device_sources", "headers", "libraries", "cflags",
-                 "device_cflags", "ldflags", "functions", "constraints")
+                 "device_cflags", "ldflags", "functions", "constraints", "config")
     _defaults = {"device_sources": (), "headers": ("hkjit_gemm.h",), "libraries": (), "cflags": (),
                  "device_cflags": (), "ldflags": (), "functions": ("gemm_forward", "gemm_out"),
-                 "constraints": Constraints(64, 64, 64)}
+                 "constraints": Constraints(64, 64, 64), "config": ""}
     name: str
     arch: str
     host_sources: tuple[str, ...]
@@ -99,6 +114,7 @@ class KernelSpec(_Record):
     ldflags: tuple[str, ...]
     functions: tuple[str, ...]
     constraints: Constraints
+    config: str          # the KernelConfig's name ("": the arch's default configuration, see CONFIGS)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -112,7 +128,7 @@ SPECS: tuple[KernelSpec, ...] = (
         name="gemm_bf16", arch="cpu",
         host_sources=("gemm_reference.cpp", "gemm_binding.cpp"),
         cflags=("-O3",),
-        constraints=Constraints(block_m=1, block_n=64, block_k=256),
+        constraints=Constraints(block_m=1, block_n=64, block_k=256), config="n64k256",
     ),
     KernelSpec(
         name="gemm_bf16", arch="gfx950",
@@ -124,6 +140,7 @@ SPECS: tuple[KernelSpec, ...] = (
         # 8 waves, 256x256 block, 4 LDS stages of 32-wide K tiles (kernels/gemm_gfx950_plan.h); buffer loads are
         # range-checked, stores masked: ragged M, N, K in-kernel, but K % 8 == 0 (16-byte rows).
         constraints=Constraints(block_m=256, block_n=256, block_k=32, align=8, align_c=1, pad_k_to=8),
+        config="256x256",
     ),
     KernelSpec(
         name="gemm_bf16", arch="sm_90a",
@@ -134,7 +151,7 @@ SPECS: tuple[KernelSpec, ...] = (
                        "--expt-extended-lambda", "-DKITTENS_HOPPER"),
         # 2 consumer warpgroups + 1 TMA producer, persistent grid, 4-stage ring of 64-wide K tiles; TMA bounds give
         # ragged M, N, K, but TMA needs 16-byte aligned bases and row strides (A, Bt and C).
-        constraints=Constraints(block_m=128, block_n=256, block_k=64, align=8, align_c=8),
+        constraints=Constraints(block_m=128, block_n=256, block_k=64, align=8, align_c=8), config="128x256",
     ),
 )
 
@@ -154,3 +171,86 @@ _BY_NAME = {(s.arch, s.name): s for s in SPECS}
 def get_spec(arch: str, kernel: str = "gemm_bf16") -> KernelSpec:
     spec = _BY_NAME.get((arch, kernel))                     # a dict lookup: this is on every call's path
     return spec if spec is not None else specs_for(arch, kernel)[0]
+
+
+def _sm90a(bm: int, bn: int, *extra: str) -> tuple[str, ...]:
+    return (f"-DHKJIT_SM90A_BM={bm}", f"-DHKJIT_SM90A_BN={bn}", *extra)
+
+
+#: The configurations of each arch's kernel, default first (its spec is the SPECS one, no defines). Each other one
+#: is a spec variant with its own cache entry: its defines go into the flags of the files holding the kernel.
+#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _CLUSTER (1|2), _SPLITK (0|1).
+#: CPU defines (kernels/gemm_reference.cpp): HKJIT_REF_BLOCK_N, HKJIT_REF_BLOCK_K.
+CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
+    "cpu": (
+        KernelConfig("n64k256", why="64-column panels of Bt, 256 deep (64 KiB of fp32: L2-resident)"),
+        KernelConfig("n128k128", ("-DHKJIT_REF_BLOCK_N=128", "-DHKJIT_REF_BLOCK_K=128"),
+                     Constraints(block_m=1, block_n=128, block_k=128),
+                     why="128-column panels, 128 deep: the same 64 KiB panel, half the passes over A"),
+    ),
+    "gfx950": (
+        KernelConfig("256x256", why="8 waves, 256x256 block, 4 LDS stages (kernels/gemm_gfx950_plan.h)"),
+    ),
+    "sm_90a": (
+        KernelConfig("128x256", why="2 consumer warpgroups, 128x256 tiles, 4 stages, GROUP_M 16 (large products)"),
+        KernelConfig("256x128", _sm90a(256, 128),
+                     Constraints(block_m=256, block_n=128, block_k=64, align=8, align_c=8),
+                     why="256x128 tiles: the transposed tile for tall products (M much larger than N)"),
+        KernelConfig("128x128", _sm90a(128, 128),
+                     Constraints(block_m=128, block_n=128, block_k=64, align=8, align_c=8),
+                     why="128x128 tiles: twice the tiles of 128x256, fills 132 SMs on mid-size and ragged shapes"),
+        KernelConfig("64x256-splitk", _sm90a(64, 256, "-DHKJIT_SM90A_SPLITK=1"),
+                     Constraints(block_m=64, block_n=256, block_k=64, align=8, align_c=8),
+                     why="64-row tiles, K split when the tiles cannot fill the SMs: small M (decode, M <= 256)"),
+    ),
+}
+
+
+def configs_for(arch: str) -> tuple[KernelConfig, ...]:
+    """The configurations of `arch`'s kernel, default first (UnsupportedTargetError for an unknown arch)."""
+    found = CONFIGS.get(arch)
+    if found is None:
+        raise UnsupportedTargetError(f"no kernel configurations for arch {arch!r}; archs: {', '.join(CONFIGS)}")
+    return found
+
+
+def default_config(arch: str) -> str:
+    return configs_for(arch)[0].name
+
+
+_VARIANTS: dict[tuple[str, str, str], KernelSpec] = {}
+
+
+def config_spec(arch: str, config: str | None = None, kernel: str = "gemm_bf16") -> KernelSpec:
+    """The spec of `kernel` for `arch` in configuration `config` (None or "": the default, get_spec's).
+
+    A variant is the default spec with the configuration's defines appended to the flags of the files holding the
+    kernel (the device flags on a GPU, the host flags for the CPU kernel), its constraints, and its name in
+    ``config``. Memoized: the call path asks for it on every kernel call. An unknown name raises
+    UnsupportedTargetError naming the known ones."""
+    if not config:
+        return get_spec(arch, kernel)
+    hit = _VARIANTS.get((arch, kernel, config))
+    if hit is not None:
+        return hit
+    base = get_spec(arch, kernel)
+    cfg = next((c for c in configs_for(arch) if c.name == config), None)
+    if cfg is None:
+        raise UnsupportedTargetError(f"no configuration {config!r} for {arch}; configurations: "
+                                     f"{', '.join(c.name for c in configs_for(arch))}")
+    if cfg.name == base.config:
+        spec = base
+    elif base.device_sources:
+        spec = base.replace(device_cflags=base.device_cflags + cfg.defines, config=cfg.name,
+                            constraints=cfg.constraints or base.constraints)
+    else:
+        spec = base.replace(cflags=base.cflags + cfg.defines, config=cfg.name,
+                            constraints=cfg.constraints or base.constraints)
+    _VARIANTS[(arch, kernel, config)] = spec
+    return spec
+
+
+def is_default_config(spec: KernelSpec) -> bool:
+    """Whether `spec` is its arch's default configuration (its key then holds no config field: the same keys as
+    before configurations existed)."""
+    return not spec.config or spec.config == CONFIGS.get(spec.arch, (KernelConfig(spec.config),))[0].name

@@ -16,7 +16,7 @@ import torch
 
 from .errors import HkjitError, UnsupportedTargetError
 from .loader import load_module
-from .specs import KernelSpec, specs_for
+from .specs import KernelSpec, config_spec, configs_for, specs_for
 from .targets import detect_target, target_for_arch
 
 
@@ -29,6 +29,7 @@ class WarmupResult:
     path: str = ""
     key: str = ""
     error: str = ""
+    config: str = ""       # the kernel configuration (specs.CONFIGS)
 
 
 def default_archs(how: str = "cli") -> list[str]:
@@ -49,9 +50,10 @@ def warmup_one(spec: KernelSpec, root: Path | None = None) -> WarmupResult:
     try:
         loaded = load_module(spec, root=root, import_module=False)
     except HkjitError as e:
-        return WarmupResult(spec.arch, spec.name, "failed", time.perf_counter() - t0, error=str(e))
+        return WarmupResult(spec.arch, spec.name, "failed", time.perf_counter() - t0, error=str(e),
+                            config=spec.config)
     return WarmupResult(spec.arch, spec.name, "built" if loaded.built else "hit", time.perf_counter() - t0,
-                        str(loaded.path), loaded.key)
+                        str(loaded.path), loaded.key, config=spec.config)
 
 
 def _names(value: str | Iterable[str] | None, what: str) -> list[str] | None:
@@ -67,27 +69,66 @@ def _names(value: str | Iterable[str] | None, what: str) -> list[str] | None:
     return names
 
 
+def configured_set(arch: str, root: Path | None = None) -> list[str]:
+    """The configurations `warmup` builds for `arch` by default: the default one, those the selection table
+    (policy.SELECTION) names, and those a tuning record in the cache names (any device, this toolchain)."""
+    from .policy import SELECTION
+    from .tuning import iter_records, toolchain_key
+    names = [configs_for(arch)[0].name]
+    table = SELECTION.get(arch)
+    names += [r.config for r in table.rules] if table else []
+    try:
+        from .cachetool import all_roots
+        key = toolchain_key(arch, root)
+        names += [c for rec in iter_records(all_roots(root), arch) if rec["status"] == "ok"
+                  and rec["toolchain_key"] == key for c in rec["winners"].values()]
+    except HkjitError:
+        pass                    # no compiler here (the build says so) or an untrusted root: no records to add
+    return list(dict.fromkeys(names))
+
+
+def _configs(arch: str, config: list[str] | None, root: Path | None) -> list[str]:
+    if not config:
+        return configured_set(arch, root)
+    if "all" in config:
+        return [c.name for c in configs_for(arch)]
+    known = [c.name for c in configs_for(arch)]
+    bad = [c for c in config if c not in known]
+    if bad:
+        raise UnsupportedTargetError(f"no configuration {', '.join(bad)} for {arch}; configurations: "
+                                     f"{', '.join(known)} (or all)")
+    return config
+
+
 def warmup_specs(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None,
-                 how: str = "python") -> list[KernelSpec]:
-    """The specs a warmup builds, in order; unknown archs or kernels raise UnsupportedTargetError naming the known
-    ones."""
+                 how: str = "python", config: str | Iterable[str] | None = None,
+                 root: Path | None = None) -> list[KernelSpec]:
+    """The specs a warmup builds, in order; unknown archs, kernels or configurations raise UnsupportedTargetError
+    naming the known ones. config: None builds the configured set (configured_set), "all" every configuration,
+    else the names given (a configuration name must exist for every arch asked for)."""
     archs = _names(arch, "arch") or default_archs(how)
     kernels = _names(kernel, "kernel")
+    configs = _names(config, "config")
     specs = []
     for a in archs:
         target_for_arch(a)
-        specs += specs_for(a) if not kernels else [s for k in kernels for s in specs_for(a, k)]
+        base = specs_for(a) if not kernels else [s for k in kernels for s in specs_for(a, k)]
+        for s in base:
+            specs += [config_spec(a, c, s.name) for c in _configs(a, configs, root)]
     return specs
 
 
 def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None, jobs: int = 1,
            root: Path | str | None = None, on_start: Callable[[KernelSpec], None] | None = None,
-           on_done: Callable[[WarmupResult], None] | None = None) -> list[WarmupResult]:
+           on_done: Callable[[WarmupResult], None] | None = None,
+           config: str | Iterable[str] | None = None) -> list[WarmupResult]:
     """Build (or find in the cache) every requested kernel, as `python -m hkjit warmup` does.
 
     arch: an arch name or a list of them ("cpu", "gfx950", "sm_90a"; default: this machine's GPU, and an error
     naming arch= on a machine without one); kernel: a kernel name or a list (default: all); jobs: parallel builds;
-    root: the writable cache root (default: HKJIT_CACHE_DIR). A kernel that cannot be built is a "failed"
+    root: the writable cache root (default: HKJIT_CACHE_DIR); config: kernel configurations (specs.CONFIGS): a
+    name, a list, or "all" (default: the configured set: the arch's default, those the selection table names and
+    those a tuning record names; on the CPU that is one build). A kernel that cannot be built is a "failed"
     WarmupResult with the reason, not an exception; bad arguments raise. Returns one result per kernel, in order::
 
         hkjit.warmup(arch="cpu")        # [WarmupResult(arch='cpu', kernel='gemm_bf16', status='hit', ...)]
@@ -95,8 +136,8 @@ def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] 
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"hkjit.warmup: jobs must be a positive integer, got {jobs!r}")
-    specs = warmup_specs(arch, kernel)
     root = Path(root) if root is not None else None
+    specs = warmup_specs(arch, kernel, config=config, root=root)
 
     def run(spec: KernelSpec) -> WarmupResult:
         if on_start:

@@ -1,0 +1,132 @@
+"""`python -m hkjit tune`: time the candidate kernel configurations per shape on this device, ahead of time, and
+record the winners in the cache (tuning.py says where, and how later calls use them).
+
+The timing is bench.py's (the same function, not a second timer): rotated input sets, warm-up, calls timed one by
+one in rounds that rotate the order of the candidates (device events on a GPU, time.perf_counter on the CPU), the
+median per candidate. Each candidate is first checked against a float64 reference on that shape (relative error
+at most validation.REL_TOL): a configuration that computes wrong results never wins. torch.matmul is timed in the
+same rounds, for the speed-ups printed beside the winners (it is not a candidate: the policy decides that).
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class TuneRow:
+    m: int
+    n: int
+    k: int
+    winner: str                                      # "" when no candidate computed correct results
+    ms: dict = field(default_factory=dict)           # config -> median ms (correct candidates only)
+    errors: dict = field(default_factory=dict)       # config -> relative error vs float64 on this shape
+    torch_ms: float = 0.0
+    spread: float = 0.0
+
+    @property
+    def shape(self) -> str:
+        return f"{self.m}x{self.n}x{self.k}"
+
+
+@dataclass
+class TuneReport:
+    device: str
+    arch: str
+    candidates: list[str]
+    rows: list[TuneRow]
+    record: str = ""                                 # the tuning record written ("" when nothing was recorded)
+    timer: str = ""
+    repeat: int = 0
+
+    def to_json(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "rows"},
+                "results": [asdict(r) | {"shape": r.shape} for r in self.rows]}
+
+
+def _check(data, config: str) -> float:
+    """Relative error (Frobenius, vs float64) of the forced configuration on the first input set."""
+    import hkjit
+    from .bench import forced
+    from .validation import relative_error
+    a, b = data[0]
+    with forced(config)():
+        c = hkjit.gemm(a, b)
+    return relative_error(c, a.double() @ b.double())
+
+
+def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, repeat: int | None = None,
+         warmup: int | None = None, sets: int = 3, record: bool = True, root: Path | None = None,
+         say: Callable[[str], None] | None = None) -> TuneReport:
+    """Time every candidate configuration (configs: names, ["all"] or None: all of this device's arch) on each
+    shape and record the winners for this device and toolchain (record=False: only report). Candidates are built
+    first if they are not cached. Raises CacheError before any timing when the record cannot be written."""
+    from . import bench
+    from .cache import cache_root, ensure_writable
+    from .selftest import load_with_progress
+    from .specs import config_spec, configs_for
+    from .targets import detect_target
+    from .tuning import write_winners
+    from .validation import REL_TOL, device_label
+    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if not shapes:
+        raise ValueError("tune: no shapes (give --shapes llm or MxNxK,...)")
+    if any(min(s) == 0 for s in shapes):
+        raise ValueError("tune: a shape with a zero size needs no kernel; drop it from --shapes")
+    device = bench.default_device()
+    arch = detect_target(device).arch
+    label = device_label(device)
+    root = root or cache_root()
+    if record:
+        ensure_writable(root)                       # fail before minutes of timing, not after
+    candidates = bench.config_names(arch, configs or ["all"])
+    for c in candidates:
+        load_with_progress(config_spec(arch, c), say)
+    gpu = device.type == "cuda"
+    repeat = repeat or (200 if gpu else 10)
+    warmup = warmup if warmup is not None else (5 if gpu else 1)
+    rows = []
+    for i, (m, n, k) in enumerate(shapes):
+        say(f"tune [{i + 1}/{len(shapes)}] {m}x{n}x{k}: {len(candidates)} configurations ...")
+        data = bench.inputs(m, n, k, device, max(1, sets), seed=i)
+        errors = {c: _check(data, c) for c in candidates}
+        good = [c for c in candidates if errors[c] <= REL_TOL]
+        for c in candidates:
+            if c not in good:
+                say(f"hkjit tune: {c} computes {m}x{n}x{k} wrong (relative error {errors[c]:.2e} > {REL_TOL}): "
+                    f"not a candidate")
+        import hkjit
+        samples = bench._median_seconds([(bench.forced(c), lambda j: hkjit.gemm(*data[j])) for c in good]
+                                        + [(None, lambda j: torch.matmul(*data[j]))], device, repeat, warmup,
+                                        max(1, sets))
+        ms = {c: statistics.median(s) * 1e3 for c, s in zip(good, samples)}
+        winner = min(ms, key=ms.get) if ms else ""
+        rows.append(TuneRow(m, n, k, winner, ms, errors, statistics.median(samples[-1]) * 1e3,
+                            max(bench.spread(s) for s in samples)))
+    report = TuneReport(label, arch, candidates, rows, timer="device events" if gpu else "time.perf_counter",
+                        repeat=repeat)
+    winners = {r.shape: {"config": r.winner, "ms": r.ms, "torch_ms": r.torch_ms} for r in rows if r.winner}
+    if record and winners:
+        report.record = str(write_winners(arch, label, winners, root))
+    return report
+
+
+def format_report(rep: TuneReport) -> str:
+    lines = [f"hkjit tune: {rep.arch} on {rep.device}; median of {rep.repeat} timed calls per configuration, "
+             f"{rep.timer}; speed-up vs torch.matmul (winner marked *)",
+             f"{'shape (MxNxK)':<18} " + " ".join(f"{c:>14}" for c in rep.candidates) + "  winner"]
+    for r in rep.rows:
+        cells = []
+        for c in rep.candidates:
+            if c in r.ms:
+                cells.append(f"{f'{r.torch_ms / r.ms[c]:.2f}x' + ('*' if c == r.winner else ' '):>14}")
+            else:
+                cells.append(f"{'wrong':>14}")
+        lines.append(f"{r.shape:<18} " + " ".join(cells) + f"  {r.winner or '(none correct)'}")
+    lines.append(f"recorded in {rep.record}" if rep.record else "nothing recorded")
+    return "\n".join(lines)

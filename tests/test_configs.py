@@ -1,0 +1,246 @@
+"""Kernel configurations (specs.CONFIGS), per-shape selection (policy.SELECTION), ahead-of-time tuning records
+(tuning.py, `python -m hkjit tune`), on the CPU reference kernel, with real builds and real processes.
+
+One extra CPU build in this file: the module fixture `two_configs` copies built_cache (the default configuration)
+and builds the second CPU configuration with `warmup --config all -j 2`. Every other test reads records and keys
+(no build) or reuses that root.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import TOL, child_env, copy_cache, read_only
+
+from hkjit import tuning
+from hkjit.keys import key_inputs, key_of
+from hkjit.policy import SELECTION, select_by_table
+from hkjit.specs import CONFIGS, config_spec, configs_for, get_spec
+from hkjit.warmup import warmup_specs
+
+OTHER = "n128k128"       # the CPU's second configuration
+
+
+def hk(*args: str, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hkjit", *args], env=child_env(cache), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def child(code: str, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=child_env(cache), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def last_json(p: subprocess.CompletedProcess) -> dict:
+    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------ data, no build
+def test_configurations_are_data_with_their_own_keys():
+    for arch, configs in CONFIGS.items():
+        base = get_spec(arch)
+        assert configs[0].name == base.config and config_spec(arch) is base and config_spec(arch, base.config) is base
+        for cfg in configs[1:]:
+            spec = config_spec(arch, cfg.name)
+            flags = spec.device_cflags if base.device_sources else spec.cflags
+            assert flags[-len(cfg.defines):] == cfg.defines and spec.config == cfg.name
+            assert spec.constraints == cfg.constraints
+    assert "-DHKJIT_SM90A_SPLITK=1" in config_spec("sm_90a", "64x256-splitk").device_cflags
+    assert config_spec("sm_90a", "64x256-splitk").constraints.block_m == 64
+    default, other = key_inputs(get_spec("cpu")), key_inputs(config_spec("cpu", OTHER))
+    assert "config" not in default                       # the default's key is the key of before configurations
+    assert other["config"] == OTHER and "-DHKJIT_REF_BLOCK_N=128" in other["flags"]["cflags"]
+    assert key_of(default) != key_of(other)
+    with pytest.raises(Exception, match="no configuration 'nope' for cpu; configurations: n64k256, n128k128"):
+        config_spec("cpu", "nope")
+
+
+def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
+    for arch, table in SELECTION.items():
+        known = {c.name for c in configs_for(arch)}
+        assert all(r.config in known for r in table.rules), arch
+    assert select_by_table("sm_90a", 128, 8192, 8192)[:2] == ("64x256-splitk", "small-m")
+    assert select_by_table("sm_90a", 3000, 5000, 7000)[:2] == ("128x128", "ragged-waves")
+    assert select_by_table("sm_90a", 64 * 2, 256 * 3, 4096)[:2] == ("64x256-splitk", "small-m")
+    assert select_by_table("sm_90a", 1024, 1024, 4096)[:2] == ("128x128", "few-tiles")     # 32 tiles < 132 SMs
+    for shape in ((4096, 4096, 4096), (8192, 8192, 8192), (8192, 28672, 4096), (2048, 4096, 4096)):
+        assert select_by_table("sm_90a", *shape)[:2] == ("128x256", "default"), shape
+    assert select_by_table("cpu", 3000, 5000, 7000)[0] == "n64k256"
+
+
+def test_warmup_builds_one_cpu_configuration_by_default():
+    assert [(s.arch, s.config) for s in warmup_specs("cpu")] == [("cpu", "n64k256")]
+    assert [s.config for s in warmup_specs("cpu", config="all")] == ["n64k256", OTHER]
+    assert [s.config for s in warmup_specs("sm_90a")] == ["128x256", "64x256-splitk", "128x128"]
+    with pytest.raises(Exception, match="no configuration bogus for cpu"):
+        warmup_specs("cpu", config="bogus")
+
+
+# ------------------------------------------------------------------------------------------ records, no build
+def _explain(m: int, n: int, k: int):
+    import hkjit
+    return hkjit.explain(torch.zeros(m, k, dtype=torch.bfloat16), torch.zeros(k, n, dtype=torch.bfloat16))
+
+
+@pytest.fixture
+def records_root(tmp_path, monkeypatch):
+    """An empty writable root as HKJIT_CACHE_DIR, with this process's tuning memo dropped before and after."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("HKJIT_CACHE_DIR", str(root))
+    tuning.forget()
+    yield root
+    tuning.forget()
+
+
+def test_recorded_winner_wins_over_the_table_for_its_exact_shape(records_root):
+    path = tuning.write_winners("cpu", "cpu", {"40x50x60": {"config": OTHER, "ms": {OTHER: 1.0}}})
+    assert path.parent == records_root / "v1" / "tuning" / "cpu"
+    plan = _explain(40, 50, 60)
+    assert (plan.config, plan.config_rule) == (OTHER, "tuned") and plan.spec.config == OTHER
+    assert f"configuration {OTHER}: tuned (recorded " in str(plan)
+    other = _explain(40, 50, 61)                          # not the recorded shape: the table
+    assert (other.config, other.config_rule) == ("n64k256", "default") and "table rule default" in str(other)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "foreign-device", "other-key", "unknown-config"])
+def test_unusable_record_is_ignored_with_one_warning(records_root, damage, caplog):
+    path = tuning.write_winners("cpu", "cpu", {"40x50x60": {"config": OTHER, "ms": {}}})
+    rec = json.loads(path.read_text())
+    if damage == "corrupt":
+        path.write_text(path.read_text()[:40])
+    elif damage == "foreign-device":
+        rec["device"] = "NVIDIA H200 sm_90"
+        path.write_text(json.dumps(rec))
+    elif damage == "other-key":                          # another torch/compiler/source: filed under its own key
+        rec["toolchain_key"] = "0" * 32
+        path.rename(path.with_name(f"gemm_bf16-cpu-{'0' * 32}.json"))
+        path.with_name(f"gemm_bf16-cpu-{'0' * 32}.json").write_text(json.dumps(rec))
+    else:
+        rec["winners"]["40x50x60"]["config"] = "from-a-newer-hkjit"
+        path.write_text(json.dumps(rec))
+    tuning.forget()
+    with caplog.at_level(logging.WARNING, logger="hkjit"):
+        first, again = _explain(40, 50, 60), _explain(40, 50, 60)
+    assert (first.config, first.config_rule) == ("n64k256", "default") and again.config == "n64k256"
+    warnings = [r.getMessage() for r in caplog.records if "tuning record" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert ("another toolchain" if damage == "other-key" else "ignoring the tuning record") in warnings[0]
+
+
+def test_tune_into_a_read_only_cache_fails_with_a_clear_error(tmp_path):
+    root = tmp_path / "ro"
+    (root / "v1").mkdir(parents=True)
+    with read_only(root):
+        p = hk("tune", "--shapes", "32x32x32", cache=root)
+    assert p.returncode == 2, p.stderr
+    assert "not writable" in p.stderr and "HKJIT_CACHE_DIR" in p.stderr and "Traceback" not in p.stderr
+    assert not (root / "v1" / "cpu").exists()             # refused before building or timing anything
+
+
+def test_named_shape_sets():
+    from hkjit.shapes import LLM_SHAPES, parse_shapes
+    llm = parse_shapes("llm")
+    assert len(llm) == len(set(llm)) == len(LLM_SHAPES) and (3000, 5000, 7000) in llm and (16, 6144, 4096) in llm
+    assert parse_shapes("64x64x64,llm")[0] == (64, 64, 64)
+    with pytest.raises(ValueError, match="named set"):
+        parse_shapes("gpt")
+
+
+# ------------------------------------------------------------------------------------------ real builds
+@pytest.fixture(scope="module")
+def two_configs(built_cache, tmp_path_factory) -> Path:
+    """built_cache plus the second CPU configuration, built by `warmup --config all -j 2` (the default: a hit)."""
+    root = copy_cache(built_cache, tmp_path_factory.mktemp("two-configs") / "cache")
+    doc = last_json_doc(hk("warmup", "--arch", "cpu", "--config", "all", "-j", "2", "--json", cache=root))
+    assert [(r["config"], r["status"]) for r in doc["results"]] == [("n64k256", "hit"), (OTHER, "built")]
+    assert doc["results"][0]["key"] != doc["results"][1]["key"]
+    return root
+
+
+def last_json_doc(p: subprocess.CompletedProcess) -> dict:
+    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return json.loads(p.stdout)
+
+
+def test_both_configurations_compute_correct_products(two_configs):
+    out = last_json(child("""
+        import json, torch, hkjit
+        from hkjit import loader
+        from hkjit.tuning import force_config
+        res = {}
+        g = torch.Generator().manual_seed(int(torch.seed()) % 2**31)
+        for cfg in ("n64k256", "n128k128"):
+            errs = []
+            # K across 128- and 256-deep panels, N across 64/128-wide ones, ragged edges, M = 1
+            for m, n, k in ((1, 7, 5), (33, 130, 257), (65, 200, 520), (129, 64, 128)):
+                a = torch.randn(m, k, generator=g).bfloat16(); b = torch.randn(k, n, generator=g).bfloat16()
+                out = torch.full((m, n), float("nan"), dtype=torch.bfloat16)      # poisoned
+                with hkjit.dispatch("kernel"), force_config(cfg):
+                    plan = hkjit.explain(a, b)
+                    hkjit.gemm(a, b, out=out)
+                ref = a.double() @ b.double()
+                errs.append(((out.double() - ref).norm() / ref.norm()).item() if torch.isfinite(out).all() else 9.0)
+            res[cfg] = {"errs": errs, "config": plan.config, "tile": plan.tile}
+        res["entries"] = sorted(str(v.path) for v in loader._loaded.values())
+        print(json.dumps(res))
+    """, two_configs))
+    assert max(out["n64k256"]["errs"]) < TOL and max(out[OTHER]["errs"]) < TOL, out
+    assert out[OTHER]["config"] == OTHER and out[OTHER]["tile"] == [1, 128, 128]
+    assert len(out["entries"]) == 2 and len(set(out["entries"])) == 2      # one module per configuration
+
+
+def test_tune_records_a_winner_that_a_new_process_uses(two_configs, tmp_path):
+    root = copy_cache(two_configs, tmp_path / "cache")
+    p = hk("tune", "--shapes", "48x200x300,24x64x64", "--configs", "all", "--repeat", "3", "--json", cache=root)
+    rep = last_json_doc(p)
+    assert rep["candidates"] == ["n64k256", OTHER] and Path(rep["record"]).is_file()
+    winners = {r["shape"]: r["winner"] for r in rep["results"]}
+    assert set(winners) == {"48x200x300", "24x64x64"} and all(w in ("n64k256", OTHER) for w in winners.values())
+    assert all(max(r["errors"].values()) < TOL for r in rep["results"])
+    # a fresh process: the record decides, for exactly those shapes
+    code = """
+        import json, torch, hkjit
+        a = torch.randn(48, 300).bfloat16(); b = torch.randn(300, 200).bfloat16()
+        plan = hkjit.explain(a, b); c = hkjit.gemm(a, b)
+        ref = a.double() @ b.double()
+        other = hkjit.explain(torch.randn(48, 301).bfloat16(), torch.randn(301, 200).bfloat16())
+        print(json.dumps({"config": plan.config, "rule": plan.config_rule, "text": str(plan),
+                          "err": ((c.double() - ref).norm() / ref.norm()).item(), "other_rule": other.config_rule}))
+    """
+    used = last_json(child(code, root))
+    assert used["config"] == winners["48x200x300"] and used["rule"] == "tuned", used
+    assert "tuned (recorded" in used["text"] and used["err"] < TOL and used["other_rule"] == "default"
+    # cache ls shows the record, cache clear removes it
+    ls = last_json_doc(hk("cache", "ls", "--json", cache=root))
+    assert [t["status"] for t in ls["tuning"]] == ["ok"] and ls["tuning"][0]["winners"] == winners
+    assert sorted(e["config"] for e in ls["entries"]) == sorted(["n64k256", OTHER])
+    assert all(e["current"] for e in ls["entries"])
+    assert "tuning records" in hk("cache", "ls", cache=root).stdout
+    cleared = last_json_doc(hk("cache", "clear", "--json", cache=root))
+    assert cleared["tuning"] == [rep["record"]] and not Path(rep["record"]).exists()
+
+
+def test_a_recorded_configuration_is_built_by_warmup_and_its_module_runs(two_configs, tmp_path):
+    """A record naming the second configuration: warmup's configured set includes it (a hit here), and the call
+    for that shape runs that configuration's module."""
+    root = copy_cache(two_configs, tmp_path / "cache")
+    out = last_json(child(f"""
+        import json, torch, hkjit
+        from hkjit import loader, tuning
+        from hkjit.warmup import warmup_specs
+        tuning.write_winners("cpu", "cpu", {{"50x70x90": {{"config": "{OTHER}", "ms": {{}}}}}})
+        a = torch.randn(50, 90).bfloat16(); b = torch.randn(90, 70).bfloat16()
+        c = hkjit.gemm(a, b); ref = a.double() @ b.double()
+        print(json.dumps({{"configs": [s.config for s in warmup_specs("cpu")],
+                          "loaded": [k[3] for k in loader._loaded],
+                          "err": ((c.double() - ref).norm() / ref.norm()).item()}}))
+    """, root))
+    assert out["configs"] == ["n64k256", OTHER] and out["loaded"] == [OTHER] and out["err"] < TOL, out
