@@ -194,14 +194,16 @@ def test_prepare_gives_the_no_copy_layout(device):
 def test_dispatch_policy_and_overrides(monkeypatch):
     from hkjit.policy import decide
     with hkjit.dispatch("auto"):
-        assert decide("sm_90a", 64, 64, 64).path == "torch"
-        assert decide("sm_90a", 8192, 8192, 8192).path == "kernel"
-        assert decide("sm_90a", 4096, 4096, 4096).rule == "parity"               # 0.99x: cuBLAS kept
-        assert decide("sm_90a", 16384, 8192, 1024).rule == "shallow-k"
-        assert decide("sm_90a", 8000, 8000, 8000).rule == "ragged"
-        assert decide("sm_90a", 4097, 4095, 4096).rule == "unaligned"       # cuBLAS is slow there: kernel
-        assert decide("sm_90a", 256, 16384, 16384).rule == "skinny-m"
-        assert decide("sm_90a", 2048, 2048, 2048).rule == "tiny"
+        assert decide("sm_90a", 64, 64, 64).rule == "tiny"
+        assert decide("sm_90a", 8192, 8192, 8192).rule == "deep-square"       # 128x192 tiles: 1.03x
+        assert decide("sm_90a", 4096, 4096, 4096).rule == "parity"            # 1.00x: cuBLAS kept
+        assert decide("sm_90a", 8192, 10240, 8192).rule == "parity"           # N outside the measured win
+        assert decide("sm_90a", 4097, 4095, 4096).rule == "unaligned"         # cuBLAS is slow there: kernel
+        assert decide("sm_90a", 128, 28672, 8192).rule == "decode-wide"       # 1.11x
+        assert decide("sm_90a", 64, 4096, 14336).rule == "decode-deep"        # split-K 1.04x, under 2^32 too
+        assert decide("sm_90a", 16, 28672, 4096).rule == "tiny"
+        assert decide("sm_90a", 3000, 5000, 7000).rule == "parity"            # K % 64 != 0: 0.77x repacked
+        assert decide("sm_90a", 4097, 4095, 4096).path == "kernel"
         assert decide("gfx950", 8192, 8192, 8192).path == "kernel"
         assert decide("cpu", 3, 4, 5).path == "kernel"
         assert decide("cpu", 0, 4, 5).path == "empty"

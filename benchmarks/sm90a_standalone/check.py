@@ -13,7 +13,7 @@ replay in a fresh random order each round, median per call. Graphs keep the smal
 call by call from Python they are host-bound (torch's ratio to itself moved 0.6-1.7x, 2026-12-01). TIMING=eager:
 events around every call, 40 calls. torch.matmul(A, Bt.T, out=C) is cuBLAS; "torch2" is torch timed a second time
 (its ratio is the noise floor).
-Shapes: BENCH_SET=llm (benchmarks/llm_shapes.py, default), old (the 2026-11 list), both; EXTRA_SHAPES=MxNxK,...
+Shapes: BENCH_SET=llm (src/hkjit/shapes.py, default), old (the 2026-11 list), both; EXTRA_SHAPES=MxNxK,...
 adds shapes; BENCH_SHAPES=MxNxK,... replaces them all; BENCH_MAX_M=256 keeps the shapes with M <= 256. Libraries named mut_* are mutants (run.sh plants one bug in
 each): each must fail at least one correctness shape (else the run fails: the check could not see that bug); they
 are not timed. Libraries named x_* are timing experiments (wrong output allowed, not counted).
@@ -59,12 +59,12 @@ def pad8(x):
 
 
 def llm_shapes():
-    """SHAPES of benchmarks/llm_shapes.py, read as data (no import of the benchmarks folder needed)."""
-    tree = ast.parse(open(os.path.join(HERE, "..", "llm_shapes.py")).read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == "SHAPES":
-            return [tuple(x) for x in ast.literal_eval(node.value)]
-    raise SystemExit("benchmarks/llm_shapes.py has no SHAPES")
+    """The LLM set of src/hkjit/shapes.py (one list for `hkjit bench --shapes llm`, `tune` and this harness), as
+    (label, M, N, K); the file is executed on its own, so neither hkjit nor its dependencies are imported."""
+    ns = {}
+    path = os.path.join(HERE, "..", "..", "src", "hkjit", "shapes.py")
+    exec(compile(open(path).read(), path, "exec"), ns)
+    return [(f"{label.replace(' ', '-')}-{m}x{n}x{k}", m, n, k) for label, (m, n, k) in ns["LLM_SHAPES"]]
 
 
 class Case:

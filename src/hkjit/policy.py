@@ -17,6 +17,7 @@ from .config import env_str
 from .specs import get_spec
 
 MODES = ("auto", "kernel", "torch")
+_INF = float("inf")
 
 
 class Rule(NamedTuple):
@@ -26,6 +27,7 @@ class Rule(NamedTuple):
     below: float     # the rule applies when metric < below
     path: str        # "torch" or "kernel"
     why: str
+    also: tuple[tuple[str, float, float], ...] = ()   # and lo <= metric < hi for each (metric, lo, hi)
 
 
 class ArchPolicy(NamedTuple):
@@ -37,26 +39,28 @@ POLICY: dict[str, ArchPolicy] = {
     # The CPU kernel is hkjit's portable reference: it runs every non-empty product so that the whole path is
     # exercised wherever hkjit is installed. For CPU speed, HKJIT_DISPATCH=torch.
     "cpu": ArchPolicy((), "the CPU runs hkjit's reference kernel (for speed on CPU set HKJIT_DISPATCH=torch)"),
-    # Measured on an H100 80GB HBM3 against cuBLAS (`python -m hkjit bench`, kernel forced, three runs on
-    # 2026-11-25; the kernel alone: benchmarks/sm90a_standalone/NOTES.md). The kernel wins clearly where cuBLAS
-    # leaves its fast path (N or K not a multiple of 8: 5.6-5.7x) and consistently, by a little, from 2^38
-    # multiply-adds up (8192x8192x4096 1.02x twice, 8192^3 1.01-1.15x). Below that, on full tiles, it is at parity
-    # within run-to-run noise (4096^3 0.99x; 6144^3 1.04x then 0.97x; K = 1024 1.00x then 1.08x), and it loses on
-    # few tiles (1024^3 0.5x, 2048^3 0.5-0.6x, M = 256 0.5-0.7x). Parity goes to cuBLAS: a win must be measured.
+    # Measured on an H200 against cuBLAS, every configuration on the LLM set (benchmarks/sm90a_standalone,
+    # CUDA-graph timing, candidates shuffled every round, 2026-12-01; NOTES.md has the tables), the configuration
+    # being SELECTION's pick. The kernel wins where cuBLAS leaves its fast path (N or K not a multiple of 8: 5.7-5.9x),
+    # on deep square products with N = 8192 (128x192 tiles: 8192^3 1.03x, 8192x8192x28672 1.025x, 16384x8192x28672
+    # 1.045x) and on M = 64..128 decode products with a wide N or a deep K (split-K / 128x256: 1.01-1.11x, one at
+    # 0.99x). Everywhere else it is at parity within run-to-run noise (prefill at K = 4096: 0.96-1.01x) or behind
+    # (M = 16, N <= 10240 decode: 0.84-0.96x; K % 64 != 0: 0.77-0.84x repacked; mid-size: 0.87-0.95x). Parity
+    # goes to cuBLAS: a win must be measured, so the last rule sends the rest to torch.
     "sm_90a": ArchPolicy((
-        Rule("tiny", "mnk", 2 ** 35, "torch", "under 2^35 multiply-adds (2048^3: 0.64x in hkjit's bench) there are "
-             "too few 128x256 tiles for 132 SMs and the launch costs more host time: cuBLAS wins"),
-        Rule("skinny-m", "m", 2048, "torch", "M < 2048: too few row tiles (M=256: 0.71x), cuBLAS's split-K/GEMV "
-             "paths win"),
-        Rule("skinny-n", "n", 2048, "torch", "N < 2048: too few column tiles (N=1024: 0.98x), cuBLAS wins"),
-        Rule("shallow-k", "k", 2048, "torch", "K < 2048: the epilogue is not hidden behind a short main loop "
-             "(16384x8192x1024: 1.00-1.08x, no consistent win), cuBLAS kept"),
+        Rule("decode-wide", "m", 129, "kernel", "M = 64..128 with N >= 16384: 1.01-1.11x (128x28672x8192 1.11x, "
+             "64x28672x4096 1.02x)", also=(("m", 64, 129), ("n", 16384, _INF))),
+        Rule("decode-deep", "m", 129, "kernel", "M = 64..128 with K >= 14336 (split-K): 0.99-1.10x "
+             "(64x8192x28672 1.10x, 128x8192x28672 1.03x)", also=(("m", 64, 129), ("k", 14336, _INF))),
+        Rule("tiny", "mnk", 2 ** 32, "torch", "under 2^32 multiply-adds the launch costs more than the product "
+             "(512^3: 0.62x, 1024^3: 0.87x at best): cuBLAS wins"),
         Rule("unaligned", "aligned", 1, "kernel", "N or K is not a multiple of 8: cuBLAS leaves its fast paths "
-             "(4097x4095x4096: 105 TFLOP/s), hkjit pads the row strides and keeps TMA (597 TFLOP/s, 5.7x)"),
-        Rule("parity", "mnk", 2 ** 38, "torch", "under 2^38 multiply-adds the kernel is at parity with cuBLAS "
-             "within run-to-run noise (4096^3: 0.99x, 6144^3: 0.97-1.04x), cuBLAS kept"),
-        Rule("ragged", "fill", 0.99, "torch", "over 1% of the 128x256 tiles' area is padding: cuBLAS wins"),
-    ), "at least 2^38 multiply-adds on full tiles: the kernel beats cuBLAS here (H100: 8192^3 1.01-1.15x)"),
+             "(4097x4095x4096: 5.9x on the H200), hkjit pads the row strides and keeps TMA"),
+        Rule("deep-square", "n", 10240, "kernel", "M >= 8192, N = 8192..10239, K >= 8192 (128x192 tiles): "
+             "1.025-1.045x", also=(("m", 8192, _INF), ("n", 8192, 10240), ("k", 8192, _INF))),
+        Rule("parity", "mnk", _INF, "torch", "no measured win for this shape class (prefill at K = 4096: "
+             "0.96-1.01x, M = 16 decode 0.84-0.96x, K % 64 != 0 0.77-0.84x): cuBLAS kept"),
+    ), "the kernel (unreachable: the last rule routes every shape without a measured win to torch)"),
     # Not measured (no MI350X available to us): conservative bounds in the same shape as the H100's, scaled to
     # the 256x256 block; `python -m hkjit bench` on an MI350X tells where to move them.
     "gfx950": ArchPolicy((
@@ -76,6 +80,8 @@ class ConfigRule(NamedTuple):
     below: float     # the rule applies when metric < below
     config: str      # the configuration (specs.CONFIGS) it picks
     why: str
+    also: tuple[tuple[str, float, float], ...] = ()   # and lo <= metric < hi for each (metric, lo, hi);
+                     # metrics as above plus "pitch" (1 when K % 64 == 0: 128-byte rows of A and Bt)
 
 
 class ArchSelection(NamedTuple):
@@ -93,19 +99,36 @@ UNITS: dict[str, int] = {"cpu": 1, "sm_90a": 132, "gfx950": 256}
 SELECTION: dict[str, ArchSelection] = {
     "cpu": ArchSelection((), "one configuration is built by default on the CPU (tune records pick others)"),
     "gfx950": ArchSelection((), "the 256x256 kernel is gfx950's only configuration"),
-    # Seeded from the H200 bench of issue #16 (128x256 forced vs cuBLAS, 2026-11-30): parity on large aligned
-    # products, 0.62-0.63x on 3000x5000x7000 (3.6 waves of 128x256 tiles on 132 SMs), 0.48-0.49x on 128x8192x8192
-    # and 0.31x on 16x4096x4096. The other configurations' own numbers come from benchmarks/sm90a_standalone.
+    # From the H200 tables of every configuration (benchmarks/sm90a_standalone/NOTES.md, 2026-12-01): the best
+    # configuration per shape class; `python -m hkjit tune` records the exact best per shape on the machine.
     "sm_90a": ArchSelection((
-        ConfigRule("small-m", "m", 257, "64x256-splitk", "M <= 256 (decode sizes): 128-row tiles are mostly "
-                   "padding and too few to fill 132 SMs (128x256 at 128x8192x8192: 0.49x cuBLAS); 64-row tiles, "
-                   "K split across SMs"),
-        ConfigRule("few-tiles", "waves", 1.0, "128x128", "under one wave of 128x256 tiles on 132 SMs: 128x128 "
-                   "tiles double their count"),
-        ConfigRule("ragged-waves", "wave_fill", 0.95, "128x128", "the last wave of 128x256 tiles is mostly empty "
-                   "(3000x5000x7000: 3.6 waves, 0.63x cuBLAS): 128x128 tiles make the tail a smaller share"),
-    ), "128x256 tiles fill the SMs in whole waves: the default configuration (parity with cuBLAS, H200)"),
+        ConfigRule("decode-16", "m", 33, "64x128-splitk", "M <= 32, N < 8192: 64x128 tiles, K split (0.84-0.96x)",
+                   also=(("n", 0, 8192),)),
+        ConfigRule("decode-16-wide", "m", 33, "64x256-splitk", "M <= 32, N >= 8192: 64x256 tiles, K split "
+                   "(0.86-1.02x)"),
+        ConfigRule("decode-64", "m", 65, "64x64-splitk", "M = 33..64, N < 9000: 64x64 tiles, K split (0.77-1.10x)",
+                   also=(("n", 0, 9000),)),
+        ConfigRule("decode-64-wide", "m", 65, "64x256-splitk", "M = 33..64, N >= 9000: 64x256 tiles, K split "
+                   "(0.84-1.02x)"),
+        ConfigRule("decode-wide", "m", 257, "128x256", "M = 65..256, N >= 16384: enough 128x256 tiles "
+                   "(128x28672x8192 1.11x)", also=(("n", 16384, _INF),)),
+        ConfigRule("decode-10k", "m", 257, "128x128", "M = 65..256, N = 10240..16383: 128x128 tiles (0.89-0.90x)",
+                   also=(("n", 10240, 16384),)),
+        ConfigRule("decode", "m", 257, "64x128-splitk", "M = 65..256, N < 10240: 64x128 tiles, K split "
+                   "(0.88-1.03x)"),
+        ConfigRule("few-tiles", "waves", 1.0, "64x128-splitk", "under one wave of 128x256 tiles on 132 SMs: "
+                   "64x128 tiles, K split (1024x1024x8192 0.37x -> 0.93x, 4096x128x4096 0.83x)"),
+        ConfigRule("row-pitch", "pitch", 1, "128x256-repack", "K % 64 != 0: rows of A and Bt off the 128-byte "
+                   "grid, whose TMA loads are slow; repacked first (3000x5000x7000 0.61x -> 0.77x)"),
+        ConfigRule("deep-square", "n", 10240, "128x192", "M >= 8192, N = 8192..10239, K >= 8192: 128x192 tiles "
+                   "(8192^3 1.033x)", also=(("m", 8192, _INF), ("n", 8192, 10240), ("k", 8192, _INF))),
+    ), "128x256 tiles fill the SMs in whole waves: the default configuration (0.96-1.03x on prefill, H200)"),
 }
+
+
+def applies(rule: Rule | ConfigRule, metrics: dict[str, float]) -> bool:
+    """A rule of either table applies when its metric is below its bound and every `also` range holds."""
+    return metrics[rule.metric] < rule.below and all(lo <= metrics[m] < hi for m, lo, hi in rule.also)
 
 
 def select_by_table(arch: str, m: int, n: int, k: int) -> tuple[str, str, str]:
@@ -120,9 +143,10 @@ def select_by_table(arch: str, m: int, n: int, k: int) -> tuple[str, str, str]:
     units = UNITS.get(arch, 1)
     waves = tiles / units
     metrics = {"m": m, "n": n, "k": k, "mnk": m * n * k, "waves": waves,
-               "wave_fill": tiles / (units * -(-tiles // units)), "aligned": int(n % 8 == 0 and k % 8 == 0)}
+               "wave_fill": tiles / (units * -(-tiles // units)), "aligned": int(n % 8 == 0 and k % 8 == 0),
+               "pitch": int(k % 64 == 0)}
     for rule in table.rules:
-        if metrics[rule.metric] < rule.below:
+        if applies(rule, metrics):
             return rule.config, rule.name, rule.why
     return default, "default", table.default_reason
 
@@ -211,6 +235,6 @@ def _decide_auto(arch: str, m: int, n: int, k: int) -> Decision:
                "aligned": int(n % 8 == 0 and k % 8 == 0)}
     policy = POLICY[arch]
     for rule in policy.rules:
-        if metrics[rule.metric] < rule.below:
+        if applies(rule, metrics):
             return Decision(rule.path, rule.name, rule.why)
     return Decision("kernel", "default", policy.default_reason)

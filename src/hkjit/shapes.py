@@ -1,7 +1,7 @@
 """Named shape sets for `bench` and `tune` (``--shapes llm``), as data, and the parser of a --shapes value.
 
-The runtime never imports benchmarks/; benchmarks/llm_shapes.py holds the same LLM list for the standalone
-kernel harness (the two are kept equal by hand).
+The one copy of the LLM set: benchmarks/sm90a_standalone/check.py executes this file on its own (no hkjit import),
+so the module keeps no imports at its top.
 """
 from __future__ import annotations
 

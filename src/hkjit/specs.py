@@ -177,9 +177,13 @@ def _sm90a(bm: int, bn: int, *extra: str) -> tuple[str, ...]:
     return (f"-DHKJIT_SM90A_BM={bm}", f"-DHKJIT_SM90A_BN={bn}", *extra)
 
 
+def _sm90a_tile(bm: int, bn: int) -> Constraints:
+    return Constraints(block_m=bm, block_n=bn, block_k=64, align=8, align_c=8)
+
+
 #: The configurations of each arch's kernel, default first (its spec is the SPECS one, no defines). Each other one
 #: is a spec variant with its own cache entry: its defines go into the flags of the files holding the kernel.
-#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _CLUSTER (1|2), _SPLITK (0|1).
+#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1), _REPACK (0|1).
 #: CPU defines (kernels/gemm_reference.cpp): HKJIT_REF_BLOCK_N, HKJIT_REF_BLOCK_K.
 CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "cpu": (
@@ -191,17 +195,27 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "gfx950": (
         KernelConfig("256x256", why="8 waves, 256x256 block, 4 LDS stages (kernels/gemm_gfx950_plan.h)"),
     ),
+    # Measured on the H200 (benchmarks/sm90a_standalone/NOTES.md, 2026-12-01): which one wins where is
+    # policy.SELECTION's business; -splitk / -repack only act where the launcher's rule says (under 2 waves of
+    # tiles; a row pitch off the 128-byte grid), elsewhere they run the plain kernel's code.
     "sm_90a": (
         KernelConfig("128x256", why="2 consumer warpgroups, 128x256 tiles, 4 stages, GROUP_M 16 (large products)"),
-        KernelConfig("256x128", _sm90a(256, 128),
-                     Constraints(block_m=256, block_n=128, block_k=64, align=8, align_c=8),
-                     why="256x128 tiles: the transposed tile for tall products (M much larger than N)"),
-        KernelConfig("128x128", _sm90a(128, 128),
-                     Constraints(block_m=128, block_n=128, block_k=64, align=8, align_c=8),
-                     why="128x128 tiles: twice the tiles of 128x256, fills 132 SMs on mid-size and ragged shapes"),
-        KernelConfig("64x256-splitk", _sm90a(64, 256, "-DHKJIT_SM90A_SPLITK=1"),
-                     Constraints(block_m=64, block_n=256, block_k=64, align=8, align_c=8),
-                     why="64-row tiles, K split when the tiles cannot fill the SMs: small M (decode, M <= 256)"),
+        KernelConfig("256x128", _sm90a(256, 128), _sm90a_tile(256, 128),
+                     why="256x128 tiles (2 consumers x 2 row blocks): the transposed tile, ties 128x256 within 1%"),
+        KernelConfig("128x192", _sm90a(128, 192), _sm90a_tile(128, 192),
+                     why="128x192 tiles: best on deep square products (8192^3 1.03x, 16384x8192x28672 1.045x)"),
+        KernelConfig("128x128", _sm90a(128, 128), _sm90a_tile(128, 128),
+                     why="128x128 tiles, 6 stages: M = 128..256 with N = 10240 (0.90x); 0.87-0.93x when large"),
+        KernelConfig("128x256-repack", ("-DHKJIT_SM90A_REPACK=1",), _sm90a_tile(128, 256),
+                     why="copies an operand whose row pitch is off the 128-byte grid (K % 64 != 0) to an aligned "
+                         "pitch first (3000x5000x7000: 0.61x -> 0.77x, 4096x4096x4104: 0.65x -> 0.84x)"),
+        KernelConfig("64x64-splitk", _sm90a(64, 64, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 64),
+                     why="64x64 tiles, K split across SMs: M = 33..64 with N < 9000 (0.87-1.10x)"),
+        KernelConfig("64x128-splitk", _sm90a(64, 128, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 128),
+                     why="64x128 tiles, K split: M <= 32 with N < 8192, M = 65..256, few-tile products "
+                         "(128x8192x8192: 0.45x -> 0.97x)"),
+        KernelConfig("64x256-splitk", _sm90a(64, 256, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 256),
+                     why="64x256 tiles, K split: M <= 64 with wide N (0.84-1.02x)"),
     ),
 }
 
