@@ -48,10 +48,12 @@ POLICY: dict[str, ArchPolicy] = {
     # (M = 16, N <= 10240 decode: 0.84-0.96x; K % 64 != 0: 0.77-0.84x repacked; mid-size: 0.87-0.95x). Parity
     # goes to cuBLAS: a win must be measured, so the last rule sends the rest to torch.
     "sm_90a": ArchPolicy((
-        Rule("decode-wide", "m", 129, "kernel", "M = 64..128 with N >= 16384: 1.01-1.11x (128x28672x8192 1.11x, "
-             "64x28672x4096 1.02x)", also=(("m", 64, 129), ("n", 16384, _INF))),
-        Rule("decode-deep", "m", 129, "kernel", "M = 64..128 with K >= 14336 (split-K): 0.99-1.10x "
-             "(64x8192x28672 1.10x, 128x8192x28672 1.03x)", also=(("m", 64, 129), ("k", 14336, _INF))),
+        Rule("decode-wide", "m", 129, "kernel", "M = 97..128 with N >= 16384 (128x256 tiles): 1.02-1.04x "
+             "(128x28672x4096, 128x28672x8192; M = 64 is 0.98-1.00x: torch)",
+             also=(("m", 97, 129), ("n", 16384, _INF))),
+        Rule("decode-deep", "m", 129, "kernel", "M = 64..128 with K >= 20000 (split-K): 1.04-1.08x "
+             "(64x8192x28672, 128x8192x28672; at K = 14336 the two launches lose: 0.55-0.78x timed call by call)",
+             also=(("m", 64, 129), ("k", 20000, _INF))),
         Rule("tiny", "mnk", 2 ** 32, "torch", "under 2^32 multiply-adds the launch costs more than the product "
              "(512^3: 0.62x, 1024^3: 0.87x at best): cuBLAS wins"),
         Rule("unaligned", "aligned", 1, "kernel", "N or K is not a multiple of 8: cuBLAS leaves its fast paths "
