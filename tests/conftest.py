@@ -1,5 +1,10 @@
 """Fixtures: one session cache (so the CPU kernel is compiled once for the in-process tests) and a built cache
-that subprocess tests copy. Helpers live in helpers.py."""
+that subprocess tests copy. Helpers live in helpers.py.
+
+The suite runs in parallel under pytest-xdist (README's test command: ``-n auto``, one test file per worker).
+The expensive session fixture (the cold stampede that builds the CPU kernel) runs once per run, not once per
+worker: the first worker to need it runs it under a file lock in the run's shared temporary folder and the others
+read its result. Each worker's reliability figures travel to the controller, which prints their sum."""
 from __future__ import annotations
 
 import json
@@ -8,12 +13,35 @@ import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
-from helpers import start_child, write_figures
+from helpers import FIGURES, OUTCOMES, start_child, write_figures
 
 
 def pytest_terminal_summary(terminalreporter):
     write_figures(terminalreporter)
+
+
+def pytest_sessionfinish(session):
+    """In an xdist worker: hand this worker's figures to the controller (workeroutput travels back with it)."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        out["hkjit_figures"] = json.dumps({"figures": dict(FIGURES), "outcomes": OUTCOMES})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the xdist controller: add a finished worker's figures to the ones printed at the end."""
+    data = json.loads(getattr(node, "workeroutput", {}).get("hkjit_figures", "{}") or "{}")
+    FIGURES.update(data.get("figures", {}))
+    OUTCOMES.extend(data.get("outcomes", []))
+
+
+def run_folder(tmp_path_factory, name: str) -> Path:
+    """A folder every xdist worker of this run shares (the parent of the workers' basetemps); the basetemp itself
+    without xdist. A session fixture produces its result there once, under a file lock beside it."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,12 +76,21 @@ def cold_stampede(tmp_path_factory) -> Stampede:
     The root they leave holds one published CPU entry, built by a real subprocess: that is built_cache, so the
     suite compiles the CPU kernel once for both (a compile is ~30 s of the 2-core CI machine)."""
     n = int(os.environ.get("HKJIT_STAMPEDE", "8"))
-    root = tmp_path_factory.mktemp("built-cache")
-    procs = [start_child(root, HKJIT_LOCK_TIMEOUT="900") for _ in range(n)]
-    outs = [p.communicate(timeout=900) for p in procs]
-    for p, (_out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-2000:]
-    return Stampede(root, [json.loads(out.strip().splitlines()[-1]) for out, _err in outs], [e for _o, e in outs])
+    folder = run_folder(tmp_path_factory, "built-cache")
+    root = folder / "root"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "done.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)          # a half-run of an interrupted worker
+            root.mkdir(parents=True)
+            procs = [start_child(root, HKJIT_LOCK_TIMEOUT="900") for _ in range(n)]
+            outs = [p.communicate(timeout=900) for p in procs]
+            for p, (_out, err) in zip(procs, outs):
+                assert p.returncode == 0, err[-2000:]
+            done = {"results": [json.loads(out.strip().splitlines()[-1]) for out, _err in outs],
+                    "stderr": [e for _o, e in outs]}
+            (folder / "done.json").write_text(json.dumps(done))
+        done = json.loads((folder / "done.json").read_text())
+    return Stampede(root, done["results"], done["stderr"])
 
 
 @pytest.fixture(scope="session")
