@@ -27,8 +27,8 @@ from .errors import CacheError
 from .fsutil import atomic_write_text, fsync_dir, fsync_tree, read_nofollow, touch_nofollow
 from .keys import file_identity, key_of
 # the entry file names are re-exported for modules and tests that import them from here (layout.py owns them)
-from .layout import (BUILD_LOG, FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, STAGING_RE, USED_STAMP,  # noqa: F401
-                     VERIFIED_STAMP, Layout, split_entry_name)
+from .layout import (BUILD_LOG, FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP,  # noqa: F401
+                     VERIFIED_STAMP, Layout, split_entry_name, staging_re)
 from .manifest import manifest_problem
 from .trust import check_root, entry_file_problem, explicitly_trusted, recheck_root
 from .version import CACHE_FORMAT
@@ -284,7 +284,7 @@ def pid_alive(pid: int) -> bool:
 def temp_dir_owner(name: str) -> tuple[str, int] | None:
     """(host, pid) of a temp build folder named ``<kernel>-<key>.<host>.<pid>.<n>`` (host names may hold dots),
     None for a name of another shape."""
-    m = STAGING_RE.match(name)
+    m = staging_re().match(name)
     return (m["host"], int(m["pid"])) if m else None
 
 

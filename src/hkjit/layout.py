@@ -22,6 +22,7 @@ This module imports nothing of hkjit's but the format number: every other cache 
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -54,9 +55,14 @@ VALIDATED = "validated"
 LOCK_SUFFIX = ".lock"
 LEASE_SUFFIX = ".lease"
 
-#: a staging folder's name: <kernel>-<key>.<host>.<pid>.<tag> (host names may hold dots)
-STAGING_RE = re.compile(r"^.+-[0-9a-f]{32}\.(?P<host>.+)\.(?P<pid>[0-9]+)\.[^.]+$")
 _counter = count()
+
+
+@functools.lru_cache(maxsize=1)
+def staging_re() -> re.Pattern:
+    """A staging folder's name: <kernel>-<key>.<host>.<pid>.<tag> (host names may hold dots). Compiled on first
+    use: a regex compile costs more than the rest of this module's import, and a warm start never needs it."""
+    return re.compile(r"^.+-[0-9a-f]{32}\.(?P<host>.+)\.(?P<pid>[0-9]+)\.[^.]+$")
 
 
 def entry_name(kernel: str, key: str) -> str:
