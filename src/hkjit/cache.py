@@ -214,9 +214,9 @@ def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None
 def publish(staged: Path, final: Path, replacing: str, then: str = "") -> None:
     """Put the entry folder `staged` (complete, in the same root's staging folder) in place at `final`: fsync its
     files, rename it, fsync the parent, so after a crash the entry is either absent or whole on disk. Whatever is
-    at `final` already is moved aside first (`replacing` and `then` go into move_aside's warning). The builder and archive import both publish
-    through here, with the entry's build lock held; an entry without manifest.json is never loaded, so the
-    builder may write it after publishing."""
+    at `final` already is moved aside first (`replacing` and `then` go into move_aside's warning). The builder and
+    archive import both publish through here, with the entry's build lock held; an entry without manifest.json is
+    never loaded, so the builder may write it after publishing."""
     fsync_tree(staged)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
