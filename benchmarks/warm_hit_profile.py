@@ -49,7 +49,8 @@ print((time.perf_counter() - t) * 1e3)
 
 if "--dlopen" in sys.argv:
     import json
-    manifest = json.loads((loaded.path / "manifest.json").read_text())
+    from hkjit.layout import MANIFEST
+    manifest = json.loads((loaded.path / MANIFEST).read_text())
     so = str(loaded.path / manifest["module_file"])
     print(f"\nmodule {so}: {os.path.getsize(so) / 2**20:.2f} MiB")
     for flags in ("now", "lazy"):

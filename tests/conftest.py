@@ -17,6 +17,16 @@ from filelock import FileLock
 
 from helpers import FIGURES, OUTCOMES, start_child, write_figures
 
+from hkjit.layout import Layout
+
+# hkjit finds the header libraries only through configuration and its documented defaults (libraries.py): the
+# tests point the variables at the toolchain beside the checkout (CI provides ../shared/toolchain), when it is
+# there and they are unset; tests that need a library still skip, with the reason, where it is absent.
+TOOLCHAIN = Path(os.environ.get("HKJIT_TOOLCHAIN_DIR") or Path(__file__).resolve().parents[2] / "shared" / "toolchain")
+for _var, _lib in (("HIPKITTENS_ROOT", "HipKittens"), ("THUNDERKITTENS_ROOT", "ThunderKittens")):
+    if not os.environ.get(_var) and (TOOLCHAIN / _lib).is_dir():
+        os.environ[_var] = str(TOOLCHAIN / _lib)
+
 
 def pytest_terminal_summary(terminalreporter):
     write_figures(terminalreporter)
@@ -105,8 +115,8 @@ def built_cache(cold_stampede) -> Path:
 def warm_session_cache(session_cache, built_cache) -> Path:
     """The in-process session cache seeded with built_cache's CPU entry (the same key: same sources, compiler and
     torch), so in-process tests do not compile the kernel a second time. A key that differs just builds."""
-    for entry in (built_cache / "v1" / "cpu").glob("gemm_bf16-*"):
-        dest = session_cache / "v1" / "cpu" / entry.name
+    for entry in (Layout(built_cache).arch_dir("cpu")).glob("gemm_bf16-*"):
+        dest = Layout(session_cache).arch_dir("cpu") / entry.name
         if entry.is_dir() and not dest.exists():
             shutil.copytree(entry, dest, symlinks=True)
     return session_cache

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from hkjit.layout import BUILD_LOG, Layout
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
@@ -97,8 +99,9 @@ def child_result(proc: subprocess.CompletedProcess) -> dict:
 
 def count_builds(root: Path) -> int:
     """Number of compiles that published into root: each published entry's build.log names one compile."""
-    return sum(1 for _ in (Path(root) / "v1").glob("*/*/build.log")) + \
-        sum(1 for _ in (Path(root) / "v1" / "trash").glob("*/build.log"))
+    layout = Layout(root)
+    return sum(1 for _ in layout.format_dir.glob(f"*/*/{BUILD_LOG}")) + \
+        sum(1 for _ in layout.trash_dir.glob(f"*/{BUILD_LOG}"))
 
 
 

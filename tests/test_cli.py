@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 sys.path.insert(0, str(SRC))
 
+from hkjit.layout import FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP, Layout  # noqa: E402
+
 EXTRA_FLAG = "-DHKJIT_CLI_TEST=1"
 GEMM_SNIPPET = """
 import torch, hkjit
@@ -56,17 +58,17 @@ def hk_json(*args: str, cache_dir: Path | None = None, rc: int = 0, **extra: str
 
 
 def entries(root: Path) -> list[Path]:
-    fmt = root / "v1"
-    return sorted(p for p in fmt.glob("*/*-*") if p.is_dir() and p.parent.name not in ("tmp", "trash", "failed"))
+    fmt = Layout(root).format_dir
+    return sorted(p for p in fmt.glob("*/*-*") if p.is_dir() and p.parent.name not in SPECIAL_DIRS)
 
 
 def build_dirs(root: Path) -> list[Path]:
-    tmp = root / "v1" / "tmp"
+    tmp = Layout(root).staging_dir
     return sorted(tmp.iterdir()) if tmp.is_dir() else []
 
 
 def module_file(entry: Path) -> Path:
-    return entry / json.loads((entry / "manifest.json").read_text())["module_file"]
+    return entry / json.loads((entry / MANIFEST).read_text())["module_file"]
 
 
 class Builds:
@@ -79,7 +81,7 @@ class Builds:
     def merged(self, dest: Path) -> Path:
         """A cache folder holding both entries."""
         for e in (self.entry_a, self.entry_x):
-            shutil.copytree(e, dest / "v1" / "cpu" / e.name)
+            shutil.copytree(e, Layout(dest).arch_dir("cpu") / e.name)
         return dest
 
 
@@ -175,8 +177,8 @@ def _archive(path: Path, meta: dict, files: dict[str, bytes], links: dict[str, s
 
 
 def _entry_members(entry: Path) -> dict[str, bytes]:
-    return {f"v1/cpu/{entry.name}/{p.name}": p.read_bytes() for p in sorted(entry.iterdir())
-            if p.is_file() and p.name != ".last_used"}
+    return {f"{FORMAT_DIR}/cpu/{entry.name}/{p.name}": p.read_bytes() for p in sorted(entry.iterdir())
+            if p.is_file() and p.name != USED_STAMP}
 
 
 def test_import_refuses_other_formats_unsafe_foreign_and_corrupt_members(builds, tmp_path):
@@ -184,7 +186,7 @@ def test_import_refuses_other_formats_unsafe_foreign_and_corrupt_members(builds,
     e = builds.entry_a
     kernel, key = e.name.rsplit("-", 1)
     listing = {"arch": "cpu", "kernel": kernel, "key": key,
-               "files": sorted(p.name for p in e.iterdir() if p.is_file() and p.name != ".last_used")}
+               "files": sorted(p.name for p in e.iterdir() if p.is_file() and p.name != USED_STAMP)}
     meta = {"format": CACHE_FORMAT, "hkjit_version": "test", "entries": [listing]}
     dest = tmp_path / "dest"
 
@@ -194,13 +196,13 @@ def test_import_refuses_other_formats_unsafe_foreign_and_corrupt_members(builds,
 
     evil = tmp_path / "evil.txt"
     unsafe = _archive(tmp_path / "unsafe.tgz", meta, {**_entry_members(e), "../evil.txt": b"x"},
-                      links={f"v1/cpu/{e.name}/link": "/etc/passwd"})
+                      links={f"{FORMAT_DIR}/cpu/{e.name}/link": "/etc/passwd"})
     p = hk("cache", "import", str(unsafe), cache_dir=dest)
     assert p.returncode == 1 and "unsafe path '../evil.txt'" in p.stdout and "nothing imported" in p.stdout
     assert not evil.exists() and entries(dest) == []
 
     members = _entry_members(e)
-    so_name = f"v1/cpu/{e.name}/{module_file(e).name}"
+    so_name = f"{FORMAT_DIR}/cpu/{e.name}/{module_file(e).name}"
     data = bytearray(members[so_name])
     data[len(data) // 2] ^= 0xFF
     corrupt = _archive(tmp_path / "corrupt.tgz", meta, {**members, so_name: bytes(data)})
@@ -208,10 +210,10 @@ def test_import_refuses_other_formats_unsafe_foreign_and_corrupt_members(builds,
     assert doc["imported"] == [] and "checksum" in doc["refused"][0]["reason"]
     assert entries(dest) == [] and build_dirs(dest) == []
 
-    foreign = _archive(tmp_path / "foreign.tgz", meta, {**members, "v1/cpu/notes.txt": b"hi"})
+    foreign = _archive(tmp_path / "foreign.tgz", meta, {**members, f"{FORMAT_DIR}/cpu/notes.txt": b"hi"})
     doc = hk_json("cache", "import", str(foreign), cache_dir=dest, rc=1)
     assert doc["imported"] == [f"cpu/{e.name}"] and "foreign member" in doc["refused"][0]["reason"]
-    assert not (dest / "v1" / "cpu" / "notes.txt").exists()
+    assert not (Layout(dest).arch_dir("cpu") / "notes.txt").exists()
 
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar file at all" * 50)
@@ -224,7 +226,7 @@ def test_import_refuses_other_formats_unsafe_foreign_and_corrupt_members(builds,
 # ------------------------------------------------------------------------------------------------------ verify/prune/clear
 def test_verify_catches_a_corrupted_entry(builds, tmp_path):
     d = tmp_path / "cache"
-    shutil.copytree(builds.a / "v1" / "cpu", d / "v1" / "cpu")
+    shutil.copytree(Layout(builds.a).arch_dir("cpu"), Layout(d).arch_dir("cpu"))
     p = hk("cache", "verify", cache_dir=d)
     assert p.returncode == 0 and "0 bad" in p.stdout, p.stdout
     so = module_file(entries(d)[0])
@@ -239,19 +241,19 @@ def test_verify_catches_a_corrupted_entry(builds, tmp_path):
     assert entries(d) != []                                      # not moved without --fix
     p = hk("cache", "verify", "--fix", cache_dir=d)
     assert p.returncode == 1 and "moved to" in p.stdout
-    assert entries(d) == [] and any((d / "v1" / "trash").iterdir())
+    assert entries(d) == [] and any((Layout(d).trash_dir).iterdir())
     assert hk("cache", "verify", cache_dir=d).returncode == 0
 
 
 @pytest.mark.parametrize("older", ["a", "x"])
 def test_prune_evicts_least_recently_used(builds, tmp_path, older):
     d = builds.merged(tmp_path / "cache")
-    e_a, e_x = (d / "v1" / "cpu" / builds.entry_a.name), (d / "v1" / "cpu" / builds.entry_x.name)
+    e_a, e_x = (Layout(d).arch_dir("cpu") / builds.entry_a.name), (Layout(d).arch_dir("cpu") / builds.entry_x.name)
     old, new = (e_a, e_x) if older == "a" else (e_x, e_a)
     now = time.time()
     for e, t in ((old, now - 3600), (new, now - 60)):
-        (e / ".last_used").touch()
-        os.utime(e / ".last_used", (t, t))
+        (e / USED_STAMP).touch()
+        os.utime(e / USED_STAMP, (t, t))
     from hkjit.fsutil import dir_size
     keep = dir_size(new) + 16 * 1024                            # room for one entry, not two
     assert hk_json("cache", "prune", "--max-size", "1G", cache_dir=d)["evicted"] == []
@@ -307,12 +309,13 @@ def test_why_names_the_changed_flag(builds, tmp_path):
 
     # an entry built by another torch: the diff names torch.version (nearest of two: fewest differing fields)
     from hkjit.keys import key_of
-    inputs = json.loads((builds.entry_a / "key.json").read_text())
+    inputs = json.loads((builds.entry_a / KEY_JSON).read_text())
     inputs["torch"]["version"] = "2.12.0"
-    fake = tmp_path / "old" / "v1" / "cpu" / f"gemm_bf16-{key_of(inputs)}"
+    old = Layout(tmp_path / "old")
+    fake = old.entry("cpu", "gemm_bf16", key_of(inputs))
     shutil.copytree(builds.entry_a, fake)
-    (fake / "key.json").write_text(json.dumps(inputs))
-    x_copy = tmp_path / "old" / "v1" / "cpu" / builds.entry_x.name
+    (fake / KEY_JSON).write_text(json.dumps(inputs))
+    x_copy = old.arch_dir("cpu") / builds.entry_x.name
     shutil.copytree(builds.entry_x, x_copy)
     p = hk("cache", "why", cache_dir=tmp_path / "old", HKJIT_EXTRA_CFLAGS="-DHKJIT_CLI_TEST=2")
     assert f"miss: nearest entry {x_copy} (of 2) differs in 1 key input" in p.stdout, p.stdout
@@ -348,7 +351,7 @@ def test_doctor_reports_what_it_found(builds):
 # ------------------------------------------------------------------------------------------------------ selftest/bench
 def test_selftest_on_cpu(builds, tmp_path):
     d = tmp_path / "cache"
-    shutil.copytree(builds.a / "v1" / "cpu", d / "v1" / "cpu")
+    shutil.copytree(Layout(builds.a).arch_dir("cpu"), Layout(d).arch_dir("cpu"))
     p = hk("selftest", "--arch", "cpu", cache_dir=d)
     assert p.returncode == 0, (p.stdout, p.stderr)
     lines = p.stdout.splitlines()

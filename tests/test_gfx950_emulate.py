@@ -34,6 +34,7 @@ from hkjit.gfx950 import bundle, hipcheck  # noqa: E402
 from hkjit.gfx950.emulate_gemm import SEEDS  # noqa: E402  (seed 1: lazy memory, nothing lands before a wait)
 
 from helpers import child_env  # noqa: E402
+from hkjit.layout import KEY_JSON, MANIFEST, Layout  # noqa: E402
 
 KERNEL = REPO / "kernels" / "gemm_gfx950.hip"
 LLVM_BIN = Path("/usr/lib/llvm-22/bin")
@@ -255,11 +256,11 @@ def _fake_entry(root: Path, module: Path) -> Path:
     from hkjit.version import CACHE_FORMAT
     inputs = {"kernel": "gemm_bf16", "arch": "gfx950", "note": "test entry around a clang-22 HIP module"}
     key = key_of(inputs)
-    d = root / "v1" / "gfx950" / f"gemm_bf16-{key}"
+    d = Layout(root).entry("gfx950", "gemm_bf16", key)
     d.mkdir(parents=True)
     shutil.copy(module, d / module.name)
-    (d / "key.json").write_text(json.dumps(inputs))
-    (d / "manifest.json").write_text(json.dumps({"format": CACHE_FORMAT, "key": key, "module_file": module.name,
+    (d / KEY_JSON).write_text(json.dumps(inputs))
+    (d / MANIFEST).write_text(json.dumps({"format": CACHE_FORMAT, "key": key, "module_file": module.name,
                                                  "module_name": module.stem, "size": (d / module.name).stat().st_size,
                                                  "xxh3": file_xxh3(d / module.name)}))
     return d
@@ -286,7 +287,7 @@ def test_selftest_emulate_cli(hip_module, tmp_path):
     assert rec and rec["passed"] is True and rec["kind"] == "emulated"
     # never a device validation: a device lookup of the same file/label finds nothing
     assert read_record(root, "gfx950", "gemm_bf16", key, EMULATOR_LABEL) is None
-    assert not list((entry.parent / "validated").glob(f"gemm_bf16-{key}-gfx950*.json"))
+    assert not list(Layout(root).validated_dir("gfx950").glob(f"gemm_bf16-{key}-gfx950*.json"))
     info = _hk("cache", "info", key[:12], cache=root)
     assert info.returncode == 0 and "(emulated, not a device run)" in info.stdout, info.stdout + info.stderr
     # a bare .so: runs, table on stdout, not recorded

@@ -18,7 +18,8 @@ import pytest
 
 from helpers import child_env, copy_cache, read_only
 
-from hkjit.cache import KEY_JSON, MANIFEST, iter_entries, verify_entry
+from hkjit.cache import iter_entries, verify_entry
+from hkjit.layout import KEY_JSON, MANIFEST, VERIFIED_STAMP, Layout
 from hkjit.fsutil import atomic_write_text
 from hkjit.keys import key_of
 
@@ -89,7 +90,7 @@ def rewrite_record(entry: Path, change) -> Path:
     manifest = json.loads((moved / MANIFEST).read_text())
     manifest["key"] = key
     atomic_write_text(moved / MANIFEST, json.dumps(manifest))
-    (moved / ".verified").unlink(missing_ok=True)
+    (moved / VERIFIED_STAMP).unlink(missing_ok=True)
     assert verify_entry(moved).ok
     return moved
 
@@ -97,7 +98,7 @@ def rewrite_record(entry: Path, change) -> Path:
 def test_read_only_prebaked_cache_runs_without_compiler_or_headers(built_cache, tmp_path):
     shipped = copy_cache(built_cache, tmp_path / "shipped")
     entry = the_entry(shipped)
-    (entry / ".verified").unlink(missing_ok=True)              # as unpacked on the node: never checked there
+    (entry / VERIFIED_STAMP).unlink(missing_ok=True)              # as unpacked on the node: never checked there
     own = tmp_path / "own"
     with read_only(shipped):
         # the shipped cache as a read-only layer beside an empty writable root, then as the (read-only) root itself
@@ -153,7 +154,6 @@ def test_run_key_for_gfx950_takes_compiler_and_headers_from_the_record(tmp_path,
     """The field-by-field match for a GPU kernel, in-process (this torch cannot load a gfx950 module, but the key
     logic is arch-independent): hipcc absent, HipKittens absent; the record's compiler and header hash are taken,
     everything else must match."""
-    from hkjit.cache import entry_dir
     from hkjit.errors import MissingLibraryError
     from hkjit.keys import from_record, local_inputs, resolve_key
     from hkjit.specs import get_spec
@@ -168,7 +168,7 @@ def test_run_key_for_gfx950_takes_compiler_and_headers_from_the_record(tmp_path,
 
     def publish(recorded: dict) -> str:
         key = key_of(recorded)
-        entry = entry_dir(root, "gfx950", spec.name, key)
+        entry = Layout(root).entry("gfx950", spec.name, key)
         entry.mkdir(parents=True)
         module = entry / "hkjit_gemm_gfx950.so"
         module.write_bytes(os.urandom(4096))

@@ -94,7 +94,8 @@ def test_documented_remedies_for_writes_the_counter_cannot_see(device):
 
 
 def test_reuse_off_by_variable_in_a_fresh_process(tmp_path):
-    import subprocess, sys
+    import subprocess
+    import sys
     from helpers import child_env
     code = ("import hkjit.prepared as p; c = p.PreparedCache(); print(c.max_bytes)")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(tmp_path, HKJIT_PREPARED_CACHE_MB="0"),

@@ -11,6 +11,8 @@ import tomllib
 
 from helpers import REPO, child_env, copy_cache
 
+from hkjit.layout import Layout
+
 CALLS = textwrap.dedent("""
     import json, torch
     import hkjit
@@ -54,8 +56,8 @@ def test_warmup_python_api_mirrors_the_cli(built_cache, tmp_path):
     if not out["gpu"]:
         kind, msg = err["no_gpu_default"]
         assert kind == "UnsupportedTargetError" and "arch=" in msg and "--arch" not in msg, msg
-    assert sorted(p.name for p in (root / "v1" / "cpu").iterdir()) == \
-        sorted(p.name for p in (built_cache / "v1" / "cpu").iterdir())          # nothing was rebuilt
+    assert sorted(p.name for p in (Layout(root).arch_dir("cpu")).iterdir()) == \
+        sorted(p.name for p in (Layout(built_cache).arch_dir("cpu")).iterdir())          # nothing was rebuilt
 
 
 def test_first_command_needs_nothing_outside_the_dependencies():

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 
-from .errors import (BuildError, CacheError, CaptureError, HkjitError, LockTimeoutError, MissingLibraryError,
-                     ToolchainRejectedError, UnsupportedTargetError)
+from .errors import (BuildError, CacheError, CaptureError, ConfigError, HkjitError, LockTimeoutError,
+                     MissingLibraryError, ToolchainRejectedError, UnsupportedTargetError)
 from .version import CACHE_FORMAT, __version__
 
 logging.getLogger("hkjit").addHandler(logging.NullHandler())
 
 __all__ = ["gemm", "prepare", "explain", "dispatch", "Linear", "warmup", "BuildError", "CacheError",
-           "CaptureError", "HkjitError", "LockTimeoutError", "MissingLibraryError", "ToolchainRejectedError",
-           "UnsupportedTargetError", "CACHE_FORMAT", "__version__"]
+           "CaptureError", "ConfigError", "HkjitError", "LockTimeoutError", "MissingLibraryError",
+           "ToolchainRejectedError", "UnsupportedTargetError", "CACHE_FORMAT", "__version__"]
 
 
 def __getattr__(name: str):

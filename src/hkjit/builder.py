@@ -3,11 +3,12 @@
 Called with the entry's build lock held (loader.py). Steps, each crash-safe:
 
 1. clean this key's orphaned temp folders (their builder is dead);
-2. compile in ``<root>/v1/tmp/<kernel>-<key>.<host>.<pid>.<n>/`` through ``load_inline(build_directory=...)`` in a
-   subprocess (never torch's shared extensions folder, so torch's FileBaton is never contended), the leader of a
-   session of its own: when the caller dies or is interrupted, every process of the build dies with it
-   (_buildworker.kill_session);
-3. write key.json, drop intermediates, fsync, and ``rename`` the folder to ``<root>/v1/<arch>/<kernel>-<key>``;
+2. compile in a staging folder (``Layout.staging``: ``<root>/v1/tmp/<kernel>-<key>.<host>.<pid>.<n>/``) through
+   ``load_inline(build_directory=...)`` in a subprocess (never torch's shared extensions folder, so torch's
+   FileBaton is never contended), the leader of a session of its own: when the caller dies or is interrupted,
+   every process of the build dies with it (_buildworker.kill_session);
+3. write key.json, drop intermediates, and ``cache.publish`` the folder (fsync, rename to
+   ``<root>/v1/<arch>/<kernel>-<key>``, fsync the parent);
 4. write manifest.json (module size + xxh3) last, atomically. An entry without it is never loaded.
 
 A failed compile raises BuildError with the compiler's last lines and the kept log's path.
@@ -26,12 +27,12 @@ import time
 from itertools import count
 from pathlib import Path
 
-from .cache import (BUILD_LOG, KEY_JSON, MANIFEST, entry_dir, file_xxh3, format_dir, host_id, move_aside,
-                    stale_temp_dir)
-
 from ._buildworker import kill_session
+from .cache import file_xxh3, host_id, publish, stale_temp_dir
+from .config import env_raw, env_str
 from .errors import BuildError, CacheError
-from .fsutil import atomic_write_text, fsync_dir, fsync_tree, out_of_space
+from .fsutil import atomic_write_text, out_of_space
+from .layout import BUILD_LOG, KEY_JSON, MANIFEST, Layout, entry_name
 from .libraries import find_library
 from .specs import KernelSpec, kernels_dir
 from .targets import check_can_build
@@ -48,14 +49,14 @@ def module_name(spec: KernelSpec, key: str) -> str:
 
 def _crash_point(name: str) -> None:
     """Fault injection for tests/reliability: HKJIT_TEST_CRASH_AT=<name> SIGKILLs this process here."""
-    if os.environ.get("HKJIT_TEST_CRASH_AT") == name:
+    if env_raw("HKJIT_TEST_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> list[Path]:
     """Remove temp build folders whose builder is dead (same host) or that are older than max_age (any host)."""
     removed = []
-    tmp = format_dir(root) / "tmp"
+    tmp = Layout(root).staging_dir
     if not tmp.is_dir():
         return removed
     for d in tmp.iterdir():
@@ -71,7 +72,7 @@ def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> l
 def _request(spec: KernelSpec, name: str, build_dir: Path, library_roots: dict[str, str] | None) -> dict:
     kdir = kernels_dir()
     includes = [f"-I{kdir}"] + [f"-I{find_library(lib, (library_roots or {}).get(lib))}" for lib in spec.libraries]
-    extra = os.environ.get("HKJIT_EXTRA_CFLAGS", "").split()
+    extra = env_str("HKJIT_EXTRA_CFLAGS").split()
     return {
         "name": name,
         "host_sources": [str(kdir / f) for f in spec.host_sources],
@@ -92,7 +93,7 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
 
 
 def _keep_failed_log(root: Path, spec: KernelSpec, key: str, log_path: Path) -> Path | None:
-    dest = format_dir(root) / "failed" / f"{spec.arch}-{spec.name}-{key}.log"
+    dest = Layout(root).failed_log(spec.arch, spec.name, key)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log_path, dest)
@@ -111,10 +112,10 @@ def build_entry(spec: KernelSpec, root: Path, key: str, inputs: dict,
                 library_roots: dict[str, str] | None = None) -> Path:
     """Build `spec` into the cache entry for `key` and publish it; returns the entry's folder. Lock held."""
     check_can_build(spec.arch, spec.name)
-    final = entry_dir(root, spec.arch, spec.name, key)
-    stem = f"{spec.name}-{key}"
-    clean_orphans(root, prefix=stem)
-    build_dir = format_dir(root) / "tmp" / f"{stem}.{host_id()}.{os.getpid()}.{next(_counter)}"
+    layout = Layout(root)
+    final = layout.entry(spec.arch, spec.name, key)
+    clean_orphans(root, prefix=entry_name(spec.name, key))
+    build_dir = layout.staging(spec.name, key, host_id(), str(next(_counter)))
     try:
         build_dir.mkdir(parents=True)
     except OSError as e:
@@ -145,7 +146,7 @@ def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, 
                                 start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", "HKJIT_BUILD_PARENT": str(os.getpid())})
         try:
-            if os.environ.get("HKJIT_TEST_CRASH_AT") == "compile":
+            if env_raw("HKJIT_TEST_CRASH_AT") == "compile":
                 time.sleep(1.0)
                 _crash_point("compile")
             rc = proc.wait()
@@ -169,13 +170,10 @@ def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, 
     req_path.unlink()
     _prune_intermediates(build_dir)
     atomic_write_text(build_dir / KEY_JSON, json.dumps(inputs, indent=1, sort_keys=True))
-    fsync_tree(build_dir)
     _crash_point("before_rename")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():                       # an unpublished remnant (crash after rename): never reused
-        move_aside(final, "left without a manifest by an interrupted build")
-    os.rename(build_dir, final)
-    fsync_dir(final.parent)
+    # whatever is at `final` is an unpublished remnant (a crash after the rename): never reused
+    publish(build_dir, final, replacing="left without a manifest by an interrupted build",
+            then="rebuilding")
     _crash_point("before_manifest")
     manifest = {
         "format": CACHE_FORMAT, "kernel": spec.name, "arch": spec.arch, "key": key,

@@ -1,17 +1,10 @@
-"""The on-disk cache: where entries live, what makes an entry valid, and moving bad ones aside.
+"""The on-disk cache: where entries live, what makes an entry valid, publishing one, and moving bad ones aside.
 
-Layout (one writable root, plus read-only layers from HKJIT_CACHE_PATH)::
-
-    <root>/v1/<arch>/<kernel>-<key>/      a published entry
-        <module>.so                       the built extension module
-        key.json                          every key input (hashes to <key>)
-        build.log                         the compiler's output
-        manifest.json                     written last: module name, size and xxh3 checksum
-    <root>/v1/tmp/                        builds in progress (renamed into place when done)
-    <root>/v1/trash/                      entries that failed verification, moved aside
-    <root>/v1/failed/<kernel>-<key>.log   the log of the last failed build of a key
-    <root>/v1/locks/                      build locks and leases (see locking.py)
-    <root>/v1/memo.json                   compiler versions / header hashes by stat signature (keys.py)
+One writable root, plus read-only layers from HKJIT_CACHE_PATH. Every path under a root is named by
+``layout.Layout`` (its docstring draws the tree): an entry ``<root>/v1/<arch>/<kernel>-<key>/`` holds the module,
+key.json (every key input, hashing to <key>), build.log and, written last, manifest.json (module name, size and
+xxh3 checksum). Builds and imports are staged in ``v1/tmp`` and ``publish``-ed into place; bad entries are moved
+into ``v1/trash``.
 
 An entry is loaded only after ``verify_entry`` passes: the manifest exists, names this format and this key,
 key.json hashes to the key, and the module file has the recorded size and checksum; the entry's folder and files
@@ -23,28 +16,24 @@ import functools
 import json
 import logging
 import os
-import re
 import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .config import env_str
+from .config import env_paths, env_raw, env_set, env_str
 from .errors import CacheError
-from .fsutil import atomic_write_text, read_nofollow, touch_nofollow
+from .fsutil import atomic_write_text, fsync_dir, fsync_tree, read_nofollow, touch_nofollow
 from .keys import file_identity, key_of
+# the entry file names are re-exported for modules and tests that import them from here (layout.py owns them)
+from .layout import (BUILD_LOG, FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP,  # noqa: F401
+                     VERIFIED_STAMP, Layout, split_entry_name, staging_re)
 from .manifest import manifest_problem
 from .trust import check_root, entry_file_problem, explicitly_trusted, recheck_root
 from .version import CACHE_FORMAT
 
 log = logging.getLogger("hkjit")
-FORMAT_DIR = f"v{CACHE_FORMAT}"
-MANIFEST = "manifest.json"
-KEY_JSON = "key.json"
-BUILD_LOG = "build.log"
-USED_STAMP = ".last_used"
-VERIFIED_STAMP = ".verified"
 
 
 def cache_root() -> Path:
@@ -69,8 +58,8 @@ def default_root() -> Path:
     base-directory spec: ``$XDG_CACHE_HOME`` when it is an absolute path, else ``$HOME/.cache`` (tests pin the
     equality for set, empty and relative values). Anything else (another OS, Android, no absolute HOME) asks
     platformdirs itself."""
-    if sys.platform == "linux" and "ANDROID_DATA" not in os.environ:
-        xdg, home = os.environ.get("XDG_CACHE_HOME", ""), os.environ.get("HOME", "")
+    if sys.platform == "linux" and not env_set("ANDROID_DATA"):
+        xdg, home = env_raw("XDG_CACHE_HOME") or "", env_raw("HOME") or ""
         if os.path.isabs(xdg):
             return Path(xdg, "hkjit")
         if os.path.isabs(home):
@@ -81,7 +70,7 @@ def default_root() -> Path:
 
 def cache_layers() -> list[Path]:
     """Read-only cache roots from HKJIT_CACHE_PATH (os.pathsep-separated), e.g. a cache pre-baked in CI."""
-    return [Path(os.path.expanduser(p)) for p in env_str("HKJIT_CACHE_PATH").split(os.pathsep) if p.strip()]
+    return [Path(os.path.expanduser(p)) for p in env_paths("HKJIT_CACHE_PATH")]
 
 
 def ensure_writable(root: Path) -> None:
@@ -89,7 +78,7 @@ def ensure_writable(root: Path) -> None:
 
     The probe is a fresh O_EXCL file (mkstemp), never a fixed name: a symlink planted there is not written through."""
     check_root(root)
-    fmt = format_dir(root)
+    fmt = Layout(root).format_dir
     try:
         fmt.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=fmt)
@@ -100,18 +89,6 @@ def ensure_writable(root: Path) -> None:
                          f"folder, or list a pre-built cache in HKJIT_CACHE_PATH (made by `python -m hkjit warmup` "
                          f"where it can write)") from None
     recheck_root(root)        # v1/ may have been created just now: by us, or by someone who raced us to it
-
-
-def format_dir(root: Path) -> Path:
-    return root / FORMAT_DIR
-
-
-def entry_dir(root: Path, arch: str, kernel: str, key: str) -> Path:
-    return format_dir(root) / arch / f"{kernel}-{key}"
-
-
-def memo_path(root: Path) -> Path:
-    return format_dir(root) / "memo.json"
 
 
 def file_xxh3(path: Path) -> str:
@@ -137,7 +114,7 @@ class Verdict:
 
 def _in_layer(path: Path) -> bool:
     """Whether entry `path` lives in a read-only layer (HKJIT_CACHE_PATH), where hkjit never writes."""
-    root = path.parent.parent.parent
+    root = Layout.of_entry(path).root
     return any(root == layer for layer in cache_layers())
 
 
@@ -157,7 +134,7 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
     explicit = explicitly_trusted(path)
     if (why := entry_file_problem(path, dir_st, "entry folder", explicit)) is not None:
         return Verdict(False, why)
-    dir_key = path.name.rsplit("-", 1)[-1]
+    dir_key = split_entry_name(path.name)[1]
     try:
         raw, man_st = read_nofollow(path / MANIFEST)
     except FileNotFoundError:
@@ -191,7 +168,7 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
         key_st = os.lstat(path / KEY_JSON)
     except OSError:
         return Verdict(False, "key.json missing or unreadable")
-    if (why := entry_file_problem(path / KEY_JSON, key_st, "key.json", explicit)) is not None:
+    if (why := entry_file_problem(path / KEY_JSON, key_st, KEY_JSON, explicit)) is not None:
         return Verdict(False, why)
     identity = [manifest.get("xxh3"), *file_identity(st), *file_identity(key_st)]
     stamp = path / VERIFIED_STAMP
@@ -220,11 +197,10 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
 
 
 def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None:
-    """Move a bad entry into <root>/v1/trash so it is never loaded again and can be inspected."""
-    trash = path.parent.parent / "trash"
-    dest = trash / f"{path.name}.{int(time.time())}.{os.getpid()}"
+    """Move a bad entry into its root's trash (Layout.trash_slot) so it is never loaded again and can be inspected."""
+    dest = Layout.of_entry(path).trash_slot(path.name)
     try:
-        trash.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(path, dest)
     except FileNotFoundError:
         return None
@@ -233,6 +209,20 @@ def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None
         return None
     log.warning("hkjit: cache entry %s is bad (%s); moved to %s%s", path, reason, dest, f" and {then}" if then else "")
     return dest
+
+
+def publish(staged: Path, final: Path, replacing: str, then: str = "") -> None:
+    """Put the entry folder `staged` (complete, in the same root's staging folder) in place at `final`: fsync its
+    files, rename it, fsync the parent, so after a crash the entry is either absent or whole on disk. Whatever is
+    at `final` already is moved aside first (`replacing` and `then` go into move_aside's warning). The builder and
+    archive import both publish through here, with the entry's build lock held; an entry without manifest.json is
+    never loaded, so the builder may write it after publishing."""
+    fsync_tree(staged)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        move_aside(final, replacing, then=then)
+    os.rename(staged, final)
+    fsync_dir(final.parent)
 
 
 def touch_used(path: Path) -> None:
@@ -265,15 +255,15 @@ def last_used(path: Path) -> float:
 
 def iter_entries(root: Path):
     """(arch, kernel, key, path) of every entry folder under root (valid or not)."""
-    fmt = format_dir(root)
+    fmt = Layout(root).format_dir
     if not fmt.is_dir():
         return
     for arch_dir in sorted(fmt.iterdir()):
-        if not arch_dir.is_dir() or arch_dir.name in ("tmp", "trash", "failed", "locks", "tuning"):
+        if not arch_dir.is_dir() or arch_dir.name in SPECIAL_DIRS:
             continue
         for entry in sorted(arch_dir.iterdir()):
             if entry.is_dir() and "-" in entry.name:
-                kernel, key = entry.name.rsplit("-", 1)
+                kernel, key = split_entry_name(entry.name)
                 yield arch_dir.name, kernel, key, entry
 
 
@@ -291,13 +281,10 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-_TEMP_RE = re.compile(r"^.+-[0-9a-f]{32}\.(?P<host>.+)\.(?P<pid>[0-9]+)\.[^.]+$")
-
-
 def temp_dir_owner(name: str) -> tuple[str, int] | None:
     """(host, pid) of a temp build folder named ``<kernel>-<key>.<host>.<pid>.<n>`` (host names may hold dots),
     None for a name of another shape."""
-    m = _TEMP_RE.match(name)
+    m = staging_re().match(name)
     return (m["host"], int(m["pid"])) if m else None
 
 

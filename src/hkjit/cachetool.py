@@ -37,25 +37,22 @@ from dataclasses import asdict, dataclass, field
 from itertools import count
 from pathlib import Path, PurePosixPath
 
-from .cache import (KEY_JSON, MANIFEST, USED_STAMP, cache_layers, cache_root, format_dir, host_id, iter_entries,
-                    last_used, move_aside, verify_entry, FORMAT_DIR)
-from .errors import CacheError, HkjitError
+from .cache import (cache_layers, cache_root, host_id, iter_entries, last_used, move_aside, publish,
+                    verify_entry)
+from .errors import ArchiveError, CacheError   # ArchiveError: still importable from here
 from .trust import check_root
-from .fsutil import dir_size, fsync_dir, fsync_tree
+from .fsutil import dir_size
+from .layout import (FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP, Layout, entry_name, lock_name,
+                     split_entry_name)
 from .manifest import manifest_problem
 from .version import CACHE_FORMAT, __version__
 
 ARCHIVE_JSON = "hkjit-archive.json"
-_SPECIAL = ("tmp", "trash", "failed", "locks", "tuning")
 _ENTRY_RE = re.compile(r"^[A-Za-z0-9_.]+-[0-9a-f]{32}$")
 _ARCH_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _counter = count()
 log = logging.getLogger("hkjit")
-
-
-class ArchiveError(HkjitError):
-    """The archive cannot be imported at all (missing, not a tar file, not an hkjit archive, other format)."""
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -86,20 +83,14 @@ def all_roots(root: Path | None = None, layers: list[Path] | None = None) -> lis
 def _remove(path: Path, reason: str) -> int:
     """Rename entry `path` into its root's v1/trash (atomic for concurrent loaders), then delete it; bytes freed."""
     size = dir_size(path)
-    trash = format_dir(_root_of(path)) / "trash"
-    trash.mkdir(parents=True, exist_ok=True)
-    dest = trash / f"{path.name}.{int(time.time())}.{os.getpid()}.{next(_counter)}"
+    dest = Layout.of_entry(path).trash_slot(path.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(path, dest)
     except FileNotFoundError:
         return 0
     shutil.rmtree(dest, ignore_errors=True)
     return size
-
-
-def _root_of(entry: Path) -> Path:
-    """<root> of an entry at <root>/v1/<arch>/<kernel>-<key>."""
-    return entry.parent.parent.parent
 
 
 # --------------------------------------------------------------------------------------------------- listing
@@ -218,15 +209,15 @@ def writable(path: Path) -> bool:
 
 
 def layer_summary(path: Path, is_root: bool) -> dict:
-    fmt = format_dir(path)
+    layout = Layout(path)
+    fmt = layout.format_dir
     entries = list(iter_entries(path))
 
-    def sub(name: str) -> dict:
-        d = fmt / name
+    def sub(d: Path) -> dict:
         items = list(d.iterdir()) if d.is_dir() else []
         return {"count": len(items), "size": dir_size(d) if items else 0}
 
-    records = list(fmt.glob("*/validated/*.json")) if fmt.is_dir() else []
+    records = layout.validation_records()
     counts: dict[str, dict[str, int]] = {}          # per kind: an emulated pass is not a device validation
     for r in records:
         try:
@@ -245,7 +236,8 @@ def layer_summary(path: Path, is_root: bool) -> dict:
         "writable": writable(path) if is_root else False,     # hkjit never writes into a layer
         "free": free_space(path), "entries": len(entries), "entries_by_arch": by_arch,
         "size": dir_size(fmt) if fmt.is_dir() else 0,
-        "in_progress": sub("tmp")["count"], "trash": sub("trash"), "failed_logs": sub("failed"),
+        "in_progress": sub(layout.staging_dir)["count"], "trash": sub(layout.trash_dir),
+        "failed_logs": sub(layout.failed_dir),
         "validation_records": counts.get("device", {"passed": 0, "failed": 0}),
         "emulated_records": counts.get("emulated", {"passed": 0, "failed": 0}),
     }
@@ -278,7 +270,7 @@ def entry_details(prefix: str, root: Path | None = None, layers: list[Path] | No
             except (OSError, ValueError):
                 info[name] = None
         records = []
-        for r in sorted((path.parent / "validated").glob(f"{e.kernel}-{e.key}-*.json")):
+        for r in Layout(e.layer).validation_records(e.arch, e.kernel, e.key):
             try:
                 records.append(json.loads(r.read_text()))
             except (OSError, ValueError):
@@ -339,20 +331,15 @@ def clear(root: Path | None = None, arch: str | None = None, kernel: str | None 
     validation_only=True removes only the validation records (un-rejects a toolchain marked bad by selftest)."""
     root = root or cache_root()
     check_root(root)                 # never write into a cache another user could have planted in
-    fmt = format_dir(root)
+    layout = Layout(root)
+    fmt = layout.format_dir
     out = Removed()
-    if fmt.is_dir():
-        for arch_dir in sorted(fmt.iterdir()):
-            if not arch_dir.is_dir() or arch_dir.name in _SPECIAL or (arch and arch_dir.name != arch):
-                continue
-            for rec in sorted((arch_dir / "validated").glob("*.json")):
-                if kernel and not rec.name.startswith(f"{kernel}-"):
-                    continue
-                try:
-                    rec.unlink()
-                    out.records.append(str(rec))
-                except FileNotFoundError:
-                    pass
+    for rec in layout.validation_records(arch, kernel):
+        try:
+            rec.unlink()
+            out.records.append(str(rec))
+        except FileNotFoundError:
+            pass
     if validation_only:
         return out
     if not kernel or kernel == "gemm_bf16":
@@ -362,10 +349,9 @@ def clear(root: Path | None = None, arch: str | None = None, kernel: str | None 
         out.bytes_freed += _remove(Path(e.path), "cache clear")
         out.entries.append(e)
     if fmt.is_dir():
-        for name in ("trash", "failed"):
-            d = fmt / name
+        for d in (layout.trash_dir, layout.failed_dir):
             for p in sorted(d.iterdir()) if d.is_dir() else []:
-                if arch and not (p.name.startswith(f"{arch}-") or name == "trash"):
+                if arch and not (p.name.startswith(f"{arch}-") or d == layout.trash_dir):
                     continue
                 out.bytes_freed += dir_size(p) if p.is_dir() else p.stat().st_size
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -395,11 +381,12 @@ def prune(max_bytes: int, root: Path | None = None) -> PruneResult:
     clear` removes them)."""
     root = root or cache_root()
     check_root(root)
-    fmt = format_dir(root)
+    layout = Layout(root)
+    fmt = layout.format_dir
     before = dir_size(fmt) if fmt.is_dir() else 0
     res = PruneResult(before, before, max_bytes)
     total = before
-    trash = fmt / "trash"
+    trash = layout.trash_dir
     if total > max_bytes and trash.is_dir():
         for p in sorted(trash.iterdir()):
             total -= dir_size(p) if p.is_dir() else p.stat().st_size
@@ -519,7 +506,7 @@ def _classify(member: tarfile.TarInfo) -> tuple[str, object]:
     if member.isdir() and len(parts) <= 3 and (not parts or parts[0] == FORMAT_DIR):
         return "dir", None
     if (len(parts) == 4 and member.isfile() and parts[0] == FORMAT_DIR and _ARCH_RE.match(parts[1])
-            and parts[1] not in _SPECIAL and _ENTRY_RE.match(parts[2]) and _FILE_RE.match(parts[3])
+            and parts[1] not in SPECIAL_DIRS and _ENTRY_RE.match(parts[2]) and _FILE_RE.match(parts[3])
             and parts[3] != USED_STAMP):
         return "file", (parts[1], parts[2], parts[3])
     return "foreign", f"foreign member {name!r} (not an hkjit cache entry file)"
@@ -543,7 +530,7 @@ class ImportLimits:
     @classmethod
     def from_env(cls) -> "ImportLimits":
         """HKJIT_IMPORT_MAX_BYTES / HKJIT_IMPORT_MAX_MEMBER_BYTES (bytes or 500M, 4G, ...), else the defaults."""
-        from .config import env_str
+        from .config import bad_value, env_str
         values = []
         for name, default in (("HKJIT_IMPORT_MAX_BYTES", IMPORT_MAX_BYTES),
                               ("HKJIT_IMPORT_MAX_MEMBER_BYTES", IMPORT_MAX_MEMBER_BYTES)):
@@ -551,7 +538,7 @@ class ImportLimits:
             try:
                 values.append(parse_size(raw) if raw else default)
             except ValueError as e:
-                raise CacheError(f"{name}={raw!r}: {e}") from None
+                raise bad_value(name, raw, str(e)) from None
         return cls(*values)
 
 
@@ -769,7 +756,7 @@ def entry_problem(path: Path, manifest: dict, arch: str | None = None) -> str:
         inputs = json.loads((path / KEY_JSON).read_text())
     except (OSError, ValueError):
         return "key.json missing or unreadable"
-    kernel = path.name.rsplit("-", 1)[0]
+    kernel = split_entry_name(path.name)[0]
     if not isinstance(inputs, dict) or inputs.get("arch") != arch or inputs.get("kernel") != kernel:
         got = (inputs.get("kernel"), inputs.get("arch")) if isinstance(inputs, dict) else (None, None)
         return f"entry of {got[0]} for {got[1]} filed under {arch}/{path.name}"
@@ -822,7 +809,7 @@ def import_archive(src: Path, root: Path | None = None, expect_sha256: str | Non
             raise CacheError(f"{src} unpacks to {human_size(wanted)} and {root} has {human_size(free)} free: free "
                              f"space, or import into another cache with --cache-dir / HKJIT_CACHE_DIR (nothing "
                              f"was imported)")
-        tmp_root = format_dir(root) / "tmp"
+        layout = Layout(root)
         for (a, entry), files in sorted(by_entry.items()):
             name = f"{a}/{entry}"
             if (a, entry) not in listed:
@@ -832,19 +819,19 @@ def import_archive(src: Path, root: Path | None = None, expect_sha256: str | Non
             if extra:
                 res.refused.append((name, f"holds files its listing does not name: {', '.join(extra)}"))
                 continue
-            kernel, key = entry.rsplit("-", 1)
-            final = format_dir(root) / a / entry
+            kernel, key = split_entry_name(entry)
+            final = layout.entry(a, kernel, key)
             if final.exists() and (v := verify_entry(final, key)).ok and not entry_problem(final, v.manifest, arch=a):
                 res.skipped.append((name, "already in the cache"))
                 continue
             try:
-                tmp_root.mkdir(parents=True, exist_ok=True)
-                staging = tmp_root / f"{entry}.{host_id()}.{os.getpid()}.imp{next(_counter)}"
+                staging = layout.staging(kernel, key, host_id(), f"imp{next(_counter)}")
+                staging.parent.mkdir(parents=True, exist_ok=True)
                 staging.mkdir()
             except OSError as e:
                 raise _write_error(root, e) from None
             try:
-                inner = staging / entry
+                inner = staging / entry_name(kernel, key)
                 inner.mkdir()
                 for fname, m in files:
                     _unpack_file(tar, m, inner / fname, src, root)
@@ -853,19 +840,11 @@ def import_archive(src: Path, root: Path | None = None, expect_sha256: str | Non
                 if reason:
                     res.refused.append((name, reason))
                     continue
-                try:
-                    fsync_tree(inner)
-                except OSError as e:
-                    raise _write_error(root, e) from None
-                with BuildLock(root, f"{a}-{kernel}-{key}", what=f"{kernel} for {a}"):
-                    if final.exists():
-                        if verify_entry(final, key).ok:
-                            res.skipped.append((name, "already in the cache"))
-                            continue
-                        move_aside(final, "replaced by an imported entry", then="")
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(inner, final)
-                    fsync_dir(final.parent)
+                with BuildLock(root, lock_name(a, kernel, key), what=f"{kernel} for {a}"):
+                    if final.exists() and verify_entry(final, key).ok:
+                        res.skipped.append((name, "already in the cache"))
+                        continue
+                    publish(inner, final, replacing="replaced by an imported entry")
                 res.imported.append(name)
             except OSError as e:
                 raise _write_error(root, e) from None

@@ -19,14 +19,12 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import HkjitError
+from .config import env_str
+from .errors import HkjitError, UsageError
+from .layout import FORMAT_DIR, TRASH
 from .version import CACHE_FORMAT, __version__
 
 log = logging.getLogger("hkjit")
-
-
-class UsageError(Exception):
-    """Bad command-line input found after parsing (exit 2)."""
 
 
 # --------------------------------------------------------------------------------------------------- output helpers
@@ -136,7 +134,7 @@ def cmd_warmup(args) -> int:
     configs = _config_names(args.config)
     root = cache_root()
     specs = warmup_specs(archs, args.kernel, config=configs, root=root)
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0") or 0)
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(env_str("RANK", "0"))
     quiet = args.quiet
     t0 = time.perf_counter()
     with _Progress(len(specs), quiet) as prog:
@@ -546,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = csub.add_parser("verify", parents=[common, js], help="check every entry; exit 1 naming bad ones",
                         description="Verify every entry's manifest, key and module checksum. Exit 1 if any is bad.")
     filt(x)
-    x.add_argument("--fix", action="store_true", help="move bad entries of the writable root to v1/trash")
+    x.add_argument("--fix", action="store_true", help=f"move bad entries of the writable root to {FORMAT_DIR}/{TRASH}")
     x.set_defaults(func=cmd_cache_verify)
     x = csub.add_parser("clear", parents=[common, js], help="remove entries (or only validation records)",
                         description="Remove entries of the writable root, with their validation records, trash and "
@@ -667,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat must be at least 1")
     try:
         return args.func(args)
-    except (HkjitError, UsageError) as e:
+    except HkjitError as e:            # UsageError and ConfigError included: one line, exit 2
         _err(f"hkjit: error: {e}")
         return 2
     except KeyboardInterrupt:

@@ -15,11 +15,8 @@ import sysconfig
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-#: Variables that change what hkjit or the compilers do; the ones set are reported.
-ENV_VARS = ("HIPKITTENS_ROOT", "THUNDERKITTENS_ROOT", "ROCM_HOME", "ROCM_PATH", "HIP_PATH", "CUDA_HOME", "CUDA_PATH",
-            "CXX", "CC", "HIPCC_COMPILE_FLAGS_APPEND", "HIPCC_LINK_FLAGS_APPEND", "HIP_PLATFORM", "NVCC_APPEND_FLAGS",
-            "NVCC_PREPEND_FLAGS", "PYTORCH_ROCM_ARCH", "TORCH_CUDA_ARCH_LIST", "MAX_JOBS", "TORCH_EXTENSIONS_DIR",
-            "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+from .config import env_in_force, env_str
+
 LOW_SPACE = 1 << 30
 
 
@@ -32,11 +29,6 @@ class Problem:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def _env_in_force() -> dict[str, str]:
-    names = sorted(n for n in os.environ if n.startswith("HKJIT_")) + [n for n in ENV_VARS if n in os.environ]
-    return {n: os.environ[n] for n in names}
 
 
 def _torch_info() -> dict:
@@ -71,17 +63,18 @@ def _device_info(problems: list[Problem]) -> dict:
 
 
 def _library_info(name: str) -> dict:
-    from .cache import memo_path, cache_root
+    from .cache import cache_root
+    from .layout import Layout
     from .errors import HkjitError
     from .keys import library_hash
     from .libraries import LIBRARIES, find_library
     from .trust import check_root
     lib = LIBRARIES[name]
-    out = {"env_var": lib.env_var, "env": os.environ.get(lib.env_var, ""), "url": lib.url}
+    out = {"env_var": lib.env_var, "env": env_str(lib.env_var), "url": lib.url}
     try:
         out["path"] = str(find_library(name))
         try:
-            memo = str(memo_path(cache_root()))
+            memo = str(Layout(cache_root()).memo)
             check_root(cache_root())          # trust: never read or write the memo of a refused root
         except HkjitError:
             memo = None
@@ -227,7 +220,7 @@ def _cache_info(problems: list[Problem]) -> dict:
     ldir = Path(summary["lock_dir"])
     fstype = root.get("filesystem", "")
     locks = {"dir": str(ldir), "filesystem": filesystem_type(ldir), "cache_filesystem": fstype,
-             "network_cache": fstype in NETWORK_FS, "explicit": bool(os.environ.get("HKJIT_LOCK_DIR"))}
+             "network_cache": fstype in NETWORK_FS, "explicit": bool(env_str("HKJIT_LOCK_DIR"))}
     from .cachetool import writable
     locks["writable"] = writable(ldir)
     if not locks["writable"]:
@@ -341,7 +334,7 @@ def diagnose(archs: list[str] | None = None) -> dict:
         # a node that only runs a pre-baked cache: what a build needs is missing, and nothing needs building
         problems[:] = [_run_only(p) if p.what in ("ninja", "Python.h") else p for p in problems]
     report["cache"] = _cache_info(problems)
-    report["env"] = _env_in_force()
+    report["env"] = env_in_force()          # what config.VARS lists as set, and any HKJIT_* variable
     report["problems"] = [p.to_json() for p in problems]
     report["ok"] = not any(p.blocking for p in problems)
     return report

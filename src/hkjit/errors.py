@@ -39,3 +39,16 @@ class CaptureError(HkjitError):
 
 class ToolchainRejectedError(HkjitError):
     """`python -m hkjit selftest` failed for this (device, toolchain); builds refuse it until cleared."""
+
+
+class ConfigError(HkjitError, ValueError):
+    """An environment variable (config.VARS) holds a value hkjit cannot use; the message names the variable, the
+    value and what is accepted. Also a ValueError, as these were before they had a class of their own."""
+
+
+class ArchiveError(HkjitError):
+    """The archive cannot be imported at all (missing, not a tar file, not an hkjit archive, other format)."""
+
+
+class UsageError(HkjitError):
+    """Bad command-line input found after parsing (the CLI exits 2)."""

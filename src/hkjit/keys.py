@@ -9,7 +9,7 @@ node that only runs a pre-baked cache (neither there) the key of an entry whose 
 that can be computed locally, the compiler identity and header hashes taken from that record.
 
 Three facts cost a subprocess or reading files: the compiler's version, our kernel sources' hashes and a header
-tree's hash. All are memoized on disk (``<cache>/v1/memo.json``) keyed by the stat signature (inode, size,
+tree's hash. All are memoized on disk (``Layout.memo``: ``<cache>/v1/memo.json``) keyed by the stat signature (inode, size,
 mtime, ctime) of the files they come from, so a warm start in a fresh process costs a few stats, not a
 `--version` run or a read of every header. Content hashes are xxh3-128 (fast on megabytes; xxhash is imported
 only when something must be hashed), the key and stat signatures are blake2b-128 from hashlib, which torch has
@@ -28,14 +28,13 @@ from typing import Any, Callable
 import torch
 
 from .version import CACHE_FORMAT
+# the build-affecting environment variables are the ones config.VARS marks (BUILD_ENV_VARS: importable from here)
+from .config import BUILD_ENV_VARS, build_env  # noqa: F401
 from .errors import MissingLibraryError
 from .libraries import find_library, tree_hash, tree_listing
 from .specs import KernelSpec, is_default_config, kernels_dir
 from .targets import compiler_path, compiler_version, target_for_arch
 
-#: Environment variables that change what the compiler produces; unset and empty are the same (the default).
-BUILD_ENV_VARS = ("HIPCC_COMPILE_FLAGS_APPEND", "HIPCC_LINK_FLAGS_APPEND", "HIP_PLATFORM", "NVCC_APPEND_FLAGS",
-                  "NVCC_PREPEND_FLAGS", "HKJIT_EXTRA_CFLAGS")
 
 
 def canonical(obj: Any) -> bytes:
@@ -193,7 +192,7 @@ def local_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots:
         "compiler": compiler,
         "torch": torch_identity(),
         "python": importlib.machinery.EXTENSION_SUFFIXES[0],   # carries the SOABI; sysconfig costs ms
-        "env": {v: os.environ.get(v, "") for v in BUILD_ENV_VARS},
+        "env": build_env(),
     }
     if not is_default_config(spec):
         # a configuration's defines are in the flags already (so in the key); its name is recorded too, for
@@ -232,20 +231,21 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
     (``from_record(key)`` names them). The entry must also verify (manifest, key.json hash, module checksum).
     Candidates are taken root first, then layers, in name order, so every node picks the same one. When none
     matches, the MissingLibraryError for the first absent input is raised, naming the nearest entry's mismatch."""
-    from .cache import KEY_JSON, cache_layers, format_dir, memo_path, verify_entry
+    from .cache import cache_layers, verify_entry
+    from .layout import KEY_JSON, Layout, split_entry_name
     from .trust import trusted_layers
-    inputs, missing = local_inputs(spec, memo_path(root), library_roots)
+    inputs, missing = local_inputs(spec, Layout(root).memo, library_roots)
     if not missing:
         return key_of(inputs), inputs
     nearest: tuple[Path, list] | None = None
     for layer in [root] + trusted_layers([p for p in cache_layers() if p != root]):
-        folder = format_dir(layer) / spec.arch
+        folder = Layout(layer).arch_dir(spec.arch)
         try:
             names = sorted(os.listdir(folder))
         except OSError:
             continue
         for name in names:
-            kernel, _, key = name.rpartition("-")
+            kernel, key = split_entry_name(name)
             if kernel != spec.name:
                 continue
             try:

@@ -1,7 +1,8 @@
 """Finding the header libraries kernels include (HipKittens, ThunderKittens) and hashing their content.
 
 Third-party code stays out of the repository: a library is found through its environment variable (or an
-argument), then a list of known locations. The cache key takes the *content* of its include tree, never its path,
+argument), then its documented default places (DEFAULT_PLACES: home and /opt; never a path relative to the
+package or to a development machine). The cache key takes the *content* of its include tree, never its path,
 so two checkouts in different folders give the same key and an edited header gives a new one.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .config import env_str
 from .errors import MissingLibraryError
 
 
@@ -28,17 +30,16 @@ LIBRARIES = {
                               "https://github.com/HazyResearch/ThunderKittens"),
 }
 
+#: The documented default places of a checkout when its variable is unset (config.VARS says the same): nothing
+#: relative to this package, so an installed hkjit never looks into whatever happens to lie beside it.
+DEFAULT_PLACES = {
+    "hipkittens": ("~/HipKittens", "/opt/HipKittens"),
+    "thunderkittens": ("~/ThunderKittens", "/opt/ThunderKittens"),
+}
+
+
 def _known_places(name: str) -> list[str]:
-    """Where a checkout usually is: home, /opt, beside this repository, the toolchain folder beside it that CI
-    provides (computed on a miss of the variable; no duplicates)."""
-    repo = Path(os.path.abspath(__file__)).parents[2]
-    places = {
-        "hipkittens": ["~/HipKittens", "/opt/HipKittens", str(repo.parent / "HipKittens"),
-                       str(repo.parent / "shared/toolchain/HipKittens")],
-        "thunderkittens": ["~/ThunderKittens", "/opt/ThunderKittens", str(repo.parent / "ThunderKittens"),
-                           str(repo / ".carry/ThunderKittens"), str(repo.parent / "shared/toolchain/ThunderKittens")],
-    }[name]
-    return list(dict.fromkeys(places))
+    return list(DEFAULT_PLACES[name])
 
 
 def _include_dir(root: Path, marker: str) -> Path | None:
@@ -54,7 +55,7 @@ def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
     Order: `root` argument, the library's environment variable, known locations. Raises MissingLibraryError naming
     the variable to set."""
     lib = LIBRARIES[name]
-    explicit = root or os.environ.get(lib.env_var)
+    explicit = root or env_str(lib.env_var)
     candidates = [explicit] if explicit else _known_places(name)
     for cand in candidates:
         found = _include_dir(Path(os.path.expanduser(cand)), lib.marker)

@@ -21,10 +21,11 @@ from types import ModuleType
 
 import torch
 
-from .cache import (ensure_writable, cache_layers, cache_root, entry_dir, format_dir, move_aside, touch_used,
-                    verify_entry)
+from .cache import ensure_writable, cache_layers, cache_root, move_aside, touch_used, verify_entry
+from .config import env_raw
 from .errors import CacheError, CaptureError
 from .keys import resolve_key
+from .layout import BUILD_LOG, Layout, lock_name
 from .specs import KernelSpec
 from .targets import check_can_build
 from .trust import check_root, trusted_layers
@@ -79,7 +80,7 @@ def search_roots(root: Path) -> list[Path]:
 def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] | None:
     """The first valid entry for key in root, then in each read-only layer; bad layer entries are skipped."""
     for layer in search_roots(root):
-        path = entry_dir(layer, spec.arch, spec.name, key)
+        path = Layout(layer).entry(spec.arch, spec.name, key)
         if not path.exists() or str(path) in _unloadable:
             continue
         verdict = verify_entry(path, key, full=False, write_stamp=layer == root)
@@ -112,7 +113,7 @@ def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = Non
         key, inputs = entry_key(spec, root, library_roots)
         path, module, built = _find_and_import(spec, key, inputs, root, build, library_roots, call_site,
                                                import_module)
-        if path.is_relative_to(format_dir(root)):
+        if path.is_relative_to(Layout(root).format_dir):
             touch_used(path)                     # never in a read-only layer
         loaded = Loaded(module, path, key, built, time.perf_counter() - t0)
         if module is not None:
@@ -146,7 +147,7 @@ def _find_and_import(spec, key, inputs, root, build, library_roots, call_site, i
         except (ImportError, OSError) as e:
             if attempt == 2:
                 raise CacheError(f"hkjit: {spec.name} for {spec.arch} at {path} cannot be imported ({e}), and neither "
-                                 f"could the entry looked up before it: see {path}/build.log, or run `python -m hkjit "
+                                 f"could the entry looked up before it: see {path / BUILD_LOG}, or run `python -m hkjit "
                                  f"cache clear` and retry") from e
             _set_aside_unloadable(path, root, e)
     raise AssertionError("unreachable")
@@ -159,7 +160,7 @@ def _set_aside_unloadable(path: Path, root: Path, error: BaseException) -> None:
     if module_gone:
         log.warning("hkjit: cache entry %s vanished between its check and its import (%s); looking it up again",
                     path, error)
-    elif path.is_relative_to(format_dir(root)):
+    elif path.is_relative_to(Layout(root).format_dir):
         move_aside(path, f"it verifies but does not import: {error}")
     else:
         _unloadable.add(str(path))
@@ -171,11 +172,11 @@ def _set_aside_unloadable(path: Path, root: Path, error: BaseException) -> None:
 def _test_fault(name: str, path: Path) -> None:
     """Fault injection for tests/reliability: HKJIT_TEST_FAULT=vanish_before_import renames the entry into the
     trash right before its import, as a concurrent `cache clear` would."""
-    if os.environ.get("HKJIT_TEST_FAULT") == f"vanish_{name}" and path.is_dir() and name not in _faults_fired:
+    if env_raw("HKJIT_TEST_FAULT") == f"vanish_{name}" and path.is_dir() and name not in _faults_fired:
         _faults_fired.add(name)
-        trash = path.parent.parent / "trash"
-        trash.mkdir(exist_ok=True)
-        os.rename(path, trash / f"{path.name}.fault.{os.getpid()}")
+        dest = Layout.of_entry(path).trash_slot(path.name)
+        dest.parent.mkdir(exist_ok=True)
+        os.rename(path, dest)
 
 
 def _build_locked(spec, key, inputs, root, library_roots, call_site) -> tuple[tuple[Path, dict], bool]:
@@ -183,8 +184,8 @@ def _build_locked(spec, key, inputs, root, library_roots, call_site) -> tuple[tu
     from .locking import BuildLock
 
     ensure_writable(root)
-    with BuildLock(root, f"{spec.arch}-{spec.name}-{key}", what=f"{spec.name} for {spec.arch}"):
-        path = entry_dir(root, spec.arch, spec.name, key)
+    with BuildLock(root, lock_name(spec.arch, spec.name, key), what=f"{spec.name} for {spec.arch}"):
+        path = Layout(root).entry(spec.arch, spec.name, key)
         if path.exists():
             verdict = verify_entry(path, key, write_stamp=True)
             if verdict.ok:                       # another process built it while we waited

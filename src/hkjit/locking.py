@@ -23,10 +23,11 @@ import filelock
 import platformdirs
 import xxhash
 
-from .cache import format_dir, host_id
+from .cache import host_id
 from .config import env_str, lock_timeout
 from .errors import CacheError, LockTimeoutError
 from .fsutil import atomic_write_text, out_of_space
+from .layout import Layout, lease_file, lock_file
 from .trust import TRUST_VAR, dir_problem
 
 log = logging.getLogger("hkjit")
@@ -65,7 +66,7 @@ def lock_dir(root: Path) -> Path:
             warnings.simplefilter("ignore")
             runtime = platformdirs.user_runtime_dir("hkjit")
         return Path(runtime) / f"locks-{xxhash.xxh3_64_hexdigest(str(root).encode())}"
-    return format_dir(root) / "locks"
+    return Layout(root).locks_dir
 
 
 def read_lease(lease: Path) -> dict:
@@ -87,7 +88,7 @@ def prepare_lock_dir(root: Path) -> Path:
     writable by others: whoever can write there can plant a symlink where a lock or lease is opened."""
     d = lock_dir(root)
     try:
-        if not env_str("HKJIT_LOCK_DIR") and d != format_dir(root) / "locks":   # the runtime dir: ours only
+        if not env_str("HKJIT_LOCK_DIR") and d != Layout(root).locks_dir:   # the runtime dir: ours only
             missing = [p for p in [d, *d.parents] if not p.exists()]
             for p in reversed(missing):          # every folder we create there: 0700 (mkdir's mode obeys umask)
                 p.mkdir(mode=0o700, exist_ok=True)
@@ -107,8 +108,8 @@ class BuildLock:
 
     def __init__(self, root: Path, name: str, timeout: float | None = None, what: str = "") -> None:
         d = prepare_lock_dir(root)
-        self.path = d / f"{name}.lock"
-        self.lease = d / f"{name}.lease"
+        self.path = lock_file(d, name)
+        self.lease = lease_file(d, name)
         self.timeout = lock_timeout() if timeout is None else timeout
         self.what = what or name
         self._lock = filelock.FileLock(str(self.path), thread_local=False)

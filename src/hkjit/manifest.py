@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 
-#: The files an entry holds besides its module (cache.py writes them; none of them may be the module).
-ENTRY_FILES = ("manifest.json", "key.json", "build.log", ".last_used", ".verified")
+from .layout import ENTRY_FILES
 _PLAIN_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -13,7 +13,7 @@ import contextvars
 import functools
 from typing import NamedTuple
 
-from .config import env_str
+from .config import env_choice
 from .specs import get_spec
 
 MODES = ("auto", "kernel", "torch")
@@ -166,10 +166,7 @@ _mode: contextvars.ContextVar[str | None] = contextvars.ContextVar("hkjit_dispat
 def env_mode() -> str:
     """HKJIT_DISPATCH, read once per process (an environment lookup costs microseconds on every call's path);
     ``hkjit.dispatch()`` changes the mode at run time."""
-    mode = env_str("HKJIT_DISPATCH", "auto").lower()
-    if mode not in MODES:
-        raise ValueError(f"HKJIT_DISPATCH={mode!r}: use one of {', '.join(MODES)}")
-    return mode
+    return env_choice("HKJIT_DISPATCH", MODES, "auto")
 
 
 def current_mode() -> str:

@@ -297,7 +297,8 @@ class EmulatedReport(_Report):
 def _emulate_target(module: str | None):
     """(code object bytes, what it came from, (root, key) of the cache entry or None)."""
     from pathlib import Path
-    from .cache import MANIFEST, cache_root, verify_entry
+    from .cache import cache_root, verify_entry
+    from .layout import FORMAT_DIR, MANIFEST
     from .errors import CacheError, HkjitError
     from .gfx950.bundle import extract_code_object
     from .loader import load_module
@@ -320,7 +321,7 @@ def _emulate_target(module: str | None):
     if p.is_dir():
         if not (p / MANIFEST).is_file():
             raise CacheError(f"--module {p}: a folder, but not a cache entry (no {MANIFEST}); pass the entry folder "
-                             f"(<root>/v1/gfx950/gemm_bf16-<key>), its .so, or a code object")
+                             f"(<root>/{FORMAT_DIR}/gfx950/gemm_bf16-<key>), its .so, or a code object")
         verdict = verify_entry(p, full=True)
         if not verdict.ok:
             raise CacheError(f"--module {p}: the cache entry is bad ({verdict.reason}): `python -m hkjit cache "

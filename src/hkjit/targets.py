@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import torch
 
+from .config import env_str
 from .errors import MissingLibraryError, UnsupportedTargetError
 
 #: The archs hkjit has a kernel for; the order is the order `warmup` builds them in.
@@ -109,14 +110,14 @@ def _which(*candidates: str | None) -> str | None:
 def compiler_path(target: Target) -> str:
     """The compiler torch's load_inline will run for `target`'s device code (host C++ compiler for cpu)."""
     if target.backend == "cpu":
-        path = _which(os.environ.get("CXX"), "c++", "g++", "clang++")
+        path = _which(env_str("CXX") or None, "c++", "g++", "clang++")
         fix = "install a C++ compiler (e.g. apt-get install g++) or set CXX"
     elif target.backend == "hip":
-        home = os.environ.get("ROCM_HOME") or os.environ.get("ROCM_PATH") or "/opt/rocm"
+        home = env_str("ROCM_HOME") or env_str("ROCM_PATH") or "/opt/rocm"
         path = _which(os.path.join(home, "bin", "hipcc"), "hipcc")
         fix = "install ROCm (hipcc) or set ROCM_HOME / ROCM_PATH"
     else:
-        home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
+        home = env_str("CUDA_HOME") or env_str("CUDA_PATH") or "/usr/local/cuda"
         path = _which(os.path.join(home, "bin", "nvcc"), "nvcc")
         fix = "install the CUDA toolkit (nvcc) or set CUDA_HOME"
     if path is None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .config import env_str
 from .errors import CacheError
+from .layout import Layout
 
 log = logging.getLogger("hkjit")
 TRUST_VAR = "HKJIT_TRUSTED_CACHE_DIRS"
@@ -132,8 +133,7 @@ def root_problem(root: Path) -> str | None:
         return f"cache folder {root} cannot be examined ({e.strerror})"
     if (why := mode_problem(st, "cache folder", root, sticky_ok=True)) is not None:
         return why
-    from .cache import format_dir     # cache.py imports this module
-    fmt = format_dir(root)
+    fmt = Layout(root).format_dir
     try:
         st = os.lstat(fmt)
     except FileNotFoundError:

@@ -33,7 +33,6 @@ from typing import Iterator, NamedTuple
 log = logging.getLogger("hkjit")
 
 RECORD_FORMAT = 1
-TUNING_DIR = "tuning"
 _warned: set[str] = set()
 
 
@@ -51,13 +50,9 @@ def shape_name(m: int, n: int, k: int) -> str:
     return f"{m}x{n}x{k}"
 
 
-def record_dir(root: Path, arch: str) -> Path:
-    from .cache import format_dir
-    return format_dir(root) / TUNING_DIR / arch
-
-
 def record_path(root: Path, arch: str, kernel: str, device: str, toolchain_key: str) -> Path:
-    return record_dir(root, arch) / f"{kernel}-{_slug(device)}-{toolchain_key}.json"
+    from .layout import Layout
+    return Layout(root).tuning_record(arch, kernel, _slug(device), toolchain_key)
 
 
 def toolchain_key(arch: str, root: Path | None = None, kernel: str = "gemm_bf16") -> str:
@@ -197,9 +192,9 @@ def iter_records(roots: list[tuple[Path, bool]], arch: str | None = None) -> Ite
     """One dict per tuning record file under the roots ((root, writable) pairs, cachetool.all_roots): for
     `cache ls` / `cache clear`. Fields: path, arch, writable, layer, device, toolchain_key, shapes, recorded,
     status ("ok" or why it is unusable, checked against its own fields, not this process's)."""
-    from .cache import format_dir
+    from .layout import Layout
     for root, writable in roots:
-        base = format_dir(root) / TUNING_DIR
+        base = Layout(root).tuning_dir
         if not base.is_dir():
             continue
         for arch_dir in sorted(base.iterdir()):

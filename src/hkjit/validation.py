@@ -2,7 +2,7 @@
 
 A compiled kernel is not a correct kernel (hk-dsl saw a ROCm 7.1 build of the MI350X GEMM compute wrong rows
 without any error). On first use in a process, hkjit.gemm looks for a record for (device, entry key) in
-``<root>/v1/<arch>/validated/``; without one it runs a small product that spans several K tiles and ragged edges
+``Layout.validated_dir(arch)`` (``<root>/v1/<arch>/validated/``); without one it runs a small product that spans several K tiles and ragged edges
 against an fp32 reference (milliseconds), and records the outcome, so later processes skip it.
 `python -m hkjit selftest` writes the same records over its full grid. A *fail* marks that toolchain bad:
 the kernel is refused (ToolchainRejectedError) until `python -m hkjit cache clear --validation`.
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from .cache import cache_root, format_dir, host_id
+from .cache import cache_root, host_id
 from .errors import CaptureError, ToolchainRejectedError
 from .fsutil import atomic_write_text
+from .layout import Layout
 
 #: relative Frobenius error above which a bf16 product (fp32 accumulation) is wrong, not just rounded
 REL_TOL = 1e-2
@@ -51,7 +52,7 @@ def record_path(root: Path, arch: str, kernel: str, key: str, device: str, kind:
     if kind not in KINDS:
         raise ValueError(f"validation kind {kind!r}: one of {', '.join(KINDS)}")
     tag = "" if kind == "device" else f"{kind}-"
-    return format_dir(root) / arch / "validated" / f"{kernel}-{key}-{tag}{_slug(device)}.json"
+    return Layout(root).validation_record(arch, kernel, key, f"{tag}{_slug(device)}")
 
 
 def read_record(root: Path, arch: str, kernel: str, key: str, device: str, kind: str = "device") -> dict | None:

@@ -22,7 +22,8 @@ import pytest
 
 from helpers import child_env, copy_cache, record, small_filesystem
 
-from hkjit.cache import KEY_JSON, MANIFEST, file_xxh3, iter_entries, verify_entry
+from hkjit.cache import file_xxh3, iter_entries, verify_entry
+from hkjit.layout import FORMAT_DIR, KEY_JSON, LOCKS, MANIFEST, MEMO, VERIFIED_STAMP, Layout
 from hkjit.cachetool import ARCHIVE_JSON, IMPORT_MAX_MEMBER_BYTES, export, verify
 from hkjit.loader import find_published
 from hkjit.specs import get_spec
@@ -53,8 +54,8 @@ def the_entry(root: Path) -> Path:
 
 def left_behind(root: Path) -> list[Path]:
     """Anything an import may have written: entries and temp folders (locks and the memo are not content)."""
-    v1 = root / "v1"
-    return sorted(p for p in v1.glob("*/*") if p.parent.name not in ("locks",) and p.name != "memo.json") \
+    v1 = Layout(root).format_dir
+    return sorted(p for p in v1.glob("*/*") if p.parent.name != LOCKS and p.name != MEMO) \
         if v1.is_dir() else []
 
 
@@ -65,7 +66,7 @@ def source(built_cache, tmp_path) -> Path:
 
 
 def entry_members(entry: Path) -> dict[str, bytes]:
-    return {f"v1/{entry.parent.name}/{entry.name}/{p.name}": p.read_bytes()
+    return {f"{FORMAT_DIR}/{entry.parent.name}/{entry.name}/{p.name}": p.read_bytes()
             for p in sorted(entry.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
@@ -92,7 +93,7 @@ def doctored_entry(entry: Path, module_file: str, target: Path) -> None:
     man = json.loads((entry / MANIFEST).read_text())
     man.update(module_file=module_file, size=target.stat().st_size, xxh3=file_xxh3(target))
     (entry / MANIFEST).write_text(json.dumps(man))
-    (entry / ".verified").unlink(missing_ok=True)
+    (entry / VERIFIED_STAMP).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------- 3: authenticity, confinement
@@ -132,7 +133,7 @@ def test_manifest_naming_a_file_outside_its_entry_is_refused_by_import_verify_an
 
 def test_verify_rederives_arch_kernel_and_key_from_the_files(source, tmp_path):
     entry = the_entry(source)
-    moved = source / "v1" / "gfx950" / entry.name          # a valid cpu entry filed under another arch
+    moved = Layout(source).arch_dir("gfx950") / entry.name          # a valid cpu entry filed under another arch
     moved.parent.mkdir(parents=True)
     shutil.copytree(entry, moved)
     res = {Path(r.entry.path).parent.name: r for r in verify(root=source, layers=[])}
@@ -237,7 +238,7 @@ def test_limits_are_overridable_and_data_is_streamed_not_written_past_them(sourc
     entry = the_entry(source)
     members = entry_members(entry)
     big = dict(members)
-    big[f"v1/cpu/{entry.name}/padding.bin"] = bytes(8 << 20)     # 8 MiB of zeros, 8 KiB compressed
+    big[f"{FORMAT_DIR}/cpu/{entry.name}/padding.bin"] = bytes(8 << 20)     # 8 MiB of zeros, 8 KiB compressed
     archive = write_archive(tmp_path / "big.tgz", {"entries": [listing_of(entry, sorted(
         k.rsplit("/", 1)[1] for k in big))]}, big)
     dest = tmp_path / "dest"
@@ -262,14 +263,14 @@ def test_sparse_member_on_a_small_disk_is_a_cache_error_and_leaves_nothing(sourc
     CacheError naming the fix (the seed: a raw OSError and a partial file), nothing left in the cache."""
     entry = the_entry(source)
     stage = tmp_path / "stage"
-    edir = stage / "v1" / "cpu" / entry.name
+    edir = Layout(stage).arch_dir("cpu") / entry.name
     shutil.copytree(entry, edir, ignore=shutil.ignore_patterns(".*"))
     with open(edir / "sparse.bin", "wb") as f:
         f.truncate(8 << 30)
     from hkjit.version import CACHE_FORMAT
     (stage / ARCHIVE_JSON).write_text(json.dumps({"format": CACHE_FORMAT, "entries": [listing_of(edir)]}))
     archive = tmp_path / "sparse.tgz"
-    subprocess.run(["tar", "-S", "-czf", str(archive), "-C", str(stage), ARCHIVE_JSON, "v1"], check=True)
+    subprocess.run(["tar", "-S", "-czf", str(archive), "-C", str(stage), ARCHIVE_JSON, FORMAT_DIR], check=True)
     with small_filesystem(tmp_path / "small", "4m") as small:
         dest = small / "cache"
         p = hk("cache", "import", str(archive), cache=dest, HKJIT_IMPORT_MAX_MEMBER_BYTES="16G",

@@ -20,6 +20,8 @@ import pytest
 
 from helpers import record, start_child
 
+from hkjit.layout import Layout
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not os.path.isdir("/proc"),
                                 reason="reads the process table from /proc (Linux)")
 
@@ -31,7 +33,7 @@ def build_processes(root: Path) -> dict[int, tuple[str, int, str]]:
     """pid -> (comm, ppid, build folder name) of every live process whose command line or working folder lies in
     a build folder under root (``<root>/v1/tmp/<kernel>-<key>.<host>.<caller pid>.<n>``): the worker, ninja, the
     compiler drivers, cc1plus. Found by path, not by process tree or session, so that re-parented orphans count."""
-    needle = str(root / "v1" / "tmp").encode() + b"/"
+    needle = str(Layout(root).staging_dir).encode() + b"/"
     out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():

@@ -17,7 +17,8 @@ import pytest
 
 from helpers import LOAD, child_env, child_result, copy_cache, count_builds, record, run_child, small_filesystem
 
-from hkjit.cache import MANIFEST, USED_STAMP, file_xxh3, format_dir, iter_entries, verify_entry
+from hkjit.cache import file_xxh3, iter_entries, verify_entry
+from hkjit.layout import MANIFEST, USED_STAMP, Layout
 
 
 
@@ -28,7 +29,7 @@ def the_entry(root: Path) -> Path:
 
 
 def trash(root: Path) -> list[Path]:
-    d = format_dir(root) / "trash"
+    d = Layout(root).trash_dir
     return list(d.iterdir()) if d.is_dir() else []
 
 
@@ -151,7 +152,7 @@ def test_unusable_lock_timeout_is_rejected_naming_the_variable(tmp_path, value):
     assert proc.returncode != 0 and "acquired" not in proc.stdout
     assert f"HKJIT_LOCK_TIMEOUT='{value}'" in proc.stderr and "inf to wait forever" in proc.stderr, proc.stderr[-1500:]
     assert proc.stderr.count("\n") < 40, "the waiter logged in a loop"
-    record(f"HKJIT_LOCK_TIMEOUT={value} -> ValueError naming the variable ({waited:.1f} s, no busy loop)",
+    record(f"HKJIT_LOCK_TIMEOUT={value} -> ConfigError naming the variable ({waited:.1f} s, no busy loop)",
            processes=2, lock_scenarios=1)
 
 
@@ -179,10 +180,10 @@ def _fill(fs: Path, leave: int) -> None:
 
 def _leftovers(root: Path) -> list[str]:
     """Anything half-written: entries, temp build folders, temp files of atomic writes, failed logs."""
-    fmt = format_dir(root)
+    layout = Layout(root)
+    fmt = layout.format_dir
     out = [str(e) for *_x, e in iter_entries(root)]
-    for sub in ("tmp", "failed"):
-        d = fmt / sub
+    for d in (layout.staging_dir, layout.failed_dir):
         out += [str(p) for p in d.iterdir()] if d.is_dir() else []
     out += [str(p) for p in fmt.rglob("*.tmp")] if fmt.is_dir() else []
     return out
@@ -234,7 +235,7 @@ def test_temp_dir_of_a_dead_builder_on_a_dotted_host_is_cleaned(tmp_path):
                            text=True)
     if probe.returncode != 0 or probe.stdout.strip() != host:
         pytest.skip(f"cannot set a host name in a new UTS namespace here ({probe.stderr.strip()[:200]})")
-    tmp = format_dir(tmp_path) / "tmp"
+    tmp = Layout(tmp_path).staging_dir
     orphan = tmp / f"gemm_bf16-{'a' * 32}.{host}.{_dead_pid()}.0"
     alive = tmp / f"gemm_bf16-{'b' * 32}.{host}.{os.getpid()}.0"      # a live builder: kept
     for d in (orphan, alive):
@@ -249,7 +250,7 @@ def test_temp_dir_of_a_dead_builder_on_a_dotted_host_is_cleaned(tmp_path):
 
 
 def test_future_dated_temp_dir_does_not_survive_cache_clear(tmp_path):
-    tmp = format_dir(tmp_path) / "tmp"
+    tmp = Layout(tmp_path).staging_dir
     future = tmp / f"gemm_bf16-{'c' * 32}.otherhost.1234.0"
     future.mkdir(parents=True)
     year_2100 = 4102444800
@@ -274,7 +275,7 @@ def test_future_last_used_does_not_make_prune_evict_the_entry_in_use(built_cache
     res = child_result(run_child(root))                        # uses ours: its .last_used is now
     assert not res["built"] and Path(res["path"]) == ours
     from hkjit.fsutil import dir_size
-    proc = subprocess.run([sys.executable, "-m", "hkjit", "cache", "prune", "--max-size", str(dir_size(format_dir(root))
+    proc = subprocess.run([sys.executable, "-m", "hkjit", "cache", "prune", "--max-size", str(dir_size(Layout(root).format_dir)
                            - dir_size(other) + 4096)], env=child_env(root), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert ours.exists() and not other.exists(), proc.stdout

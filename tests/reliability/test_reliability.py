@@ -17,7 +17,8 @@ import pytest
 from helpers import (child_env, child_result, copy_cache, count_builds, read_only, record, run_child,
                      start_child)
 
-from hkjit.cache import KEY_JSON, MANIFEST, format_dir, iter_entries, verify_entry
+from hkjit.cache import iter_entries, verify_entry
+from hkjit.layout import KEY_JSON, MANIFEST, VERIFIED_STAMP, Layout, lock_file
 from hkjit.keys import key_of
 from hkjit.fsutil import atomic_write_text
 
@@ -33,7 +34,7 @@ def module_file(entry: Path) -> Path:
 
 
 def tmp_dirs(root: Path) -> list[Path]:
-    tmp = format_dir(root) / "tmp"
+    tmp = Layout(root).staging_dir
     return list(tmp.iterdir()) if tmp.is_dir() else []
 
 
@@ -86,12 +87,12 @@ def test_sigkill_at_each_build_step_recovers(tmp_path):
     orphans = tmp_dirs(early)
     assert list(iter_entries(early)) == [] and len(orphans) == 1, "the compile killed before rename left no temp folder"
     assert not (the_entry(late) / MANIFEST).exists()
-    os.rename(orphans[0], format_dir(late) / "tmp" / orphans[0].name)     # both remnants in one root
+    os.rename(orphans[0], Layout(late).staging_dir / orphans[0].name)     # both remnants in one root
     res = child_result(run_child(late))
     assert res["built"] and res["err"] < 1e-2
     assert verify_entry(the_entry(late)).ok
     assert tmp_dirs(late) == [], "orphaned temp build folders were not cleaned"
-    trash = list((format_dir(late) / "trash").iterdir())
+    trash = list((Layout(late).trash_dir).iterdir())
     assert len(trash) == 1, "the unpublished remnant was not moved aside"
     record("crash: SIGKILL during compile, before rename, before manifest -> next call rebuilt, temp cleaned, "
            "remnant moved aside", processes=4, kills=3, compiles=3)
@@ -159,7 +160,7 @@ def test_corrupted_entries_are_detected_moved_aside_and_rebuilt(built_cache, tmp
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=900)
         assert "moved to" in err, f"{name}: no warning that the bad entry was moved aside: {err[-2000:]}"
-        assert len(list((format_dir(roots[name]) / "trash").iterdir())) == 1, name
+        assert len(list((Layout(roots[name]).trash_dir).iterdir())) == 1, name
         if name != REBUILT:
             assert proc.returncode == -signal.SIGKILL, f"{name}: {err[-2000:]}"   # killed rebuilding: never loaded
             assert list(iter_entries(roots[name])) == [], name
@@ -177,7 +178,7 @@ def test_leftover_temp_folder_is_ignored_and_cleaned(built_cache, tmp_path):
     root = copy_cache(built_cache, tmp_path / "leftover")
     entry = the_entry(root)
     stem = entry.name
-    orphan = format_dir(root) / "tmp" / f"{stem}.{os.uname().nodename}.999999999.0"
+    orphan = Layout(root).staging_dir / f"{stem}.{os.uname().nodename}.999999999.0"
     orphan.mkdir(parents=True)
     (orphan / "half.so").write_bytes(b"\0" * 100)
     res = child_result(run_child(root))                   # a hit never looks into tmp/
@@ -228,7 +229,7 @@ def test_live_slow_holder_times_out_naming_holder_and_lock(tmp_path, caplog):
             with BuildLock(tmp_path, "gemm-test", timeout=2.5):
                 pass
         msg = str(exc.value)
-        assert f"pid {holder.pid}" in msg and os.uname().nodename in msg and "gemm-test.lock" in msg
+        assert f"pid {holder.pid}" in msg and os.uname().nodename in msg and lock_file(tmp_path, "gemm-test").name in msg
         assert "HKJIT_LOCK_TIMEOUT" in msg
         assert any(f"pid {holder.pid}" in r.getMessage() for r in caplog.records), "waiter never logged the holder"
     finally:
@@ -242,7 +243,7 @@ def test_network_filesystem_cache_keeps_its_lock_in_a_local_runtime_dir(tmp_path
     from hkjit import locking
     fstype = locking.filesystem_type(tmp_path)
     assert fstype, "could not read the filesystem type from /proc/mounts"
-    assert locking.lock_dir(tmp_path) == format_dir(tmp_path) / "locks"
+    assert locking.lock_dir(tmp_path) == Layout(tmp_path).locks_dir
     monkeypatch.setattr(locking, "NETWORK_FS", locking.NETWORK_FS | {fstype})   # pretend this fs is NFS
     d = locking.lock_dir(tmp_path)
     assert not str(d).startswith(str(tmp_path)) and "locks-" in d.name
@@ -303,7 +304,7 @@ def test_warm_path_skips_rehash_only_for_an_unchanged_file(built_cache, tmp_path
     a same-size rewrite that even restores the mtime still changes the ctime and is caught."""
     root = copy_cache(built_cache, tmp_path / "stamp")
     entry = the_entry(root)
-    assert verify_entry(entry, full=False).ok and (entry / ".verified").exists()
+    assert verify_entry(entry, full=False).ok and (entry / VERIFIED_STAMP).exists()
     mod = module_file(entry)
     st = mod.stat()
     data = bytearray(mod.read_bytes())

@@ -17,8 +17,8 @@ import pytest
 
 from helpers import LOAD, child_env, child_result, copy_cache, record, run_child
 
-from hkjit.cache import KEY_JSON, MANIFEST, VERIFIED_STAMP, USED_STAMP, ensure_writable, file_xxh3, format_dir, \
-    iter_entries, touch_used, verify_entry
+from hkjit.cache import ensure_writable, file_xxh3, iter_entries, touch_used, verify_entry
+from hkjit.layout import KEY_JSON, MANIFEST, USED_STAMP, VERIFIED_STAMP, Layout, lease_file, lock_file
 from hkjit.errors import CacheError
 
 OTHER = 65534          # nobody
@@ -136,7 +136,7 @@ def test_root_writable_by_others_is_refused_and_not_written(built_cache, tmp_pat
     parent = tmp_path / "p"
     parent.mkdir()
     root = copy_cache(built_cache, parent / "cache")
-    {"0777 root": lambda: root.chmod(0o777), "0777 v1": lambda: format_dir(root).chmod(0o777),
+    {"0777 root": lambda: root.chmod(0o777), "0777 v1": lambda: Layout(root).format_dir.chmod(0o777),
      "0777 non-sticky parent": lambda: parent.chmod(0o777),
      "root owned by another user": lambda: os.chown(root, OTHER, OTHER)}[how]()
     before = snapshot(root)
@@ -178,7 +178,7 @@ def test_sticky_parent_and_private_group_are_trusted(built_cache, tmp_path):
 def test_layer_writable_by_others_is_skipped_with_one_warning(built_cache, tmp_path, how):
     layer = copy_cache(built_cache, tmp_path / "layer")
     if how == "0777 layer":
-        format_dir(layer).chmod(0o777)
+        Layout(layer).format_dir.chmod(0o777)
     else:
         subprocess.run(["chown", "-R", f"{OTHER}:{OTHER}", str(layer)], check=True)
     before = snapshot(layer)
@@ -269,7 +269,7 @@ def test_planted_symlinks_are_never_written_through(built_cache, tmp_path):
     victim = _victim(tmp_path)
     mtime = victim.stat().st_mtime_ns
     for pid in range(os.getpid() - 2, os.getpid() + 3):        # the old fixed probe name v1/.probe-<pid>
-        (format_dir(root) / f".probe-{pid}").symlink_to(victim)
+        (Layout(root).format_dir / f".probe-{pid}").symlink_to(victim)
     ensure_writable(root)
     (entry / VERIFIED_STAMP).unlink(missing_ok=True)
     (entry / VERIFIED_STAMP).symlink_to(victim)
@@ -290,12 +290,12 @@ def test_planted_lease_and_lock_symlinks_are_never_followed(tmp_path):
     from hkjit.locking import BuildLock
     root = tmp_path / "root"
     victim = _victim(tmp_path)
-    locks = format_dir(root) / "locks"
+    locks = Layout(root).locks_dir
     locks.mkdir(parents=True)
-    (locks / "t.lease").symlink_to(victim)
+    lease_file(locks, "t").symlink_to(victim)
     with BuildLock(root, "t", timeout=5):
         pass
-    (locks / "u.lock").symlink_to(victim)
+    lock_file(locks, "u").symlink_to(victim)
     with pytest.raises(CacheError, match="symlink"):
         with BuildLock(root, "u", timeout=5):
             pass
@@ -382,7 +382,7 @@ def test_doctor_names_a_refused_root(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode != 0
     assert "trust  REFUSED" in proc.stdout and "HKJIT_TRUSTED_CACHE_DIRS" in proc.stdout, proc.stdout[-2000:]
-    assert not format_dir(root).exists(), "doctor wrote into a refused root"
+    assert not Layout(root).format_dir.exists(), "doctor wrote into a refused root"
     ok = subprocess.run([sys.executable, "-m", "hkjit", "doctor"], env=child_env(root, HKJIT_TRUSTED_CACHE_DIRS=root),
                         capture_output=True, text=True, timeout=300)
     assert "trust  trusted (HKJIT_TRUSTED_CACHE_DIRS)" in ok.stdout, ok.stdout[-2000:]

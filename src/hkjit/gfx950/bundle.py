@@ -108,13 +108,13 @@ def parse_plain_bundle(data: bytes, offset: int = 0) -> tuple[list[BundleEntry],
 
 def _find_bundler() -> str | None:
     """HKJIT_OFFLOAD_BUNDLER when set (and only it), else ROCm's, else one on PATH, else Debian's llvm-N."""
-    if os.environ.get("HKJIT_OFFLOAD_BUNDLER"):
-        tool = os.environ["HKJIT_OFFLOAD_BUNDLER"]
+    from ..config import env_str
+    if tool := env_str("HKJIT_OFFLOAD_BUNDLER"):
         return tool if os.path.isfile(tool) and os.access(tool, os.X_OK) else None
     cands = []
     for var in ("ROCM_PATH", "ROCM_HOME"):
-        if os.environ.get(var):
-            cands.append(os.path.join(os.environ[var], "llvm", "bin", "clang-offload-bundler"))
+        if home := env_str(var):
+            cands.append(os.path.join(home, "llvm", "bin", "clang-offload-bundler"))
     cands += ["/opt/rocm/llvm/bin/clang-offload-bundler", shutil.which("clang-offload-bundler") or ""]
     cands += sorted(glob.glob("/usr/lib/llvm-*/bin/clang-offload-bundler"), reverse=True)
     return next((c for c in cands if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)

@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..config import env_str
+
 DEFAULT_CLANG = "/usr/lib/llvm-22/bin/clang++"
 CARD_FLAGS = ("-O3", "-std=c++20", "-DHIP_ENABLE_WARP_SYNC_BUILTINS")
 ARCH_DEFINES = {"gfx950": "-DKITTENS_CDNA4", "gfx942": "-DKITTENS_CDNA3"}
@@ -31,7 +33,7 @@ MAX_WAVES_PER_SIMD = 8
 
 
 def find_clang() -> Optional[str]:
-    c = os.environ.get("HKJIT_HIP_CLANG") or DEFAULT_CLANG
+    c = env_str("HKJIT_HIP_CLANG") or DEFAULT_CLANG
     if os.path.isfile(c) and os.access(c, os.X_OK):
         return c
     return shutil.which(c) if os.sep not in c else None
@@ -41,7 +43,7 @@ _CHECKOUT = Path(__file__).resolve().parents[3]  # the source checkout (src/hkji
 
 
 def default_toolchain_dir(repo: Path) -> Path:
-    return Path(os.environ.get("HKJIT_TOOLCHAIN_DIR") or (repo.parent / "shared" / "toolchain"))
+    return Path(env_str("HKJIT_TOOLCHAIN_DIR") or (repo.parent / "shared" / "toolchain"))
 
 
 @dataclasses.dataclass

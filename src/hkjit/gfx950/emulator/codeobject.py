@@ -6,7 +6,6 @@ object the real build produces, never from the source.  Layouts follow LLVM's AM
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import struct
@@ -250,12 +249,13 @@ class KernelInfo:
 # ---------------------------------------------------------------------------------------------------------------
 def find_objdump() -> str:
     """llvm-objdump: $HKJIT_LLVM_OBJDUMP, then ROCm's llvm/bin, then Debian's llvm-22, then PATH."""
-    env = os.environ.get("HKJIT_LLVM_OBJDUMP")
+    from ...config import env_str
+    env = env_str("HKJIT_LLVM_OBJDUMP")
     if env:
         if not Path(env).is_file():
             raise EmulatorError(f"HKJIT_LLVM_OBJDUMP={env} is not a file; point it at llvm-objdump (LLVM >= 18)")
         return env
-    rocm = os.environ.get("ROCM_PATH", "/opt/rocm")
+    rocm = env_str("ROCM_PATH", "/opt/rocm")
     for cand in (f"{rocm}/llvm/bin/llvm-objdump", "/usr/lib/llvm-22/bin/llvm-objdump"):
         if Path(cand).is_file():
             return cand
