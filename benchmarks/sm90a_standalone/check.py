@@ -19,7 +19,6 @@ each): each must fail at least one correctness shape (else the run fails: the ch
 are not timed. Libraries named x_* are timing experiments (wrong output allowed, not counted).
 Tables go to stdout and, as markdown and JSON, to $OUT (or the build folder).
 """
-import ast
 import ctypes
 import json
 import math

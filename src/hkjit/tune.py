@@ -69,7 +69,7 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
     from . import bench
     from .cache import cache_root, ensure_writable
     from .selftest import load_with_progress
-    from .specs import config_spec, configs_for
+    from .specs import config_spec
     from .targets import detect_target
     from .tuning import write_winners
     from .validation import REL_TOL, device_label

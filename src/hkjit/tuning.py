@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
+from .layout import Layout
+
 log = logging.getLogger("hkjit")
 
 RECORD_FORMAT = 1
@@ -51,7 +53,6 @@ def shape_name(m: int, n: int, k: int) -> str:
 
 
 def record_path(root: Path, arch: str, kernel: str, device: str, toolchain_key: str) -> Path:
-    from .layout import Layout
     return Layout(root).tuning_record(arch, kernel, _slug(device), toolchain_key)
 
 
@@ -128,7 +129,7 @@ def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = 
         return table
     table = {}
     try:
-        dirs = [(layer, record_dir(layer, arch)) for layer in _search_roots(root)]
+        dirs = [(layer, Layout(layer).tuning_dir / arch) for layer in _search_roots(root)]
         dirs = [(layer, d) for layer, d in dirs if d.is_dir()]
         key = toolchain_key(arch, root, kernel) if dirs else ""
     except Exception as e:             # an untrusted root, no compiler here: the load itself will say so
@@ -192,7 +193,6 @@ def iter_records(roots: list[tuple[Path, bool]], arch: str | None = None) -> Ite
     """One dict per tuning record file under the roots ((root, writable) pairs, cachetool.all_roots): for
     `cache ls` / `cache clear`. Fields: path, arch, writable, layer, device, toolchain_key, shapes, recorded,
     status ("ok" or why it is unusable, checked against its own fields, not this process's)."""
-    from .layout import Layout
     for root, writable in roots:
         base = Layout(root).tuning_dir
         if not base.is_dir():
