@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
     b.add_argument("--configs", action="append", metavar="all|NAME,...", help="also time the kernel forced in each "
                    "of these configurations (all: every one of this arch's)")
     b.add_argument("--repeat", type=int, metavar="N", help="timed calls per function and shape (GPU 200, CPU 10)")
-    b.add_argument("--warmup", type=int, metavar="N", help="untimed calls first, at least one per input set (GPU 5, CPU 1)")
+    b.add_argument("--warmup", type=int, metavar="N",
+                   help="untimed calls first, at least one per input set (GPU 5, CPU 1)")
     b.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")
     b.add_argument("--plot", metavar="FILE.png", help="plot the speed-up vs torch.matmul per shape, one bar per "
                    "configuration with --configs (needs matplotlib: hkjit[plot])")

@@ -26,8 +26,8 @@ def add_parser(sub) -> None:
 
     x = csub.add_parser("ls", parents=common, help="one line per entry",
                         description="List the entries of the root and the layers: arch, kernel, key, size, built, "
-                        "last used, layer, status ('unverified' unless --verify checked it; 'current': the one this process "
-                        "would load).")
+                        "last used, layer, status ('unverified' unless --verify checked it; 'current': the one this "
+                        "process would load).")
     filt(x)
     x.add_argument("--verify", action="store_true", help="checksum every module (slower)")
     x.set_defaults(func=cmd_cache_ls)
@@ -71,7 +71,8 @@ def add_parser(sub) -> None:
                         "nearest entry", description="Compute the current key inputs of KERNEL and diff them "
                         "against the nearest existing entry (fewest differing fields).")
     x.add_argument("kernel", nargs="?", default="gemm_bf16", metavar="KERNEL", help="default: %(default)s")
-    x.add_argument("--arch", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH", help=f"default: this device's ({ARCHS})")
+    x.add_argument("--arch", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
+                   help=f"default: this device's ({ARCHS})")
     x.set_defaults(func=cmd_cache_why)
 
 
