@@ -1,10 +1,12 @@
 """`hkjit bench`: TFLOP/s of hkjit.gemm vs torch.matmul per shape (hkjit.bench times and formats), optional plot."""
 from __future__ import annotations
 
+import argparse
+
 from ._common import config_names, emit_json, err, parents, say_unless, shapes_arg
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", parents=parents(), help="TFLOP/s of hkjit.gemm vs torch.matmul",
                        description="Time hkjit.gemm with the kernel forced, hkjit.gemm as users call it (the dispatch "
                        "policy's path) and torch.matmul per shape: median of timed calls after warm-up, input sets "
@@ -23,7 +25,7 @@ def add_parser(sub) -> None:
     b.set_defaults(func=cmd_bench)
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     from .. import bench
     plot_error = None
     if args.plot and not bench.have_matplotlib():

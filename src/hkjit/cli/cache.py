@@ -2,6 +2,7 @@
 which does the work (tests and scripts call it directly)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from ..layout import FORMAT_DIR, TRASH
 from ._common import ARCHS, KNOWN_ARCHS, arch_arg, emit_json, err, parents, plural, size_arg, table, when
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("cache", help="list, verify, clear, prune, export, import the cache; explain a miss",
                        description="Manage the kernel cache (writable root HKJIT_CACHE_DIR / --cache-dir, "
                        "read-only layers HKJIT_CACHE_PATH).")
@@ -76,7 +77,7 @@ def add_parser(sub) -> None:
     x.set_defaults(func=cmd_cache_why)
 
 
-def cmd_cache_ls(args) -> int:
+def cmd_cache_ls(args: argparse.Namespace) -> int:
     from ..cachetool import human_size, list_entries
     from ..cachetool import all_roots
     from ..tuning import iter_records
@@ -106,7 +107,7 @@ def cmd_cache_ls(args) -> int:
     return 0
 
 
-def cmd_cache_info(args) -> int:
+def cmd_cache_info(args: argparse.Namespace) -> int:
     from ..cachetool import cache_summary, entry_details, human_size
     if args.entry:
         details = entry_details(args.entry)
@@ -157,7 +158,7 @@ def cmd_cache_info(args) -> int:
     return 0
 
 
-def cmd_cache_verify(args) -> int:
+def cmd_cache_verify(args: argparse.Namespace) -> int:
     from ..cachetool import verify
     results = verify(fix=args.fix, arch=args.arch, kernel=args.kernel)
     bad = [r for r in results if not r.ok]
@@ -180,7 +181,7 @@ def cmd_cache_verify(args) -> int:
     return 1 if bad else 0
 
 
-def cmd_cache_clear(args) -> int:
+def cmd_cache_clear(args: argparse.Namespace) -> int:
     from ..cachetool import clear, human_size
     from ..cache import cache_root
     removed = clear(arch=args.arch, kernel=args.kernel, validation_only=args.validation)
@@ -196,7 +197,7 @@ def cmd_cache_clear(args) -> int:
     return 0
 
 
-def cmd_cache_prune(args) -> int:
+def cmd_cache_prune(args: argparse.Namespace) -> int:
     from ..cachetool import human_size, prune
     res = prune(args.max_size)
     if args.json:
@@ -213,7 +214,7 @@ def cmd_cache_prune(args) -> int:
     return 0
 
 
-def cmd_cache_export(args) -> int:
+def cmd_cache_export(args: argparse.Namespace) -> int:
     from ..cachetool import export, human_size
     res = export(Path(args.file), arch=args.arch, kernel=args.kernel)
     if args.json:
@@ -232,7 +233,7 @@ def cmd_cache_export(args) -> int:
     return 0
 
 
-def cmd_cache_import(args) -> int:
+def cmd_cache_import(args: argparse.Namespace) -> int:
     from ..cachetool import import_archive
     from ..cache import cache_root
     res = import_archive(Path(args.file), expect_sha256=args.expect_sha256)
@@ -258,7 +259,7 @@ def _fmt_value(v) -> str:
     return json.dumps(v)
 
 
-def cmd_cache_why(args) -> int:
+def cmd_cache_why(args: argparse.Namespace) -> int:
     from ..cachetool import why
     res = why(args.kernel, args.arch)
     if args.json:

@@ -1,10 +1,12 @@
 """`hkjit doctor`: what hkjit finds here (hkjit.doctor gathers and formats), exit 1 when a build is blocked."""
 from __future__ import annotations
 
+import argparse
+
 from ._common import ARCHS, KNOWN_ARCHS, arch_arg, emit_json, parents
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("doctor", parents=parents(), help="what hkjit finds here, and what blocks a build",
                        description="Report torch, device, compilers, header libraries, cache and locks, env vars; "
                        "each problem with its fix. Exit 1 when something blocks a build for the checked archs.")
@@ -13,7 +15,7 @@ def add_parser(sub) -> None:
     d.set_defaults(func=cmd_doctor)
 
 
-def cmd_doctor(args) -> int:
+def cmd_doctor(args: argparse.Namespace) -> int:
     from ..doctor import diagnose, format_report
     if args.arch:
         from ..targets import target_for_arch

@@ -2,11 +2,13 @@
 emulator; rows stream as cases finish, hkjit.selftest runs and formats them."""
 from __future__ import annotations
 
+import argparse
+
 from ..errors import UsageError
 from ._common import KNOWN_ARCHS, arch_arg, emit_json, parents, say_unless, shape_arg
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("selftest", parents=parents(), help="hkjit.gemm vs a float64 reference on this device",
                        description="Run hkjit.gemm (kernel forced) over edge-case shapes with fresh random inputs "
                        "and poisoned outputs against float64; record the outcome for this (device, toolchain). "
@@ -30,7 +32,7 @@ def add_parser(sub) -> None:
     s.set_defaults(func=cmd_selftest)
 
 
-def cmd_selftest_emulate(args) -> int:
+def cmd_selftest_emulate(args: argparse.Namespace) -> int:
     if args.arch not in (None, "gfx950"):
         raise UsageError(f"--emulate: the emulator runs gfx950 code objects only (got --arch {args.arch})")
     if args.shapes:
@@ -56,7 +58,7 @@ def cmd_selftest_emulate(args) -> int:
     return 0 if rep.passed else 1
 
 
-def cmd_selftest(args) -> int:
+def cmd_selftest(args: argparse.Namespace) -> int:
     if args.emulate:
         return cmd_selftest_emulate(args)
     if args.module:

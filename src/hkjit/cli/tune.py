@@ -1,11 +1,13 @@
 """`hkjit tune`: time the kernel configurations per shape and record the winners (hkjit.tune does and formats it)."""
 from __future__ import annotations
 
+import argparse
+
 from ..errors import UsageError
 from ._common import config_names, emit_json, parents, say_unless, shapes_arg
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("tune", parents=parents(), help="time the kernel configurations per shape; record the "
                        "winners in the cache", description="Time every candidate kernel configuration on this "
                        "device for each shape (bench's timing: rotated inputs, median of timed calls, device events "
@@ -24,7 +26,7 @@ def add_parser(sub) -> None:
     t.set_defaults(func=cmd_tune)
 
 
-def cmd_tune(args) -> int:
+def cmd_tune(args: argparse.Namespace) -> int:
     from ..tune import format_report, tune
     shapes = [s for group in args.shapes for s in group]
     try:

@@ -9,7 +9,7 @@ from ..config import env_str
 from ._common import ARCHS, KNOWN_ARCHS, Progress, arch_arg, config_names, dur, emit_json, parents, plural, table
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("warmup", parents=parents(), help="build every kernel ahead of time (CI pre-baking too)",
                        description="Build (or find in the cache) every kernel for this device, or for the archs "
                        "named with --arch (no GPU needed). Exit 1 when a kernel fails to build.")
