@@ -7,6 +7,7 @@ from them into its own folder, so the whole file stays around two minutes on two
 """
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -398,6 +399,7 @@ def test_usage_errors_exit_2(tmp_path):
     for args, needle in ((["frobnicate"], "invalid choice"), (["cache", "prune", "--max-size", "12Q"], "12Q"),
                          (["cache", "prune"], "--max-size"), (["selftest", "--shapes", "1x2"], "MxNxK"),
                          (["warmup", "--arch", "nope"], "unknown arch"), (["warmup", "--arch", "cpu", "-j", "0"], "jobs"),
+                         (["cache", "ls", "--arch", "nope"], "unknown arch"), (["selftest", "--arch", "gfx9"], "gfx950"),
                          (["selftest", "--shapes", "8x8x8", "--layouts", "diagonal"], "diagonal")):
         p = hk(*args, cache_dir=d)
         assert p.returncode == 2, (args, p.stdout, p.stderr)
@@ -419,6 +421,15 @@ def test_help(cmd):
 def test_help_arch_list_matches_targets():
     from hkjit import cli, targets
     assert cli.KNOWN_ARCHS == targets.KNOWN_ARCHS
+    # every --arch option, of every command and cache action, takes exactly these (argparse choices)
+    parsers, arch_options = [cli.build_parser()], []
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += action.choices.values()
+            elif action.dest == "arch":
+                arch_options.append(action)
+    assert len(arch_options) == 8 and all(tuple(a.choices) == targets.KNOWN_ARCHS for a in arch_options)
     assert "torch" not in subprocess.run([sys.executable, "-c", "import sys, hkjit.cli; hkjit.cli.build_parser(); "
                                           "print(' '.join(m for m in sys.modules if m == 'torch'))"],
                                          env=_env(None), capture_output=True, text=True).stdout

@@ -1,6 +1,6 @@
 """Cache management as plain functions: list, summarize, verify, clear, prune, export, import, explain a miss.
 
-`python -m hkjit cache ...` (cli.py) is a thin layer over these; tests and scripts call them directly. Only the
+`python -m hkjit cache ...` (cli/cache.py) is a thin layer over these; tests and scripts call them directly. Only the
 writable root (HKJIT_CACHE_DIR) is ever modified; read-only layers (HKJIT_CACHE_PATH) are listed, verified,
 exported from and explained against, never changed. Every removal first renames the entry into ``v1/trash``
 (atomic: a concurrent loader sees the whole entry or none), then deletes it.

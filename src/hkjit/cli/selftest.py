@@ -1,0 +1,88 @@
+"""`hkjit selftest`: hkjit.gemm against float64 on this device, or (--emulate) the gfx950 code object on the
+emulator; rows stream as cases finish, hkjit.selftest runs and formats them."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+from ._common import KNOWN_ARCHS, arch_arg, emit_json, parents, say_unless, shape_arg
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("selftest", parents=parents(), help="hkjit.gemm vs a float64 reference on this device",
+                       description="Run hkjit.gemm (kernel forced) over edge-case shapes with fresh random inputs "
+                       "and poisoned outputs against float64; record the outcome for this (device, toolchain). "
+                       "Exit 1 on any failure.")
+    s.add_argument("--shapes", nargs="+", type=shape_arg, metavar="MxNxK", help="shapes instead of the default grid")
+    s.add_argument("--layouts", default="rows,bt", help="layouts for --shapes, comma-separated (rows, bt, a-strided, "
+                   "a-t, batched; default: %(default)s)")
+    s.add_argument("--arch", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
+                   help="the device to test: cpu, or the GPU's arch (default: the GPU if any)")
+    s.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
+    s.add_argument("--no-record", action="store_true", help="do not write the validation record")
+    s.add_argument("--emulate", action="store_true", help="gfx950 only, no GPU needed: run the cached entry's code "
+                   "object on hkjit's gfx950 emulator (hazards and numbers over edge-case blocks); recorded as an "
+                   "'emulated' validation, never as a device's")
+    s.add_argument("--module", metavar="PATH", help="with --emulate: the code object to run instead of the cached "
+                   "entry's: a cache entry folder (recorded there), a built HIP module (.so), an offload bundle or "
+                   "a code object (.o/.co)")
+    s.add_argument("--seeds", type=int, default=3, metavar="N", help="with --emulate: run every case under the "
+                   "latency/interleaving seeds 1..N (seed 1: no memory operation lands before a wait forces it; "
+                   "default: %(default)s)")
+    s.set_defaults(func=cmd_selftest)
+
+
+def cmd_selftest_emulate(args: argparse.Namespace) -> int:
+    if args.arch not in (None, "gfx950"):
+        raise UsageError(f"--emulate: the emulator runs gfx950 code objects only (got --arch {args.arch})")
+    if args.shapes:
+        raise UsageError("--emulate runs its own grid of cases (one or two workgroups each); drop --shapes")
+    if args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    from ..selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
+    streamed = not args.json
+
+    def on_case(i, total, r):
+        if streamed:
+            if i == 0:
+                print(EMULATED_HEADER)
+            print(format_emulated_row(r), flush=True)
+
+    rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
+                            record=not args.no_record,
+                            say=say_unless(args.quiet), on_case=on_case)
+    if args.json:
+        emit_json(rep.to_json())
+    else:
+        print(format_emulated_summary(rep))
+    return 0 if rep.passed else 1
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    if args.emulate:
+        return cmd_selftest_emulate(args)
+    if args.module:
+        raise UsageError("--module only goes with --emulate (the device selftest runs the cached module itself)")
+    from ..selftest import HEADER, LAYOUTS, Case, format_row, format_summary, selftest
+    cases = None
+    if args.shapes:
+        layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
+        bad = [x for x in layouts if x not in LAYOUTS]
+        if bad:
+            raise UsageError(f"--layouts: unknown {', '.join(bad)}; choose from {', '.join(LAYOUTS)}")
+        cases = [Case(m, n, k, lay) for (m, n, k) in args.shapes for lay in layouts]
+    streamed = not args.json
+
+    def on_case(i, total, r):
+        if streamed:
+            if i == 0:
+                print(HEADER)
+            print(format_row(r), flush=True)
+
+    rep = selftest(cases, arch=args.arch, seed=args.seed, record=not args.no_record,
+                   say=say_unless(args.quiet), on_case=on_case)
+    if args.json:
+        emit_json(rep.to_json())
+    else:
+        print(format_summary(rep))
+    return 0 if rep.passed else 1

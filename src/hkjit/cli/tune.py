@@ -1,0 +1,41 @@
+"""`hkjit tune`: time the kernel configurations per shape and record the winners (hkjit.tune does and formats it)."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+from ._common import config_names, emit_json, parents, say_unless, shapes_arg
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("tune", parents=parents(), help="time the kernel configurations per shape; record the "
+                       "winners in the cache", description="Time every candidate kernel configuration on this "
+                       "device for each shape (bench's timing: rotated inputs, median of timed calls, device events "
+                       "on a GPU), after checking each against float64, and record the winners in the cache for "
+                       "this device and toolchain: later processes (and machines sharing the cache) use them for "
+                       "those exact shapes. hkjit never tunes on a call path. Exit 1 when a shape has no correct "
+                       "configuration, 2 on bad arguments or a cache that cannot be written.")
+    t.add_argument("--shapes", nargs="+", type=shapes_arg, required=True, metavar="llm|MxNxK,...",
+                   help="shapes to tune (comma- or space-separated), or a named set (llm)")
+    t.add_argument("--configs", action="append", metavar="all|NAME,...", help="candidate configurations (default: "
+                   "all of this arch's)")
+    t.add_argument("--repeat", type=int, metavar="N", help="timed calls per configuration and shape (GPU 200, CPU 10)")
+    t.add_argument("--warmup", type=int, metavar="N", help="untimed calls first (GPU 5, CPU 1)")
+    t.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")
+    t.add_argument("--no-record", action="store_true", help="report only; write no tuning record")
+    t.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ..tune import format_report, tune
+    shapes = [s for group in args.shapes for s in group]
+    try:
+        rep = tune(shapes, configs=config_names(args.configs), repeat=args.repeat, warmup=args.warmup,
+                   sets=args.sets, record=not args.no_record, say=say_unless(args.quiet))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        emit_json(rep.to_json())
+    else:
+        print(format_report(rep))
+    return 0 if all(r.winner for r in rep.rows) else 1
