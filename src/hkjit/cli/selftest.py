@@ -32,6 +32,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_selftest)
 
 
+def _row_printer(streamed: bool, header: str, fmt):
+    """The on_case callback of both selftests: the table header before the first case, one row per case as it
+    finishes (nothing under --json, which prints one document at the end)."""
+    def on_case(i, total, r):
+        if streamed:
+            if i == 0:
+                print(header)
+            print(fmt(r), flush=True)
+    return on_case
+
+
 def cmd_selftest_emulate(args: argparse.Namespace) -> int:
     if args.arch not in (None, "gfx950"):
         raise UsageError(f"--emulate: the emulator runs gfx950 code objects only (got --arch {args.arch})")
@@ -40,14 +51,7 @@ def cmd_selftest_emulate(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
     from ..selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
-    streamed = not args.json
-
-    def on_case(i, total, r):
-        if streamed:
-            if i == 0:
-                print(EMULATED_HEADER)
-            print(format_emulated_row(r), flush=True)
-
+    on_case = _row_printer(not args.json, EMULATED_HEADER, format_emulated_row)
     rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
                             record=not args.no_record,
                             say=say_unless(args.quiet), on_case=on_case)
@@ -71,14 +75,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         if bad:
             raise UsageError(f"--layouts: unknown {', '.join(bad)}; choose from {', '.join(LAYOUTS)}")
         cases = [Case(m, n, k, lay) for (m, n, k) in args.shapes for lay in layouts]
-    streamed = not args.json
-
-    def on_case(i, total, r):
-        if streamed:
-            if i == 0:
-                print(HEADER)
-            print(format_row(r), flush=True)
-
+    on_case = _row_printer(not args.json, HEADER, format_row)
     rep = selftest(cases, arch=args.arch, seed=args.seed, record=not args.no_record,
                    say=say_unless(args.quiet), on_case=on_case)
     if args.json:
