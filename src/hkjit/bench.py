@@ -197,20 +197,9 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
 
 
 def config_names(arch: str, names: list[str] | None) -> list[str]:
-    """Configuration names for --configs (["all"]: every configuration of arch); an unknown one raises
-    UnsupportedTargetError naming the known ones."""
-    from .errors import UnsupportedTargetError
-    from .specs import configs_for
-    known = [c.name for c in configs_for(arch)]
-    if not names:
-        return []
-    if "all" in names:
-        return known
-    bad = [c for c in names if c not in known]
-    if bad:
-        raise UnsupportedTargetError(f"no configuration {', '.join(bad)} for {arch}; configurations: "
-                                     f"{', '.join(known)} (or all)")
-    return list(dict.fromkeys(names))
+    """Configuration names for --configs (none given: none; ["all"]: every configuration of arch)."""
+    from .specs import resolve_configs
+    return resolve_configs(arch, names) if names else []
 
 
 def _load_average() -> float | None:

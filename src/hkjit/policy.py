@@ -135,9 +135,9 @@ def applies(rule: Rule | ConfigRule, metrics: dict[str, float]) -> bool:
 
 def select_by_table(arch: str, m: int, n: int, k: int) -> tuple[str, str, str]:
     """(configuration, rule, why) that SELECTION picks for an m x n x k product on `arch`."""
-    from .specs import configs_for, get_spec
+    from .specs import default_config, get_spec
     table = SELECTION.get(arch)
-    default = configs_for(arch)[0].name
+    default = default_config(arch)
     if table is None or not table.rules:
         return default, "default", table.default_reason if table else "the arch's default configuration"
     c = get_spec(arch).constraints

@@ -232,6 +232,19 @@ def default_config(arch: str) -> str:
     return configs_for(arch)[0].name
 
 
+def resolve_configs(arch: str, names: list[str]) -> list[str]:
+    """Configuration names as a user gives them (--config/--configs: names, or "all" for every configuration of
+    `arch`), in order, each once; an unknown one raises UnsupportedTargetError naming the known ones."""
+    known = [c.name for c in configs_for(arch)]
+    if "all" in names:
+        return known
+    bad = [c for c in names if c not in known]
+    if bad:
+        raise UnsupportedTargetError(f"no configuration {', '.join(bad)} for {arch}; configurations: "
+                                     f"{', '.join(known)} (or all)")
+    return list(dict.fromkeys(names))
+
+
 _VARIANTS: dict[tuple[str, str, str], KernelSpec] = {}
 
 

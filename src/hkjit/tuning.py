@@ -110,18 +110,13 @@ def read_record(path: Path, arch: str, kernel: str, device: str, key: str) -> tu
 _tables: dict[tuple[str, str, str, str], dict[str, tuple[str, float]]] = {}
 
 
-def _search_roots(root: Path) -> list[Path]:
-    from .cache import cache_layers
-    from .trust import trusted_layers
-    return [root] + trusted_layers([p for p in cache_layers() if p != root])
-
-
 def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = "gemm_bf16"
                 ) -> dict[str, tuple[str, float]]:
     """shape -> (configuration, time recorded) of the winners recorded for this device and toolchain, from the
     writable root and the read-only layers (the root's record wins for a shape in both). Read once per process;
     every unusable record is named in one warning and ignored."""
     from .cache import cache_root
+    from .loader import search_roots
     root = root or cache_root()
     memo = (str(root), arch, kernel, device)
     table = _tables.get(memo)
@@ -129,7 +124,7 @@ def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = 
         return table
     table = {}
     try:
-        dirs = [(layer, Layout(layer).tuning_dir / arch) for layer in _search_roots(root)]
+        dirs = [(layer, Layout(layer).tuning_dir / arch) for layer in search_roots(root)]
         dirs = [(layer, d) for layer, d in dirs if d.is_dir()]
         key = toolchain_key(arch, root, kernel) if dirs else ""
     except Exception as e:             # an untrusted root, no compiler here: the load itself will say so

@@ -16,7 +16,7 @@ import torch
 
 from .errors import HkjitError, UnsupportedTargetError
 from .loader import load_module
-from .specs import KernelSpec, config_spec, configs_for, specs_for
+from .specs import KernelSpec, config_spec, default_config, resolve_configs, specs_for
 from .targets import detect_target, target_for_arch
 
 
@@ -74,7 +74,7 @@ def configured_set(arch: str, root: Path | None = None) -> list[str]:
     (policy.SELECTION) names, and those a tuning record in the cache names (any device, this toolchain)."""
     from .policy import SELECTION
     from .tuning import iter_records, toolchain_key
-    names = [configs_for(arch)[0].name]
+    names = [default_config(arch)]
     table = SELECTION.get(arch)
     names += [r.config for r in table.rules] if table else []
     try:
@@ -88,16 +88,7 @@ def configured_set(arch: str, root: Path | None = None) -> list[str]:
 
 
 def _configs(arch: str, config: list[str] | None, root: Path | None) -> list[str]:
-    if not config:
-        return configured_set(arch, root)
-    if "all" in config:
-        return [c.name for c in configs_for(arch)]
-    known = [c.name for c in configs_for(arch)]
-    bad = [c for c in config if c not in known]
-    if bad:
-        raise UnsupportedTargetError(f"no configuration {', '.join(bad)} for {arch}; configurations: "
-                                     f"{', '.join(known)} (or all)")
-    return config
+    return resolve_configs(arch, config) if config else configured_set(arch, root)
 
 
 def warmup_specs(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None,

@@ -38,6 +38,13 @@ def arch_arg(text: str) -> str:
     return text
 
 
+def add_arch_option(parser: argparse.ArgumentParser, help: str, repeat: bool = False) -> None:
+    """The --arch option every command that takes one declares: a known arch (argparse choices, checked by
+    arch_arg first for its message), once or repeatable."""
+    parser.add_argument("--arch", action="append" if repeat else "store", type=arch_arg, choices=KNOWN_ARCHS,
+                        metavar="ARCH", help=help)
+
+
 def size_arg(text: str) -> int:
     from ..cachetool import parse_size
     try:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..layout import FORMAT_DIR, TRASH
-from ._common import ARCHS, KNOWN_ARCHS, arch_arg, emit_json, err, parents, plural, size_arg, table, when
+from ._common import ARCHS, add_arch_option, emit_json, err, parents, plural, size_arg, table, when
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     def filt(sp, many: bool = False):
         action = "append" if many else "store"
-        sp.add_argument("--arch", action=action, type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
-                        help=f"only this arch ({ARCHS})")
+        add_arch_option(sp, f"only this arch ({ARCHS})", repeat=many)
         sp.add_argument("--kernel", action=action, metavar="NAME", help="only this kernel")
 
     x = csub.add_parser("ls", parents=common, help="one line per entry",
@@ -72,8 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "nearest entry", description="Compute the current key inputs of KERNEL and diff them "
                         "against the nearest existing entry (fewest differing fields).")
     x.add_argument("kernel", nargs="?", default="gemm_bf16", metavar="KERNEL", help="default: %(default)s")
-    x.add_argument("--arch", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
-                   help=f"default: this device's ({ARCHS})")
+    add_arch_option(x, f"default: this device's ({ARCHS})")
     x.set_defaults(func=cmd_cache_why)
 
 

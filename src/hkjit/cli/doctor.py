@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import ARCHS, KNOWN_ARCHS, arch_arg, emit_json, parents
+from ._common import ARCHS, add_arch_option, emit_json, parents
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("doctor", parents=parents(), help="what hkjit finds here, and what blocks a build",
                        description="Report torch, device, compilers, header libraries, cache and locks, env vars; "
                        "each problem with its fix. Exit 1 when something blocks a build for the checked archs.")
-    d.add_argument("--arch", action="append", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
-                   help=f"check building for this arch (repeatable; {ARCHS}); default: this device's")
+    add_arch_option(d, f"check building for this arch (repeatable; {ARCHS}); default: this device's", repeat=True)
     d.set_defaults(func=cmd_doctor)
 
 

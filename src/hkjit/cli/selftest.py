@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from ._common import KNOWN_ARCHS, arch_arg, emit_json, parents, say_unless, shape_arg
+from ._common import add_arch_option, emit_json, parents, say_unless, shape_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--shapes", nargs="+", type=shape_arg, metavar="MxNxK", help="shapes instead of the default grid")
     s.add_argument("--layouts", default="rows,bt", help="layouts for --shapes, comma-separated (rows, bt, a-strided, "
                    "a-t, batched; default: %(default)s)")
-    s.add_argument("--arch", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
-                   help="the device to test: cpu, or the GPU's arch (default: the GPU if any)")
+    add_arch_option(s, "the device to test: cpu, or the GPU's arch (default: the GPU if any)")
     s.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
     s.add_argument("--no-record", action="store_true", help="do not write the validation record")
     s.add_argument("--emulate", action="store_true", help="gfx950 only, no GPU needed: run the cached entry's code "
@@ -30,6 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "latency/interleaving seeds 1..N (seed 1: no memory operation lands before a wait forces it; "
                    "default: %(default)s)")
     s.set_defaults(func=cmd_selftest)
+
+
+def _finish(rep, as_json: bool, summary) -> int:
+    """Both selftests end alike: the JSON document or the summary line; exit 0 when every case passed, else 1."""
+    if as_json:
+        emit_json(rep.to_json())
+    else:
+        print(summary(rep))
+    return 0 if rep.passed else 1
 
 
 def _row_printer(streamed: bool, header: str, fmt):
@@ -55,11 +63,7 @@ def cmd_selftest_emulate(args: argparse.Namespace) -> int:
     rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
                             record=not args.no_record,
                             say=say_unless(args.quiet), on_case=on_case)
-    if args.json:
-        emit_json(rep.to_json())
-    else:
-        print(format_emulated_summary(rep))
-    return 0 if rep.passed else 1
+    return _finish(rep, args.json, format_emulated_summary)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -78,8 +82,4 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     on_case = _row_printer(not args.json, HEADER, format_row)
     rep = selftest(cases, arch=args.arch, seed=args.seed, record=not args.no_record,
                    say=say_unless(args.quiet), on_case=on_case)
-    if args.json:
-        emit_json(rep.to_json())
-    else:
-        print(format_summary(rep))
-    return 0 if rep.passed else 1
+    return _finish(rep, args.json, format_summary)

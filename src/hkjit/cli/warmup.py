@@ -6,15 +6,14 @@ import os
 import time
 
 from ..config import env_str
-from ._common import ARCHS, KNOWN_ARCHS, Progress, arch_arg, config_names, dur, emit_json, parents, plural, table
+from ._common import ARCHS, Progress, add_arch_option, config_names, dur, emit_json, parents, plural, table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("warmup", parents=parents(), help="build every kernel ahead of time (CI pre-baking too)",
                        description="Build (or find in the cache) every kernel for this device, or for the archs "
                        "named with --arch (no GPU needed). Exit 1 when a kernel fails to build.")
-    w.add_argument("--arch", action="append", type=arch_arg, choices=KNOWN_ARCHS, metavar="ARCH",
-                   help=f"arch to build for, repeatable ({ARCHS}); default: this machine's GPU")
+    add_arch_option(w, f"arch to build for, repeatable ({ARCHS}); default: this machine's GPU", repeat=True)
     w.add_argument("--kernel", action="append", metavar="NAME", help="kernel to build, repeatable (default: all)")
     w.add_argument("--config", action="append", metavar="NAME|all", help="kernel configurations to build, "
                    "repeatable or comma-separated, or all (default: the arch's default, those the selection table "
