@@ -10,6 +10,7 @@ import sys
 from helpers import child_env, copy_cache
 
 from hkjit import bench
+from hkjit.cli.bench import have_matplotlib
 from hkjit.cache import MANIFEST, iter_entries
 
 
@@ -23,11 +24,10 @@ def test_spread_measures_disturbed_calls():
     assert bench.spread(steady) < 0.1
     assert bench.spread(disturbed) > bench.MAX_SPREAD
     assert bench.spread([1e-3]) == 0.0
-    ctx = {"load": 0.3, "cpus": 2}
-    assert bench.trust_warnings(ctx, [_row((64, 64, 64), 0.2)]) == []
-    warned = bench.trust_warnings(ctx, [_row((64, 64, 64), 0.2), _row((128, 128, 128), 3.5)])
+    assert bench.trust_warnings([_row((64, 64, 64), 0.2)], load=0.3, cpus=2) == []
+    warned = bench.trust_warnings([_row((64, 64, 64), 0.2), _row((128, 128, 128), 3.5)], load=0.3, cpus=2)
     assert len(warned) == 1 and "128x128x128" in warned[0] and "64x64x64" not in warned[0] and "350%" in warned[0]
-    assert any("load average is 9" in w for w in bench.trust_warnings({"load": 9.0, "cpus": 2}, [_row((8, 8, 8), 0)]))
+    assert any("load average is 9" in w for w in bench.trust_warnings([_row((8, 8, 8), 0)], load=9.0, cpus=2))
 
 
 def test_bench_reports_spread_and_plot_error_once(built_cache, tmp_path):
@@ -42,7 +42,7 @@ def test_bench_reports_spread_and_plot_error_once(built_cache, tmp_path):
     p = subprocess.run([sys.executable, "-m", "hkjit", "bench", "--shapes", "64x64x64", "--repeat", "2", "--plot",
                         str(tmp_path / "b.png")], env=env, capture_output=True, text=True, timeout=300)
     assert "spread" in p.stdout and "64x64x64" in p.stdout
-    if bench.have_matplotlib():
+    if have_matplotlib():
         assert p.returncode == 0
     else:
         assert p.returncode == 2

@@ -4,23 +4,41 @@ Three functions per shape: hkjit.gemm with the kernel forced (the kernel's speed
 (the dispatch policy picks kernel or torch: what "hkjit is never slower than torch" is about), and torch.matmul.
 Method: B is given as ``W.t()`` of a contiguous (N, K) weight (the nn.Linear layout, which the kernel reads with
 no copy; torch.matmul gets the same view). Several input sets are allocated per shape and rotated between calls,
-so that no call finds its operands in cache from the previous one. Each function is warmed up, then timed call by
-call (CUDA/HIP events on a GPU, time.perf_counter on the CPU) in rounds that rotate the order of the three functions,
-so that clock and thermal drift fall on all of them alike; the median over all rounds is reported. FLOPs: 2*M*N*K.
+so that no call finds its operands in cache from the previous one. Each function is warmed up, then timed in
+rounds that rotate the order of the functions, so that clock and thermal drift fall on all of them alike; the
+median over all rounds is reported. FLOPs: 2*M*N*K.
+
+Timers (``timer`` in the report):
+
+* CPU: time.perf_counter around each call.
+* GPU, default: calls issued back to back, as in a model's loop, each between two device events. A round starts
+  after a synchronize, that is with an empty GPU queue, where the first calls would measure the host's launch
+  latency rather than the GPU. So each round first puts the GPU ahead of the host (``torch.cuda._sleep`` for
+  about 1 ms, QUEUE_LEAD_S): the events then time the GPU's work. A function whose host cost per call exceeds its
+  GPU time uses that lead up within the round and from then on shows its host cost (that is real: such a call is
+  host-bound in a loop too).
+* GPU, ``graph=True`` (``--graph``): each function's calls on the ``sets`` input sets are captured once into a
+  CUDA/HIP graph, and the replays are timed between device events (each sample: one replay's time / sets). No
+  host work is timed at all: the kernel-alone comparison (how the standalone harnesses time kernels).
+
+The library gathers and returns a BenchReport; hkjit.cli.bench formats it (table, JSON, plot).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 
+from .errors import UnsupportedTargetError
 from .policy import dispatch
+
+log = logging.getLogger("hkjit")
 
 GPU_SHAPES = ((1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (6144, 6144, 6144), (8192, 8192, 4096),
               (8192, 8192, 8192), (4096, 4096, 4160), (4097, 4095, 4096), (8192, 1024, 8192), (16384, 8192, 1024),
@@ -54,25 +72,68 @@ class BenchRow:
         return f"{self.m}x{self.n}x{self.k}"
 
 
-def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, sets: int) -> list[float]:
-    """Seconds of `repeat` calls. On a GPU the calls are issued back to back, as in a model's loop, each
-    bracketed by device events and synchronized once at the end (the method of triton's do_bench): host overhead
-    counts only where it exceeds the GPU time (small, host-bound shapes), as it would for a user."""
+#: How far each timed round puts the GPU ahead of the host before its first timed call (seconds of GPU sleep).
+QUEUE_LEAD_S = 1e-3
+#: Sleep cycles used to measure the GPU's sleep clock once per device (a few ms at 1-2 GHz).
+_CALIBRATION_CYCLES = 5_000_000
+_cycles_per_second: dict[int, float] = {}
+
+
+def _sleep_rate(device: torch.device) -> float:
+    """Cycles per second of ``torch.cuda._sleep`` on `device`, measured once (its clock is the GPU's, whose rate
+    torch does not report portably)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _cycles_per_second:
+        torch.cuda._sleep(1000)                                  # the sleep kernel's first launch loads it
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(_CALIBRATION_CYCLES)
+        end.record()
+        end.synchronize()
+        _cycles_per_second[index] = _CALIBRATION_CYCLES / max(start.elapsed_time(end) / 1e3, 1e-6)
+    return _cycles_per_second[index]
+
+
+def _queue_ahead(device: torch.device) -> None:
+    """Give the GPU about QUEUE_LEAD_S of work before the round's first timed call, so that its events time the
+    GPU and not the launch latency of a call issued to an idle device (see the module docstring)."""
+    torch.cuda._sleep(int(_sleep_rate(device) * QUEUE_LEAD_S))
+
+
+def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, sets: int,
+                calls_per_sample: int = 1) -> list[float]:
+    """Seconds of `repeat` calls of fn(i % sets), each divided by calls_per_sample (a graph replay of several
+    calls). On a GPU the calls are issued back to back, each bracketed by device events, after the queue was put
+    ahead of the host, and synchronized once at the end: host overhead counts only where it exceeds the GPU time
+    (host-bound calls), as it would for a user."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeat)]
+        _queue_ahead(device)
         for i, (start, end) in enumerate(events):
             start.record()
             fn(i % sets)
             end.record()
         torch.cuda.synchronize(device)
-        return [start.elapsed_time(end) / 1e3 for start, end in events]
+        return [start.elapsed_time(end) / 1e3 / calls_per_sample for start, end in events]
     samples = []
     for i in range(repeat):
         t0 = time.perf_counter()
         fn(i % sets)
-        samples.append(time.perf_counter() - t0)
+        samples.append((time.perf_counter() - t0) / calls_per_sample)
     return samples
+
+
+def _capture(fn: Callable[[int], object], sets: int, device: torch.device) -> Callable[[int], object]:
+    """fn's calls on input sets 0..sets-1 captured once into a CUDA/HIP graph; returns a call that replays them
+    (for _time_calls, with calls_per_sample=sets). The caller has warmed fn up: hkjit validates a kernel and
+    torch sets up cuBLAS on first use, neither of which may happen inside a capture."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(sets):
+            fn(i)
+    torch.cuda.synchronize(device)
+    return lambda _i: graph.replay()
 
 
 #: A spread above this ((p90 - p10) / median of one function's timed calls) makes the median untrustworthy: the
@@ -91,12 +152,13 @@ def spread(samples: list[float]) -> float:
 
 
 def _median_seconds(fns: list[tuple[object, Callable[[int], object]]], device: torch.device, repeat: int,
-                    warmup: int, sets: int, rounds: int = 10) -> list[list[float]]:
+                    warmup: int, sets: int, rounds: int = 10, graph: bool = False) -> list[list[float]]:
     """Seconds of each timed call of each (dispatch mode, function), timed in `rounds` rounds of repeat/rounds calls
     each. The order rotates from round to round, so that no function always runs first (cool) or after the heaviest
     one (hot). The mode is set around a function's whole loop, not per call: entering ``hkjit.dispatch`` costs ~2 us,
     which a host-bound shape would otherwise charge to hkjit. A mode is a dispatch mode name, None, or a function
-    returning a context manager (tune: the kernel forced in one configuration)."""
+    returning a context manager (tune: the kernel forced in one configuration). graph: time CUDA/HIP graph replays
+    of each function's `sets` calls, captured once under its mode (a GPU only; each sample is per call)."""
     def mode(m):
         return m() if callable(m) else dispatch(m) if m else contextlib.nullcontext()
 
@@ -105,12 +167,21 @@ def _median_seconds(fns: list[tuple[object, Callable[[int], object]]], device: t
             for i in range(max(warmup, sets)):       # every input set is touched once before timing
                 fn(i % sets)
     per_round = max(1, -(-repeat // rounds))
+    calls_per_sample = 1
+    if graph:
+        replays = []
+        for m, fn in fns:
+            with mode(m):
+                replays.append(_capture(fn, sets, device))
+        fns = [(None, r) for r in replays]              # the mode was fixed at capture
+        calls_per_sample = sets
+        per_round = max(1, -(-per_round // sets))       # about as many calls as eager timing makes
     samples: list[list[float]] = [[] for _ in fns]
     for r in range(rounds):
         for j in range(len(fns)):
             f = (j + r) % len(fns)
             with mode(fns[f][0]):
-                samples[f].extend(_time_calls(fns[f][1], device, per_round, sets))
+                samples[f].extend(_time_calls(fns[f][1], device, per_round, sets, calls_per_sample))
     return samples
 
 
@@ -134,7 +205,7 @@ def forced(config: str) -> Callable[[], contextlib.AbstractContextManager]:
 
 
 def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmup: int, sets: int,
-                seed: int = 0, configs: list[str] | None = None) -> BenchRow:
+                seed: int = 0, configs: list[str] | None = None, graph: bool = False) -> BenchRow:
     import hkjit
     data = inputs(m, n, k, device, sets, seed)
     auto = hkjit.explain(*data[0])
@@ -148,7 +219,7 @@ def bench_shape(m: int, n: int, k: int, device: torch.device, repeat: int, warmu
                                ("auto", lambda i: hkjit.gemm(*data[i])),
                                (None, lambda i: torch.matmul(*data[i]))]
                               + [(forced(c), lambda i: hkjit.gemm(*data[i])) for c in configs],
-                              device, repeat, warmup, sets)
+                              device, repeat, warmup, sets, graph=graph)
     t_hk, t_auto, t_th = (statistics.median(s) for s in samples[:3])
     t_cfg = {c: statistics.median(s) for c, s in zip(configs, samples[3:])}
     flop = 2.0 * m * n * k
@@ -162,18 +233,58 @@ def default_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
+@dataclass
+class BenchReport:
+    """What `bench` measured and how: the context of the timing (device, toolchain key, method, host) and a row
+    per shape. Its JSON form (to_json) is the context, the rows as "results" and the trust warnings."""
+    device: str
+    arch: str
+    kernel: str
+    key: str
+    torch: str
+    timer: str              # how the calls were timed (module docstring): perf_counter, device events, graph replays
+    repeat: int
+    warmup: int
+    sets: int
+    threads: int | None     # torch's CPU threads (None on a GPU)
+    cpus: int | None
+    load: float | None      # the host's 1-minute load average when timing ended
+    configs: list[str]      # --configs: the configurations timed beside the default path
+    rows: list[BenchRow]
+
+    @property
+    def warnings(self) -> list[str]:
+        return trust_warnings(self.rows, self.load, self.cpus)
+
+    def to_json(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "rows"}
+        return d | {"results": [asdict(r) | {"shape": r.shape} for r in self.rows], "warnings": self.warnings}
+
+
+def _timer(device: torch.device, graph: bool, sets: int) -> str:
+    if device.type != "cuda":
+        return "time.perf_counter"
+    if graph:
+        return f"graph replays of the {sets} input sets' calls (time per call), device events"
+    return f"device events, the GPU put {QUEUE_LEAD_S * 1e3:g} ms ahead of the host before each round"
+
+
 def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = None, warmup: int | None = None,
-        sets: int = 3, say: Callable[[str], None] | None = None, configs: list[str] | None = None
-        ) -> tuple[dict, list[BenchRow]]:
-    """Benchmark every shape on the current device; returns (context, rows). configs: also time the kernel forced
-    in each of these configurations (specs.CONFIGS names; ["all"]: every one of the arch's)."""
+        sets: int = 3, say: Callable[[str], None] | None = None, configs: list[str] | None = None,
+        graph: bool = False) -> BenchReport:
+    """Benchmark every shape on the current device. configs: also time the kernel forced in each of these
+    configurations (specs.CONFIGS names; ["all"]: every one of the arch's). graph: time graph replays (a GPU
+    only; UnsupportedTargetError on the CPU). Progress goes to `say` (default: the "hkjit" logger, INFO)."""
     from .selftest import load_with_progress
     from .specs import config_spec, get_spec
     from .targets import detect_target
     from .validation import device_label
-    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = say or log.info
     device = default_device()
     gpu = device.type == "cuda"
+    if graph and not gpu:
+        raise UnsupportedTargetError("--graph times CUDA/HIP graph replays and needs a GPU, and this machine has "
+                                     "none; drop --graph (the CPU is timed with time.perf_counter)")
     arch = detect_target(device).arch
     spec = get_spec(arch)
     loaded = load_with_progress(spec, say)
@@ -187,13 +298,10 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
     rows = []
     for i, (m, n, k) in enumerate(shapes):
         say(f"bench [{i + 1}/{len(shapes)}] {m}x{n}x{k} ...")
-        rows.append(bench_shape(m, n, k, device, repeat, warmup, sets, seed=i, configs=configs))
-    ctx = {"device": device_label(device), "arch": arch, "kernel": spec.name, "key": loaded.key,
-           "torch": torch.__version__, "timer": "device events" if gpu else "time.perf_counter",
-           "repeat": repeat, "warmup": max(warmup, sets), "sets": sets,
-           "threads": torch.get_num_threads() if not gpu else None,
-           "cpus": os.cpu_count(), "load": _load_average(), "configs": configs}
-    return ctx, rows
+        rows.append(bench_shape(m, n, k, device, repeat, warmup, sets, seed=i, configs=configs, graph=graph))
+    return BenchReport(device_label(device), arch, spec.name, loaded.key, torch.__version__,
+                       _timer(device, graph, sets), repeat, max(warmup, sets), sets,
+                       torch.get_num_threads() if not gpu else None, os.cpu_count(), _load_average(), configs, rows)
 
 
 def config_names(arch: str, names: list[str] | None) -> list[str]:
@@ -210,8 +318,9 @@ def _load_average() -> float | None:
         return None
 
 
-def trust_warnings(ctx: dict, rows: list[BenchRow]) -> list[str]:
-    """Why the table should not be trusted, if it should not: calls spread too far apart, or a loaded host."""
+def trust_warnings(rows: list[BenchRow], load: float | None, cpus: int | None) -> list[str]:
+    """Why the table should not be trusted, if it should not: calls spread too far apart, or a loaded host. Part
+    of the report's data (its JSON carries them), each sentence naming what to do about it."""
     out = []
     wide = [r for r in rows if r.spread > MAX_SPREAD]
     if wide:
@@ -219,85 +328,7 @@ def trust_warnings(ctx: dict, rows: list[BenchRow]) -> list[str]:
         out.append(f"timed calls spread too far to trust the medians of {', '.join(r.shape for r in wide)} "
                    f"(up to {worst.spread:.0%} at {worst.shape}; trusted up to {MAX_SPREAD:.0%}): the machine was "
                    f"busy or unsteady; rerun on a quiet machine, or with more --repeat")
-    load, cpus = ctx.get("load"), ctx.get("cpus")
     if load is not None and cpus and load > cpus:
         out.append(f"the host's load average is {load:g} on {cpus} CPUs: other processes shared the CPU during "
                    f"timing")
     return out
-
-
-def to_json(ctx: dict, rows: list[BenchRow]) -> dict:
-    return {**ctx, "results": [asdict(r) | {"shape": r.shape} for r in rows], "warnings": trust_warnings(ctx, rows)}
-
-
-def format_table(ctx: dict, rows: list[BenchRow]) -> str:
-    head = (f"hkjit bench: {ctx['kernel']} on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}; median of "
-            f"{ctx['repeat']} timed calls each after {ctx['warmup']} warm-up calls, {ctx['sets']} input sets rotated, "
-            f"the order of the three functions rotated per round, {ctx['timer']}"
-            + (f", {ctx['threads']} threads" if ctx.get("threads") else ""))
-    lines = [head,
-             f"{'':<18} {'--- kernel (forced) ---':>21} {'--- torch.matmul ---':>21} {'':>8}  "
-             "--- hkjit.gemm (default) ---",
-             f"{'shape (MxNxK)':<18} {'ms':>10} {'TFLOP/s':>10} {'ms':>10} {'TFLOP/s':>10} {'speedup':>8}  "
-             f"{'ms':>8} {'vs torch':>8}  {'spread':>6}  path"]
-    for r in rows:
-        flag = "!" if r.spread > MAX_SPREAD else " "
-        lines.append(f"{r.shape:<18} {r.hkjit_ms:>10.3f} {r.hkjit_tflops:>10.4g} {r.torch_ms:>10.3f} "
-                     f"{r.torch_tflops:>10.4g} {r.speedup:>7.2f}x  {r.auto_ms:>8.3f} {r.auto_speedup:>7.2f}x  "
-                     f"{r.spread:>5.0%}{flag}  {r.auto}" + (f" [{r.config}]" if r.config else ""))
-    configs = ctx.get("configs") or []
-    if configs:
-        lines.append("")
-        lines.append("each configuration forced, speed-up vs torch.matmul (best marked *):")
-        lines.append(f"{'shape (MxNxK)':<18} " + " ".join(f"{c:>14}" for c in configs))
-        for r in rows:
-            best = max(r.config_speedup, key=r.config_speedup.get) if r.config_speedup else None
-            lines.append(f"{r.shape:<18} " + " ".join(
-                f"{(f'{r.config_speedup[c]:.2f}x' + ('*' if c == best else ' ')) if c in r.config_speedup else '-':>14}"
-                for c in configs))
-    lines.append("spread: (p90 - p10) / median of the timed calls, the worst of the functions timed; [config]: the "
-                 "kernel configuration the forced-kernel column used")
-    lines += [f"warning: {w}" for w in trust_warnings(ctx, rows)]
-    return "\n".join(lines)
-
-
-def have_matplotlib() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def plot(ctx: dict, rows: list[BenchRow], path: str) -> None:
-    """Speed-up over torch.matmul per shape, read at a glance: per shape one point per configuration (after
-    --configs; else the forced kernel) and one for hkjit.gemm as users call it, on a log scale (0.5x and 2x equally
-    far from parity) with a line at 1.0x."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-    configs = ctx.get("configs") or []
-    series = ([(f"config {c}", [r.config_speedup.get(c) for r in rows]) for c in configs] if configs else
-              [("kernel (forced)", [r.speedup for r in rows])])
-    series.append(("hkjit.gemm (default path)", [r.auto_speedup for r in rows]))
-    fig, ax = plt.subplots(figsize=(min(30.0, max(8.0, 0.28 * len(rows) + 2)), 5))
-    spread = 0.5 / len(series)
-    for j, (label, values) in enumerate(series):
-        last = j == len(series) - 1
-        xs = [i + (j - (len(series) - 1) / 2) * spread for i, v in enumerate(values) if v]
-        ax.plot(xs, [v for v in values if v], "D" if last else "o", ms=7 if last else 5, label=label,
-                mfc="none" if last else None, mew=1.5 if last else 1)
-    ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
-    ax.set_yscale("log", base=2)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}x"))
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([r.shape for r in rows], rotation=70, ha="right", fontsize=7)
-    ax.set_xlim(-0.7, len(rows) - 0.3)
-    ax.set_ylabel("speed-up vs torch.matmul (> 1x: hkjit faster)")
-    ax.set_title(f"bf16 GEMM on {ctx['device']} ({ctx['arch']}), torch {ctx['torch']}")
-    ax.grid(True, axis="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

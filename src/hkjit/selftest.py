@@ -10,12 +10,14 @@ few tiny shapes. The outcome is recorded per (device, toolchain key) with valida
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
+
+log = logging.getLogger("hkjit")
 
 LAYOUTS = ("rows", "bt", "a-strided", "a-t", "batched")
 LAYOUT_HELP = {
@@ -173,12 +175,18 @@ def _first_call(device: torch.device) -> None:
 
 
 class _Report:
-    """The JSON form of a report: its fields, with each case result as a dict (`--json`)."""
+    """What both selftest reports share: the JSON form (their fields, each case result as a dict: `--json`) and
+    the counts their record's detail and the CLI's summary line both state."""
+    results: list
 
     def to_json(self) -> dict:
-        d = asdict(self)
+        d = asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
         d["results"] = [asdict(r) for r in self.results]
         return d
+
+    @property
+    def n_passed(self) -> int:
+        return sum(r.passed for r in self.results)
 
 
 @dataclass
@@ -194,6 +202,11 @@ class SelftestReport(_Report):
     record: str | None = None
     note: str = ""
 
+    @property
+    def worst(self) -> float:
+        """The largest relative error of the cases that produced a result (0.0 when none did)."""
+        return max((r.rel_err for r in self.results if r.rel_err is not None), default=0.0)
+
 
 def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: str = "gemm_bf16",
              seed: int | None = None, record: bool = True, say: Callable[[str], None] | None = None,
@@ -203,7 +216,7 @@ def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: s
     from .cache import cache_root
     from .specs import get_spec
     from .targets import detect_target
-    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = say or log.info
     device = _device_for(arch)
     arch = detect_target(device).arch
     spec = get_spec(arch, kernel)
@@ -225,10 +238,8 @@ def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: s
             on_case(i, len(cases), r)
     passed = all(r.passed for r in results)
     report = SelftestReport(label, arch, spec.name, loaded.key, seed, validation.REL_TOL, results, passed)
-    worst = max((r.rel_err for r in results if r.rel_err is not None), default=0.0)
-    n_ok = sum(r.passed for r in results)
     failed = [f"{r.shape} {r.layout}" for r in results if not r.passed]
-    detail = (f"selftest: {n_ok}/{len(results)} shapes passed, worst relative error {worst:.2e}"
+    detail = (f"selftest: {report.n_passed}/{len(results)} shapes passed, worst relative error {report.worst:.2e}"
               + (f"; failed: {', '.join(failed[:6])}" if failed else "") + f" (seed {seed})")
     if record:
         if previous is not None and previous.get("passed") is False and passed:
@@ -240,28 +251,6 @@ def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: s
             except OSError as e:
                 report.note = f"could not record the outcome in {root} ({e}): the cache is read-only"
     return report
-
-
-def format_row(r: CaseResult) -> str:
-    err = f"{r.rel_err:.2e}" if r.rel_err is not None else "-"
-    tm = f"{r.seconds * 1e3:.1f} ms" if r.seconds else "-"
-    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
-    return f"{r.shape:<16} {r.layout:<10} {err:>9} {tm:>10}  {verdict}"
-
-
-HEADER = f"{'shape (MxNxK)':<16} {'layout':<10} {'rel err':>9} {'time':>10}  result"
-
-
-def format_summary(rep: SelftestReport) -> str:
-    n_ok = sum(r.passed for r in rep.results)
-    worst = max((r.rel_err for r in rep.results if r.rel_err is not None), default=0.0)
-    lines = [f"selftest: {'PASSED' if rep.passed else 'FAILED'}: {n_ok}/{len(rep.results)} shapes, worst relative "
-             f"error {worst:.2e} (tolerance {rep.tolerance:.0e}), seed {rep.seed}"]
-    if rep.record:
-        lines.append(f"recorded for {rep.device}, key {rep.key[:12]}…: {rep.record}")
-    if rep.note:
-        lines.append(f"note: {rep.note}")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------- --emulate
@@ -342,7 +331,7 @@ def emulated_selftest(module: str | None = None, cases=None, seeds=None, input_s
     The outcome is recorded as an *emulated* validation record of the entry (validation.py), never as a device's."""
     from . import validation
     from .gfx950 import emulate_gemm
-    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = say or log.info
     seeds = tuple(seeds) if seeds else emulate_gemm.SEEDS      # seed 1: lazy memory (emulate_gemm.LAZY_TIMING)
     elf, source, entry = _emulate_target(module)
     kernel = emulate_gemm.GemmKernel.from_code_object(elf)
@@ -363,8 +352,7 @@ def emulated_selftest(module: str | None = None, cases=None, seeds=None, input_s
     passed = all(r.passed for r in results)
     rep = EmulatedReport("emulated", "gfx950", "gemm_bf16", source, entry[1] if entry else None, input_seed,
                          results, passed)
-    n_ok = sum(r.passed for r in results)
-    detail = (f"selftest --emulate: {n_ok}/{len(results)} runs passed ({len(cases)} cases x {len(seeds)} seeds), "
+    detail = (f"selftest --emulate: {rep.n_passed}/{len(results)} runs passed ({len(cases)} cases x {len(seeds)} seeds), "
               f"worst {max((r.worst for r in results), default=0.0):.2f} of the bound (input seed {input_seed})")
     if not record:
         return rep
@@ -378,23 +366,3 @@ def emulated_selftest(module: str | None = None, cases=None, seeds=None, input_s
     except OSError as e:
         rep.note = f"could not record the outcome in {root} ({e}): the cache is read-only"
     return rep
-
-
-EMULATED_HEADER = f"{'case':<44} {'seed':>4} {'wg':<10} {'worst/bound':>11} {'hazards':>7} {'time':>8}  result"
-
-
-def format_emulated_row(r: EmulatedResult) -> str:
-    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
-    wg = ",".join(str(w) for w in r.workgroups)
-    return f"{r.case:<44} {r.seed:>4} {wg:<10} {r.worst:>11.3f} {r.hazards:>7} {r.seconds:>6.1f} s  {verdict}"
-
-
-def format_emulated_summary(rep: EmulatedReport) -> str:
-    n_ok = sum(r.passed for r in rep.results)
-    lines = [f"selftest --emulate: {'PASSED' if rep.passed else 'FAILED'}: {n_ok}/{len(rep.results)} runs on the "
-             f"gfx950 emulator (not a device), input seed {rep.input_seed}; code object from {rep.source}"]
-    if rep.record:
-        lines.append(f"recorded as an emulated validation, key {(rep.key or '')[:12]}…: {rep.record}")
-    if rep.note:
-        lines.append(f"note: {rep.note}")
-    return "\n".join(lines)

@@ -9,13 +9,15 @@ same rounds, for the speed-ups printed beside the winners (it is not a candidate
 """
 from __future__ import annotations
 
+import logging
 import statistics
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+log = logging.getLogger("hkjit")
 
 
 @dataclass
@@ -73,7 +75,7 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
     from .targets import detect_target
     from .tuning import write_winners
     from .validation import REL_TOL, device_label
-    say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = say or log.info
     if not shapes:
         raise ValueError("tune: no shapes (give --shapes llm or MxNxK,...)")
     if any(min(s) == 0 for s in shapes):
@@ -105,28 +107,12 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
                                         + [(None, lambda j: torch.matmul(*data[j]))], device, repeat, warmup,
                                         max(1, sets))
         ms = {c: statistics.median(s) * 1e3 for c, s in zip(good, samples)}
-        winner = min(ms, key=ms.get) if ms else ""
+        winner = min(ms, key=ms.__getitem__) if ms else ""
         rows.append(TuneRow(m, n, k, winner, ms, errors, statistics.median(samples[-1]) * 1e3,
                             max(bench.spread(s) for s in samples)))
-    report = TuneReport(label, arch, candidates, rows, timer="device events" if gpu else "time.perf_counter",
+    report = TuneReport(label, arch, candidates, rows, timer=bench._timer(device, False, max(1, sets)),
                         repeat=repeat)
     winners = {r.shape: {"config": r.winner, "ms": r.ms, "torch_ms": r.torch_ms} for r in rows if r.winner}
     if record and winners:
         report.record = str(write_winners(arch, label, winners, root))
     return report
-
-
-def format_report(rep: TuneReport) -> str:
-    lines = [f"hkjit tune: {rep.arch} on {rep.device}; median of {rep.repeat} timed calls per configuration, "
-             f"{rep.timer}; speed-up vs torch.matmul (winner marked *)",
-             f"{'shape (MxNxK)':<18} " + " ".join(f"{c:>14}" for c in rep.candidates) + "  winner"]
-    for r in rep.rows:
-        cells = []
-        for c in rep.candidates:
-            if c in r.ms:
-                cells.append(f"{f'{r.torch_ms / r.ms[c]:.2f}x' + ('*' if c == r.winner else ' '):>14}")
-            else:
-                cells.append(f"{'wrong':>14}")
-        lines.append(f"{r.shape:<18} " + " ".join(cells) + f"  {r.winner or '(none correct)'}")
-    lines.append(f"recorded in {rep.record}" if rep.record else "nothing recorded")
-    return "\n".join(lines)

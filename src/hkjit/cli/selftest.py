@@ -1,11 +1,17 @@
 """`hkjit selftest`: hkjit.gemm against float64 on this device, or (--emulate) the gfx950 code object on the
-emulator; rows stream as cases finish, hkjit.selftest runs and formats them."""
+emulator. hkjit.selftest runs the cases and returns their results; this module formats them: one row per case as
+it finishes, then a summary line (or, with --json, the report's JSON document)."""
 from __future__ import annotations
 
 import argparse
 
+from typing import TYPE_CHECKING
+
 from ..errors import UsageError
 from ._common import add_arch_option, emit_json, parents, say_unless, shape_arg
+
+if TYPE_CHECKING:       # the library modules import torch: only inside the commands (`--help` stays instant)
+    from ..selftest import CaseResult, EmulatedReport, EmulatedResult, SelftestReport
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +35,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "latency/interleaving seeds 1..N (seed 1: no memory operation lands before a wait forces it; "
                    "default: %(default)s)")
     s.set_defaults(func=cmd_selftest)
+
+
+HEADER = f"{'shape (MxNxK)':<16} {'layout':<10} {'rel err':>9} {'time':>10}  result"
+
+
+def format_row(r: CaseResult) -> str:
+    err = f"{r.rel_err:.2e}" if r.rel_err is not None else "-"
+    tm = f"{r.seconds * 1e3:.1f} ms" if r.seconds else "-"
+    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
+    return f"{r.shape:<16} {r.layout:<10} {err:>9} {tm:>10}  {verdict}"
+
+
+def format_summary(rep: SelftestReport) -> str:
+    lines = [f"selftest: {'PASSED' if rep.passed else 'FAILED'}: {rep.n_passed}/{len(rep.results)} shapes, worst "
+             f"relative error {rep.worst:.2e} (tolerance {rep.tolerance:.0e}), seed {rep.seed}"]
+    if rep.record:
+        lines.append(f"recorded for {rep.device}, key {rep.key[:12]}…: {rep.record}")
+    if rep.note:
+        lines.append(f"note: {rep.note}")
+    return "\n".join(lines)
+
+
+EMULATED_HEADER = f"{'case':<44} {'seed':>4} {'wg':<10} {'worst/bound':>11} {'hazards':>7} {'time':>8}  result"
+
+
+def format_emulated_row(r: EmulatedResult) -> str:
+    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
+    wg = ",".join(str(w) for w in r.workgroups)
+    return f"{r.case:<44} {r.seed:>4} {wg:<10} {r.worst:>11.3f} {r.hazards:>7} {r.seconds:>6.1f} s  {verdict}"
+
+
+def format_emulated_summary(rep: EmulatedReport) -> str:
+    lines = [f"selftest --emulate: {'PASSED' if rep.passed else 'FAILED'}: {rep.n_passed}/{len(rep.results)} runs "
+             f"on the gfx950 emulator (not a device), input seed {rep.input_seed}; code object from {rep.source}"]
+    if rep.record:
+        lines.append(f"recorded as an emulated validation, key {(rep.key or '')[:12]}…: {rep.record}")
+    if rep.note:
+        lines.append(f"note: {rep.note}")
+    return "\n".join(lines)
 
 
 def _finish(rep, as_json: bool, summary) -> int:
@@ -58,7 +103,7 @@ def cmd_selftest_emulate(args: argparse.Namespace) -> int:
         raise UsageError("--emulate runs its own grid of cases (one or two workgroups each); drop --shapes")
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
-    from ..selftest import EMULATED_HEADER, emulated_selftest, format_emulated_row, format_emulated_summary
+    from ..selftest import emulated_selftest
     on_case = _row_printer(not args.json, EMULATED_HEADER, format_emulated_row)
     rep = emulated_selftest(args.module, seeds=tuple(range(1, args.seeds + 1)), input_seed=args.seed,
                             record=not args.no_record,
@@ -71,7 +116,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         return cmd_selftest_emulate(args)
     if args.module:
         raise UsageError("--module only goes with --emulate (the device selftest runs the cached module itself)")
-    from ..selftest import HEADER, LAYOUTS, Case, format_row, format_summary, selftest
+    from ..selftest import LAYOUTS, Case, selftest
     cases = None
     if args.shapes:
         layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]

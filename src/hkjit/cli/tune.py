@@ -1,10 +1,16 @@
-"""`hkjit tune`: time the kernel configurations per shape and record the winners (hkjit.tune does and formats it)."""
+"""`hkjit tune`: time the kernel configurations per shape and record the winners. hkjit.tune times, records and
+returns a TuneReport; this module formats it."""
 from __future__ import annotations
 
 import argparse
 
+from typing import TYPE_CHECKING
+
 from ..errors import UsageError
 from ._common import config_names, emit_json, parents, say_unless, shapes_arg
+
+if TYPE_CHECKING:       # hkjit.tune imports torch: only inside the command (`--help` stays instant)
+    from ..tune import TuneReport
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from ..tune import format_report, tune
+    from ..tune import tune
     shapes = [s for group in args.shapes for s in group]
     try:
         rep = tune(shapes, configs=config_names(args.configs), repeat=args.repeat, warmup=args.warmup,
@@ -39,3 +45,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         print(format_report(rep))
     return 0 if all(r.winner for r in rep.rows) else 1
+
+
+def format_report(rep: TuneReport) -> str:
+    lines = [f"hkjit tune: {rep.arch} on {rep.device}; median of {rep.repeat} timed calls per configuration, "
+             f"{rep.timer}; speed-up vs torch.matmul (winner marked *)",
+             f"{'shape (MxNxK)':<18} " + " ".join(f"{c:>14}" for c in rep.candidates) + "  winner"]
+    for r in rep.rows:
+        cells = []
+        for c in rep.candidates:
+            if c in r.ms:
+                cells.append(f"{f'{r.torch_ms / r.ms[c]:.2f}x' + ('*' if c == r.winner else ' '):>14}")
+            else:
+                cells.append(f"{'wrong':>14}")
+        lines.append(f"{r.shape:<18} " + " ".join(cells) + f"  {r.winner or '(none correct)'}")
+    lines.append(f"recorded in {rep.record}" if rep.record else "nothing recorded")
+    return "\n".join(lines)
