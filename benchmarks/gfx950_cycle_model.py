@@ -369,7 +369,9 @@ extern "C" __device__ __attribute__((always_inline, const)) size_t __ockl_get_nu
 
 
 def toolchain_dir() -> Path:
-    return hipcheck.default_toolchain_dir(REPO)
+    """HKJIT_TOOLCHAIN_DIR, else the one beside this checkout (../shared/toolchain, where CI has it): a benchmark
+    runs from a checkout, the package never looks there."""
+    return Path(os.environ.get("HKJIT_TOOLCHAIN_DIR") or REPO.parent / "shared" / "toolchain")
 
 
 def default_hipkittens_root() -> Path:

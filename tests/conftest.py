@@ -19,10 +19,13 @@ from helpers import FIGURES, OUTCOMES, start_child, write_figures
 
 from hkjit.layout import Layout
 
-# hkjit finds the header libraries only through configuration and its documented defaults (libraries.py): the
-# tests point the variables at the toolchain beside the checkout (CI provides ../shared/toolchain), when it is
-# there and they are unset; tests that need a library still skip, with the reason, where it is absent.
+# hkjit finds the header libraries and the gfx950 check toolchain only through configuration and its documented
+# defaults (libraries.py, gfx950/hipcheck.py): the tests point the variables at the toolchain beside the checkout
+# (CI provides ../shared/toolchain), when it is there and they are unset; tests that need a library or the
+# toolchain still skip, with the reason, where it is absent.
 TOOLCHAIN = Path(os.environ.get("HKJIT_TOOLCHAIN_DIR") or Path(__file__).resolve().parents[2] / "shared" / "toolchain")
+if not os.environ.get("HKJIT_TOOLCHAIN_DIR") and TOOLCHAIN.is_dir():
+    os.environ["HKJIT_TOOLCHAIN_DIR"] = str(TOOLCHAIN)
 for _var, _lib in (("HIPKITTENS_ROOT", "HipKittens"), ("THUNDERKITTENS_ROOT", "ThunderKittens")):
     if not os.environ.get(_var) and (TOOLCHAIN / _lib).is_dir():
         os.environ[_var] = str(TOOLCHAIN / _lib)

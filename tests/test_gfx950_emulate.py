@@ -44,7 +44,7 @@ HOST_TRIPLE = "host-x86_64-unknown-linux-gnu-"
 
 
 def toolchain() -> Path:
-    return hipcheck.default_toolchain_dir(REPO)
+    return hipcheck.toolchain_root()
 
 
 def skip_reason() -> str | None:

@@ -937,7 +937,7 @@ def gemm_code_object(tmp_path_factory):
     from hkjit.gfx950 import hipcheck
     repo = Path(__file__).resolve().parents[1]
     src = repo / "kernels" / "gemm_gfx950.hip"
-    tc = hipcheck.default_toolchain_dir(repo)
+    tc = hipcheck.toolchain_root()
     if hipcheck.find_clang() is None:
         pytest.skip("clang-22 not found (apt-get install clang-22, or set $HKJIT_HIP_CLANG)")
     if not (Path(tc) / "HipKittens" / "include").is_dir():

@@ -30,7 +30,7 @@ LDS_LIMIT = 160 * 1024
 
 
 def _toolchain() -> Path:
-    return hipcheck.default_toolchain_dir(REPO)
+    return hipcheck.toolchain_root()
 
 
 def _seed_source(tmp_dir: Path) -> Path | None:

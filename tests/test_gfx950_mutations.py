@@ -111,7 +111,7 @@ CAUGHT: dict[str, str] = {}
 
 
 def toolchain() -> Path:
-    return hipcheck.default_toolchain_dir(REPO)
+    return hipcheck.toolchain_root()
 
 
 def need_toolchain():

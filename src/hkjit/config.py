@@ -74,9 +74,10 @@ VARS: dict[str, Var] = {v.name: v for v in (
     _V("CUDA_HOME", "path", "`CUDA_PATH`, else `/usr/local/cuda`", "CUDA install: nvcc for sm_90a builds",
        group="tools"),
     _V("CUDA_PATH", "path", "`/usr/local/cuda`", "CUDA install when CUDA_HOME is unset", group="tools"),
-    _V("HKJIT_TOOLCHAIN_DIR", "path", "`../shared/toolchain` beside the checkout", "gfx950 compile checks only "
-       "(tests): folder with `HipKittens/include` and `rocm/include/hip` (the tests also point unset "
-       "`HIPKITTENS_ROOT` / `THUNDERKITTENS_ROOT` into it)", group="checks"),
+    _V("HKJIT_TOOLCHAIN_DIR", "path", "`/opt/hkjit-toolchain`", "gfx950 compile checks only (tests): folder with "
+       "`HipKittens/include` and `rocm/include/hip` (the test suite sets it to `../shared/toolchain` beside the "
+       "checkout when that exists, and points unset `HIPKITTENS_ROOT` / `THUNDERKITTENS_ROOT` into it)",
+       group="checks"),
     _V("HKJIT_HIP_CLANG", "path", "`/usr/lib/llvm-22/bin/clang++`", "gfx950 compile checks only (tests): the "
        "clang++ that compiles HIP device code", group="checks"),
     _V("HKJIT_LLVM_OBJDUMP", "path", "ROCm's `llvm/bin`, then `/usr/lib/llvm-22/bin`, then PATH", "gfx950 emulator "

@@ -1,8 +1,7 @@
 """Device-only compile of a HIP kernel for an AMD target (no ROCm install, no GPU) and an assembly parser.
 
-`compile_device(src, arch, hipkittens_include, toolchain_dir)` runs the command line of
-../shared/toolchain/hip-device-compile (Debian clang-22, `-nogpulib`, the toolchain's ROCm-shaped header tree)
-and returns a `DeviceCompile` with the assembly text and the resource figures read from the code-object metadata.
+`compile_device(src, arch, hipkittens_include, toolchain_dir)` runs the command line of the check toolchain's
+hip-device-compile script (Debian clang-22, `-nogpulib`, the toolchain's ROCm-shaped header tree) and returns a `DeviceCompile` with the assembly text and the resource figures read from the code-object metadata.
 `main_loop(asm)` / `loop_events(body)` extract the innermost loop of a kernel and its memory/sync events for the
 assembly check (tests/test_gfx950_kernel.py compares them with src/hkjit/gfx950/schedule.py's plan).
 
@@ -10,6 +9,10 @@ Figures come from upstream clang, not ROCm's amdclang: close to, not equal to, w
 machine. `-nogpulib` leaves HIP's `threadIdx`/`blockIdx` as calls into the (absent) ockl device library; a kernel
 that is to be measured here defines them under `-DHKJIT_NOGPULIB_SHIMS` (see kernels/gemm_gfx950.hip), otherwise
 the call ABI makes the compiler save registers around each call and the spill figures are meaningless.
+
+The toolchain folder (``rocm/include/hip``, ``HipKittens/include``) comes from configuration only:
+HKJIT_TOOLCHAIN_DIR, else DEFAULT_TOOLCHAIN_DIR, never a path relative to this package or to a source checkout
+(the test suite sets the variable to the toolchain its CI provides).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..config import env_str
+from ..errors import MissingLibraryError
 
 DEFAULT_CLANG = "/usr/lib/llvm-22/bin/clang++"
 CARD_FLAGS = ("-O3", "-std=c++20", "-DHIP_ENABLE_WARP_SYNC_BUILTINS")
@@ -39,11 +43,25 @@ def find_clang() -> Optional[str]:
     return shutil.which(c) if os.sep not in c else None
 
 
-_CHECKOUT = Path(__file__).resolve().parents[3]  # the source checkout (src/hkjit/gfx950/ -> repo)
+#: Where the check toolchain is when HKJIT_TOOLCHAIN_DIR is unset (config.VARS documents the same).
+DEFAULT_TOOLCHAIN_DIR = "/opt/hkjit-toolchain"
 
 
-def default_toolchain_dir(repo: Path) -> Path:
-    return Path(env_str("HKJIT_TOOLCHAIN_DIR") or (repo.parent / "shared" / "toolchain"))
+def toolchain_root() -> Path:
+    """The check toolchain folder: HKJIT_TOOLCHAIN_DIR, else DEFAULT_TOOLCHAIN_DIR. Whether it holds a toolchain
+    is the caller's question (tests skip with a reason naming the variable; the compiles below raise)."""
+    return Path(os.path.expanduser(env_str("HKJIT_TOOLCHAIN_DIR") or DEFAULT_TOOLCHAIN_DIR))
+
+
+def _toolchain_paths(toolchain_dir, hipkittens_include) -> tuple[Path, Path]:
+    """(toolchain folder, HipKittens include dir) of a compile: the arguments, else the configured toolchain;
+    MissingLibraryError naming HKJIT_TOOLCHAIN_DIR when the folder has no HIP headers."""
+    tc = Path(toolchain_dir) if toolchain_dir else toolchain_root()
+    if not (tc / "rocm" / "include" / "hip").is_dir():
+        raise MissingLibraryError(f"no gfx950 check toolchain at {tc} (it has no rocm/include/hip): set "
+                                  f"HKJIT_TOOLCHAIN_DIR to a folder holding rocm/include/hip and HipKittens/include "
+                                  f"(default {DEFAULT_TOOLCHAIN_DIR})")
+    return tc, Path(hipkittens_include) if hipkittens_include else tc / "HipKittens" / "include"
 
 
 @dataclasses.dataclass
@@ -103,8 +121,7 @@ def compile_device(source, arch: str = "gfx950", hipkittens_include=None, toolch
                    kernel_contains: Optional[str] = None) -> DeviceCompile:
     """Compile `source` device-only; raise RuntimeError with clang's output on failure."""
     source = Path(source)
-    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(_CHECKOUT)
-    inc = Path(hipkittens_include) if hipkittens_include else tc / "HipKittens" / "include"
+    tc, inc = _toolchain_paths(toolchain_dir, hipkittens_include)
     with tempfile.TemporaryDirectory(prefix="hkjit-hipcheck-") as td:
         out = Path(td) / (source.stem + f".{arch}.s")
         cmd = device_compile_command(source, arch, inc, tc, out, extra_flags, clang)
@@ -389,8 +406,7 @@ def compile_code_object(source, out, arch: str = "gfx950", hipkittens_include=No
     written to `out`: the command of device_compile_command with `-c --no-gpu-bundle-output` instead of `-S`.
     Raise RuntimeError with clang's output on failure."""
     source, out = Path(source), Path(out)
-    tc = Path(toolchain_dir) if toolchain_dir else default_toolchain_dir(_CHECKOUT)
-    inc = Path(hipkittens_include) if hipkittens_include else tc / "HipKittens" / "include"
+    tc, inc = _toolchain_paths(toolchain_dir, hipkittens_include)
     cmd = device_compile_command(source, arch, inc, tc, out, extra_flags, clang)
     i = cmd.index("-S")
     cmd[i:i + 1] = ["-c", "--no-gpu-bundle-output"]
