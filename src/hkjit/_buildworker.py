@@ -27,7 +27,7 @@ _ENV_PARENT = "HKJIT_BUILD_PARENT"
 
 def session_members(sid: int) -> list[int]:
     """Live (not zombie) pids whose session id is sid, read from /proc (Linux); [] where /proc is absent."""
-    out = []
+    out: list[int] = []
     try:
         names = os.listdir("/proc")
     except OSError:

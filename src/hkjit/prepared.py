@@ -64,7 +64,7 @@ class PreparedCache:
             return value, False
         with self._lock:
             self._drop(key)
-            ref = weakref.ref(owner, lambda _r, key=key: self._forget(key))
+            ref = weakref.ref(owner, lambda _r: self._forget(key))
             self._entries[key] = (ref, value)
             self._bytes += size
             while self._bytes > self.max_bytes and self._entries:

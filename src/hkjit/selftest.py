@@ -312,7 +312,7 @@ def _emulate_target(module: str | None):
             raise CacheError(f"--module {p}: a folder, but not a cache entry (no {MANIFEST}); pass the entry folder "
                              f"(<root>/{FORMAT_DIR}/gfx950/gemm_bf16-<key>), its .so, or a code object")
         verdict = verify_entry(p, full=True)
-        if not verdict.ok:
+        if not verdict.ok or verdict.manifest is None:
             raise CacheError(f"--module {p}: the cache entry is bad ({verdict.reason}): `python -m hkjit cache "
                              f"verify --fix`, then rebuild")
         key = p.name.rsplit("-", 1)[-1]

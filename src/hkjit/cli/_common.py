@@ -104,7 +104,7 @@ def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
-def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+def table(headers: list[str], rows: list[list[str]], right: frozenset[int] | set[int] = frozenset()) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
     fmt = lambda r: "  ".join(str(v).rjust(w) if i in right else str(v).ljust(w)  # noqa: E731
                               for i, (v, w) in enumerate(zip(r, widths))).rstrip()

@@ -108,8 +108,9 @@ def plot(rep: BenchReport, path: str) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
     rows = rep.rows
-    series = ([(f"config {c}", [r.config_speedup.get(c) for r in rows]) for c in rep.configs] if rep.configs else
-              [("kernel (forced)", [r.speedup for r in rows])])
+    series: list[tuple[str, list[float | None]]] = (
+        [(f"config {c}", [r.config_speedup.get(c) for r in rows]) for c in rep.configs] if rep.configs else
+        [("kernel (forced)", [r.speedup for r in rows])])
     series.append(("hkjit.gemm (default path)", [r.auto_speedup for r in rows]))
     fig, ax = plt.subplots(figsize=(min(30.0, max(8.0, 0.28 * len(rows) + 2)), 5))
     spread = 0.5 / len(series)

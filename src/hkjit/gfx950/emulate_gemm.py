@@ -30,9 +30,12 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from . import hipcheck, schedule
+
+if TYPE_CHECKING:      # the emulator is imported when a kernel is loaded into it
+    from .emulator import CodeObject
 
 POISON = 0x7FC1              # a quiet-NaN bf16 bit pattern: C starts as this everywhere
 NAN_IN = 0x7FC3              # the NaN that fills A and Bt wherever the kernel must not read
@@ -118,7 +121,7 @@ def _meta(arg: dict, key: str):
 @dataclass
 class GemmKernel:
     """A gfx950 GEMM code object ready for the emulator, with what its launcher would pass it."""
-    code_object: object          # emulator CodeObject
+    code_object: CodeObject
     name: str                    # mangled kernel name
     args: list                   # struct_layout of Args
     kernarg_size: int

@@ -141,7 +141,8 @@ def kernels_metadata(asm: str) -> list[dict]:
     m = re.search(r"\.amdgpu_metadata(.*?)\.end_amdgpu_metadata", asm, re.S)
     if not m:
         return []
-    out, cur = [], None
+    out: list[dict] = []
+    cur: Optional[dict] = None
     for line in m.group(1).splitlines():
         k = re.match(r"\s*-?\s*\.(\w+):\s*(\S.*)?$", line)
         if not k:
@@ -209,7 +210,7 @@ def _instructions(text: str) -> list[str]:
 def main_loop(asm: str, name: Optional[str] = None) -> list[str]:
     """Instructions of the innermost loop: from the label marked '=>This Inner Loop Header' to the branch back
     to it. With several inner loops, the one with the most v_mfma instructions."""
-    text = function_body(asm, name) if name else asm
+    text = (function_body(asm, name) or "") if name else asm
     lines = text.splitlines()
     best: list[str] = []
     for i, line in enumerate(lines):
@@ -250,7 +251,7 @@ def classify(ins: str) -> list[tuple]:
         return [("store",)]
     m = _WAIT.match(ins)
     if m:
-        ev = []
+        ev: list[tuple] = []
         for kind, n in re.findall(r"(vmcnt|lgkmcnt|expcnt)\((\d+)\)", m.group(1)):
             if kind != "expcnt":
                 ev.append((kind, int(n)))

@@ -321,11 +321,11 @@ def _run_group(plan: Plan, g: int, trace: list, T: int, err) -> tuple[list, list
         elif s.op == "Mma":
             for operand, half, reg in (("A", s.a, (s.regs or ())[:1] or (f"A{s.a}",)),
                                        ("B", s.b, (s.regs or ())[1:] or (f"B{s.b}",))):
-                rd = frags.get(reg[0])
-                if rd is None or rd.tile != t or rd.operand != operand or rd.half != half:
+                frag = frags.get(reg[0])
+                if frag is None or frag.tile != t or frag.operand != operand or frag.half != half:
                     err(w, f"MMA({s.a},{s.b}) of tile {t} uses register {reg[0]} holding "
-                           f"{'nothing' if rd is None else f'{rd.operand} half {rd.half} of tile {rd.tile}'}")
-                elif rd.done_epoch is None:
+                           f"{'nothing' if frag is None else f'{frag.operand} half {frag.half} of tile {frag.tile}'}")
+                elif frag.done_epoch is None:
                     err(w, f"MMA({s.a},{s.b}) of tile {t} uses {reg[0]} before its ds_read was waited for")
             mmas[(t, s.a, s.b)] = mmas.get((t, s.a, s.b), 0) + 1
         elif s.op == "SetPrio":
@@ -475,7 +475,8 @@ def mfma_cluster_problems(events: list[tuple], size: int) -> list[str]:
     """The performance guard on MFMA clusters: every MFMA of the loop inside a s_setprio-raised window, each
     window exactly `size` MFMAs with nothing else among them (no wait, load, read or barrier splitting it)."""
     problems = []
-    inside, run = False, []
+    inside = False
+    run: list[tuple] = []
     for i, e in enumerate(events):
         if e[0] == "setprio" and e[1] > 0:
             inside, run = True, []

@@ -5,6 +5,8 @@ imported): each entry gives D0 and SCC as functions of S0, S1 and SCC.  Adding a
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from .decode import sop_simm16_signed
 from .errors import UnknownInstructionError
 
@@ -160,7 +162,7 @@ SAVEEXEC = {
     "s_orn1_saveexec_b64": lambda s, e: (~s | e) & M64,
 }
 # SOPC: name -> f(a, b) -> bool (SCC)
-SOPC = {}
+SOPC: dict[str, Callable[..., bool]] = {}
 for _t, _cv in (("i32", sx32), ("u32", lambda x: x)):
     SOPC[f"s_cmp_eq_{_t}"] = lambda a, b, f=_cv: f(a) == f(b)
     SOPC[f"s_cmp_lg_{_t}"] = lambda a, b, f=_cv: f(a) != f(b)
