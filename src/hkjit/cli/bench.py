@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--graph", action="store_true", help="GPU only: capture each function's calls on the input sets "
                    "once into a CUDA/HIP graph and time its replays (time per call): the kernels alone, without "
                    "the host's launch and dispatch cost")
-    b.add_argument("--plot", metavar="FILE.png", help="plot the speed-up vs torch.matmul per shape, one bar per "
+    b.add_argument("--plot", metavar="FILE.png", help="plot the speed-up vs torch.matmul per shape, one point per "
                    "configuration with --configs (needs matplotlib: hkjit[plot])")
     b.set_defaults(func=cmd_bench)
 
