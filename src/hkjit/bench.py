@@ -94,10 +94,15 @@ def _sleep_rate(device: torch.device) -> float:
     return _cycles_per_second[index]
 
 
-def _queue_ahead(device: torch.device) -> None:
+def _queue_ahead(device: torch.device, fn: Callable[[int], object], sets: int) -> None:
     """Give the GPU about QUEUE_LEAD_S of work before the round's first timed call, so that its events time the
-    GPU and not the launch latency of a call issued to an idle device (see the module docstring)."""
-    torch.cuda._sleep(int(_sleep_rate(device) * QUEUE_LEAD_S))
+    GPU and not the launch latency of a call issued to an idle device (see the module docstring). A torch without
+    the sleep kernel gets a few untimed calls of fn instead (a lead only where the GPU is the slower side)."""
+    if hasattr(torch.cuda, "_sleep"):
+        torch.cuda._sleep(int(_sleep_rate(device) * QUEUE_LEAD_S))
+    else:
+        for i in range(3):
+            fn(i % sets)
 
 
 def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, sets: int,
@@ -109,7 +114,7 @@ def _time_calls(fn: Callable[[int], object], device: torch.device, repeat: int, 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeat)]
-        _queue_ahead(device)
+        _queue_ahead(device, fn, sets)
         for i, (start, end) in enumerate(events):
             start.record()
             fn(i % sets)
