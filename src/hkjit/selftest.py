@@ -352,8 +352,9 @@ def emulated_selftest(module: str | None = None, cases=None, seeds=None, input_s
     passed = all(r.passed for r in results)
     rep = EmulatedReport("emulated", "gfx950", "gemm_bf16", source, entry[1] if entry else None, input_seed,
                          results, passed)
-    detail = (f"selftest --emulate: {rep.n_passed}/{len(results)} runs passed ({len(cases)} cases x {len(seeds)} seeds), "
-              f"worst {max((r.worst for r in results), default=0.0):.2f} of the bound (input seed {input_seed})")
+    worst = max((r.worst for r in results), default=0.0)
+    detail = (f"selftest --emulate: {rep.n_passed}/{len(results)} runs passed ({len(cases)} cases x {len(seeds)} "
+              f"seeds), worst {worst:.2f} of the bound (input seed {input_seed})")
     if not record:
         return rep
     if entry is None:

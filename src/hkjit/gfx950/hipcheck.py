@@ -1,7 +1,8 @@
 """Device-only compile of a HIP kernel for an AMD target (no ROCm install, no GPU) and an assembly parser.
 
 `compile_device(src, arch, hipkittens_include, toolchain_dir)` runs the command line of the check toolchain's
-hip-device-compile script (Debian clang-22, `-nogpulib`, the toolchain's ROCm-shaped header tree) and returns a `DeviceCompile` with the assembly text and the resource figures read from the code-object metadata.
+hip-device-compile script (Debian clang-22, `-nogpulib`, the toolchain's ROCm-shaped header tree) and returns a
+`DeviceCompile` with the assembly text and the resource figures read from the code-object metadata.
 `main_loop(asm)` / `loop_events(body)` extract the innermost loop of a kernel and its memory/sync events for the
 assembly check (tests/test_gfx950_kernel.py compares them with src/hkjit/gfx950/schedule.py's plan).
 
