@@ -266,7 +266,8 @@ class BenchReport:
         return d | {"results": [asdict(r) | {"shape": r.shape} for r in self.rows], "warnings": self.warnings}
 
 
-def _timer(device: torch.device, graph: bool, sets: int) -> str:
+def timer_label(device: torch.device, graph: bool, sets: int) -> str:
+    """How the calls are timed, as the report states it (`timer`; tune shares the eager timer)."""
     if device.type != "cuda":
         return "time.perf_counter"
     if graph:
@@ -305,7 +306,7 @@ def run(shapes: list[tuple[int, int, int]] | None = None, repeat: int | None = N
         say(f"bench [{i + 1}/{len(shapes)}] {m}x{n}x{k} ...")
         rows.append(bench_shape(m, n, k, device, repeat, warmup, sets, seed=i, configs=configs, graph=graph))
     return BenchReport(device_label(device), arch, spec.name, loaded.key, torch.__version__,
-                       _timer(device, graph, sets), repeat, max(warmup, sets), sets,
+                       timer_label(device, graph, sets), repeat, max(warmup, sets), sets,
                        torch.get_num_threads() if not gpu else None, os.cpu_count(), _load_average(), configs, rows)
 
 

@@ -110,7 +110,7 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
         winner = min(ms, key=ms.__getitem__) if ms else ""
         rows.append(TuneRow(m, n, k, winner, ms, errors, statistics.median(samples[-1]) * 1e3,
                             max(bench.spread(s) for s in samples)))
-    report = TuneReport(label, arch, candidates, rows, timer=bench._timer(device, False, max(1, sets)),
+    report = TuneReport(label, arch, candidates, rows, timer=bench.timer_label(device, False, max(1, sets)),
                         repeat=repeat)
     winners = {r.shape: {"config": r.winner, "ms": r.ms, "torch_ms": r.torch_ms} for r in rows if r.winner}
     if record and winners:
