@@ -196,10 +196,11 @@ def tile_fill(m: int, n: int, block_m: int, block_n: int) -> float:
 
 
 _EMPTY = Decision("empty", "empty", "a zero-size dimension: the result is empty or all zeros, no kernel needed")
-_decided: dict[tuple[str, int, int, int], Decision] = {}    # auto decisions: a dict hit on every later call
 
 
 def decide(arch: str, m: int, n: int, k: int) -> Decision:
+    """The path of an m x n x k product on `arch` under the current mode. Not memoized here: routing.py memoizes
+    the whole route of a call, this decision included."""
     if m == 0 or n == 0 or k == 0:
         return _EMPTY
     mode = current_mode()
@@ -207,13 +208,7 @@ def decide(arch: str, m: int, n: int, k: int) -> Decision:
         if mode == "kernel" and (wide := _too_wide(arch, n, k)) is not None:
             return wide
         return Decision(mode, f"forced-{mode}", f"forced by {'hkjit.dispatch' if _mode.get() else 'HKJIT_DISPATCH'}")
-    key = (arch, m, n, k)
-    decision = _decided.get(key)
-    if decision is None:
-        if len(_decided) > 65536:       # bounded: a model sees a few hundred shapes, a sweep may see millions
-            _decided.clear()
-        decision = _decided[key] = _decide_auto(arch, m, n, k)
-    return decision
+    return _decide_auto(arch, m, n, k)
 
 
 def _too_wide(arch: str, n: int, k: int) -> Decision | None:
