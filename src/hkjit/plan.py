@@ -12,11 +12,11 @@ launch (launch.py) asks ``operand_copies`` the same question, so explain reports
 """
 from __future__ import annotations
 
-from typing import NamedTuple
 
 import torch
 
 from .checks import check_operands
+from .records import Record
 from .routing import Route, route, route_tensors
 from .specs import KernelSpec
 
@@ -42,8 +42,13 @@ def operand_copies(r: Route, a2d: torch.Tensor, b: torch.Tensor) -> tuple[bool, 
     return pad or not rows_ok(a2d, c.align, r.max_ld), pad or not rows_ok(b.t(), c.align, r.max_ld)
 
 
-class Plan(NamedTuple):
+class Plan(Record):
     """What hkjit.gemm does for one call (returned by hkjit.explain): the route's fields, the copies it makes."""
+    __slots__ = ("path", "arch", "rule", "reason", "m", "n", "k", "kernel", "tile", "copies", "batch", "spec",
+                 "k_padded", "copy_a", "copy_b", "max_ld", "config", "config_rule", "config_reason")
+    _defaults = {"kernel": None, "tile": None, "copies": (), "batch": (), "spec": None, "k_padded": 0,
+                 "copy_a": False, "copy_b": False, "max_ld": None, "config": None, "config_rule": "",
+                 "config_reason": ""}
     path: str                 # "kernel" | "torch" | "empty"
     arch: str
     rule: str
@@ -51,18 +56,18 @@ class Plan(NamedTuple):
     m: int
     n: int
     k: int
-    kernel: str | None = None
-    tile: tuple[int, int, int] | None = None
-    copies: tuple[str, ...] = ()
-    batch: tuple[int, ...] = ()
-    spec: KernelSpec | None = None
-    k_padded: int = 0
-    copy_a: bool = False
-    copy_b: bool = False
-    max_ld: int | None = None        # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
-    config: str | None = None        # the kernel configuration (specs.CONFIGS) the call uses
-    config_rule: str = ""            # "tuned", "forced" or the policy.SELECTION rule that chose it
-    config_reason: str = ""
+    kernel: str | None
+    tile: tuple[int, int, int] | None
+    copies: tuple[str, ...]
+    batch: tuple[int, ...]
+    spec: KernelSpec | None
+    k_padded: int
+    copy_a: bool
+    copy_b: bool
+    max_ld: int | None  # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
+    config: str | None  # the kernel configuration (specs.CONFIGS) the call uses
+    config_rule: str  # "tuned", "forced" or the policy.SELECTION rule that chose it
+    config_reason: str
 
     def __str__(self) -> str:
         head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
@@ -121,4 +126,4 @@ def explain(a: torch.Tensor, b: torch.Tensor) -> Plan:
     batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     first = (0,) * len(batch)
     plan = make_plan(a.expand(*batch, *a.shape[-2:])[first], b.expand(*batch, *b.shape[-2:])[first], r)
-    return plan._replace(batch=tuple(batch))
+    return plan.replace(batch=tuple(batch))

@@ -12,18 +12,21 @@ A model multiplies a few hundred shapes over and over, so a routed call costs on
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 
+from .records import Record
 from .policy import MAX_LEADING_DIM, current_mode, decide
 from .specs import KernelSpec, config_spec
 from .targets import detect_target
 from .tuning import choose_config, forced_config, on_forget
 
 
-class Route(NamedTuple):
+class Route(Record):
     """Where one 2-D product m x n x k goes (a batched call: each of its matrices)."""
+    __slots__ = ("path", "arch", "rule", "reason", "m", "n", "k", "spec", "config_rule", "config_reason", "k_padded",
+                 "max_ld")
+    _defaults = {"spec": None, "config_rule": "", "config_reason": "", "k_padded": 0, "max_ld": None}
     path: str                        # "kernel" | "torch" | "empty"
     arch: str
     rule: str                        # the dispatch policy's rule (policy.POLICY) and why it applies
@@ -31,11 +34,11 @@ class Route(NamedTuple):
     m: int
     n: int
     k: int
-    spec: KernelSpec | None = None   # kernel path: the configuration's spec (its constraints, its cache entry)
-    config_rule: str = ""            # "tuned", "forced" or the policy.SELECTION rule that chose the configuration
-    config_reason: str = ""
-    k_padded: int = 0                # K rounded up to the spec's pad_k_to (A and Bᵀ are zero-padded to it)
-    max_ld: int | None = None        # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
+    spec: KernelSpec | None  # kernel path: the configuration's spec (its constraints, its cache entry)
+    config_rule: str  # "tuned", "forced" or the policy.SELECTION rule that chose the configuration
+    config_reason: str
+    k_padded: int  # K rounded up to the spec's pad_k_to (A and Bᵀ are zero-padded to it)
+    max_ld: int | None  # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
 
 
 def _round_up(x: int, m: int) -> int:

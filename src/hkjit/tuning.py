@@ -28,8 +28,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
+from .records import Record
 from .layout import Layout
 
 log = logging.getLogger("hkjit")
@@ -38,7 +39,8 @@ RECORD_FORMAT = 1
 _warned: set[str] = set()
 
 
-class Choice(NamedTuple):
+class Choice(Record):
+    __slots__ = ("config", "rule", "reason")
     config: str      # a specs.CONFIGS name
     rule: str        # "forced" | "tuned" | a policy.SELECTION rule name ("default" when none applied)
     reason: str      # what explain prints: "tuned (recorded <date> ...)" or "table rule <name>: <why>"
@@ -58,9 +60,10 @@ def record_path(root: Path, arch: str, kernel: str, device: str, toolchain_key: 
 
 def toolchain_key(arch: str, root: Path | None = None, kernel: str = "gemm_bf16") -> str:
     """The key tuning records are filed under: the cache key of `arch`'s default configuration."""
-    from .loader import entry_key
+    from .cache import cache_root
+    from .keys import resolve_key
     from .specs import get_spec
-    return entry_key(get_spec(arch, kernel), root)[0]
+    return resolve_key(get_spec(arch, kernel), root or cache_root())[0]
 
 
 def _warn_once(what: str, msg: str, *args) -> None:
@@ -116,7 +119,7 @@ def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = 
     writable root and the read-only layers (the root's record wins for a shape in both). Read once per process;
     every unusable record is named in one warning and ignored."""
     from .cache import cache_root
-    from .loader import search_roots
+    from .trust import search_roots
     root = root or cache_root()
     memo = (str(root), arch, kernel, device)
     table = _tables.get(memo)
