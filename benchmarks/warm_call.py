@@ -21,8 +21,8 @@ import json, time, torch
 dev = "cuda" if torch.cuda.is_available() else "cpu"
 if dev == "cuda":
     torch.cuda.init()
-a = torch.randn(256, 256, device=dev).bfloat16()
-b = torch.randn(256, 256, device=dev).bfloat16()
+a = torch.randn(8, 64, device=dev).bfloat16()
+b = torch.randn(64, 64, device=dev).bfloat16()
 t0 = time.perf_counter()
 import hkjit
 t1 = time.perf_counter()
