@@ -15,7 +15,7 @@ import time
 import torch
 
 import hkjit
-from hkjit import api
+from hkjit import routing
 from hkjit.bench import default_device
 
 
@@ -52,7 +52,7 @@ def main() -> None:
         with hkjit.dispatch("auto"):
             path = hkjit.explain(a, b).path
             t_auto = per_call_us(lambda: hkjit.gemm(a, b), args.calls, device)
-            t_key = per_call_us(lambda: api._routes.get(api._route_key(a, b)), args.calls, device)
+            t_key = per_call_us(lambda: routing.lookup(a, b), args.calls, device)
         t_kernel = float("nan")
         if not args.no_kernel:
             with hkjit.dispatch("kernel"):

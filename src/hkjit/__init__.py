@@ -25,9 +25,13 @@ __all__ = ["gemm", "prepare", "explain", "dispatch", "Linear", "warmup", "BuildE
 def __getattr__(name: str):
     # The op layer registers torch.library ops; load it on first use so `import hkjit` stays cheap. The value is
     # then stored as a module attribute: later lookups (every hkjit.gemm call) never come back here.
-    if name in ("gemm", "prepare", "explain", "dispatch", "Linear"):
+    if name in ("gemm", "prepare", "Linear"):
         from . import api
         value = getattr(api, name)
+    elif name == "explain":
+        from .plan import explain as value    # routing and planning only: explaining never loads a module
+    elif name == "dispatch":
+        from .policy import dispatch as value
     elif name == "warmup":
         from .warmup import warmup as value
     else:

@@ -21,14 +21,14 @@ from types import ModuleType
 
 import torch
 
-from .cache import ensure_writable, cache_layers, cache_root, move_aside, touch_used, verify_entry
+from .cache import ensure_writable, cache_root, move_aside, touch_used, verify_entry
 from .config import env_raw
 from .errors import CacheError, CaptureError
 from .keys import resolve_key
 from .layout import BUILD_LOG, Layout, lock_name
 from .specs import KernelSpec
 from .targets import check_can_build
-from .trust import check_root, trusted_layers
+from .trust import check_root, search_roots
 
 log = logging.getLogger("hkjit")
 
@@ -69,12 +69,6 @@ def entry_key(spec: KernelSpec, root: Path | None = None, library_roots: dict[st
               ) -> tuple[str, dict]:
     # the full key where the compiler and headers are here; else a pre-baked entry's key matched by field
     return resolve_key(spec, root or cache_root(), library_roots)
-
-
-def search_roots(root: Path) -> list[Path]:
-    """root, then the trusted read-only layers: CacheError for an untrusted root, one warning per skipped layer."""
-    check_root(root)
-    return [root] + trusted_layers([p for p in cache_layers() if p != root])
 
 
 def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] | None:

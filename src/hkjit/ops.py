@@ -6,53 +6,21 @@ implementation instead of graph-breaking on the kernel call, and so that autogra
 """
 from __future__ import annotations
 
-import itertools
-import math
-
 import torch
 
-from .plan import matmul2d
-
-
-def _out_shape(a: torch.Tensor, b: torch.Tensor) -> tuple[int, ...]:
-    if b.dim() == 2:
-        return (*a.shape[:-1], b.shape[1])
-    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    return (*batch, a.shape[-2], b.shape[-1])
-
-
-def compute(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Fill `out` (contiguous, of _out_shape) with a @ b."""
-    k, n = b.shape[-2], b.shape[-1]
-    if b.dim() == 2:                                    # (..., M, K) @ (K, N): leading dims flattened into M
-        m = math.prod(a.shape[:-1])
-        a2d = a.reshape(m, k)                           # a view whenever the strides allow it
-        matmul2d(a2d, b, out.view(m, n))
-        return out
-    batch = out.shape[:-2]                              # broadcast batch: one 2-D product per matrix
-    a_e = a.expand(*batch, *a.shape[-2:])
-    b_e = b.expand(*batch, *b.shape[-2:])
-    for idx in itertools.product(*map(range, batch)):
-        matmul2d(a_e[idx], b_e[idx], out[idx])
-    return out
+from . import launch
+from .launch import out_shape
+from .routing import lookup, route_tensors
 
 
 def gemm_eager(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The op's implementation, callable directly where no dispatcher feature is needed (api._eager)."""
-    if b.dim() == 2:                                    # the common case: one 2-D product, no extra output copy
-        if a.dim() == 2:
-            return matmul2d(a, b)
-        result = matmul2d(a.reshape(math.prod(a.shape[:-1]), b.shape[0]), b)
-        return result.view(*a.shape[:-1], b.shape[1])
-    return compute(a, b, torch.empty(_out_shape(a, b), dtype=a.dtype, device=a.device))
+    """hkjit::gemm's implementation: route (a memo hit after the first call), then launch."""
+    return launch.gemm(a, b, lookup(a, b) or route_tensors(a, b))
 
 
 def gemm_out_eager(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    """hkjit::gemm_out's implementation, callable directly where no dispatcher feature is needed."""
-    if out.is_contiguous():
-        compute(a, b, out)
-    else:
-        out.copy_(compute(a, b, torch.empty(out.shape, dtype=out.dtype, device=out.device)))
+    """hkjit::gemm_out's implementation: route, then launch into `out`."""
+    launch.gemm_out(a, b, out, lookup(a, b) or route_tensors(a, b))
 
 
 # The ops are declared with schema strings on a torch.library.Library rather than with @torch.library.custom_op,
@@ -70,7 +38,7 @@ gemm_out_op = torch.ops.hkjit.gemm_out.default
 
 
 def _gemm_fake(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a.new_empty(_out_shape(a, b))
+    return a.new_empty(out_shape(a, b))
 
 
 def _gemm_out_fake(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:

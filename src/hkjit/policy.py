@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from typing import NamedTuple
 
+from .records import Record
 from .config import env_choice
 from .specs import get_spec
 
@@ -20,17 +20,20 @@ MODES = ("auto", "kernel", "torch")
 _INF = float("inf")
 
 
-class Rule(NamedTuple):
+class Rule(Record):
+    __slots__ = ("name", "metric", "below", "path", "why", "also")
+    _defaults = {"also": ()}
     name: str
     metric: str      # "mnk" (M*N*K), "m", "n", "k", "fill" (useful fraction of the block tiles' area), or
                      # "aligned" (1 when N and K are multiples of 8, i.e. BLAS libraries get 16-byte rows, else 0)
     below: float     # the rule applies when metric < below
     path: str        # "torch" or "kernel"
     why: str
-    also: tuple[tuple[str, float, float], ...] = ()   # and lo <= metric < hi for each (metric, lo, hi)
+    also: tuple[tuple[str, float, float], ...]  # and lo <= metric < hi for each (metric, lo, hi)
 
 
-class ArchPolicy(NamedTuple):
+class ArchPolicy(Record):
+    __slots__ = ("rules", "default_reason")
     rules: tuple[Rule, ...]
     default_reason: str
 
@@ -74,7 +77,9 @@ POLICY: dict[str, ArchPolicy] = {
     ), "large enough and block-aligned for the kernel (bounds not yet measured on MI350X)"),
 }
 
-class ConfigRule(NamedTuple):
+class ConfigRule(Record):
+    __slots__ = ("name", "metric", "below", "config", "why", "also")
+    _defaults = {"also": ()}
     name: str
     metric: str      # "m", "n", "k", "mnk", "waves" (tiles of the default configuration per SM/CU: < 1 leaves
                      # units idle), "wave_fill" (how full the waves of the default tiles are: tiles / (units *
@@ -82,11 +87,12 @@ class ConfigRule(NamedTuple):
     below: float     # the rule applies when metric < below
     config: str      # the configuration (specs.CONFIGS) it picks
     why: str
-    also: tuple[tuple[str, float, float], ...] = ()   # and lo <= metric < hi for each (metric, lo, hi);
+    also: tuple[tuple[str, float, float], ...]  # and lo <= metric < hi for each (metric, lo, hi);
                      # metrics as above plus "pitch" (1 when K % 64 == 0: 128-byte rows of A and Bt)
 
 
-class ArchSelection(NamedTuple):
+class ArchSelection(Record):
+    __slots__ = ("rules", "default_reason")
     rules: tuple[ConfigRule, ...]
     default_reason: str
 
@@ -185,7 +191,8 @@ def dispatch(mode: str):
         _mode.reset(token)
 
 
-class Decision(NamedTuple):
+class Decision(Record):
+    __slots__ = ("path", "rule", "reason")
     path: str     # "kernel" | "torch" | "empty"
     rule: str
     reason: str
@@ -196,10 +203,11 @@ def tile_fill(m: int, n: int, block_m: int, block_n: int) -> float:
 
 
 _EMPTY = Decision("empty", "empty", "a zero-size dimension: the result is empty or all zeros, no kernel needed")
-_decided: dict[tuple[str, int, int, int], Decision] = {}    # auto decisions: a dict hit on every later call
 
 
 def decide(arch: str, m: int, n: int, k: int) -> Decision:
+    """The path of an m x n x k product on `arch` under the current mode. Not memoized here: routing.py memoizes
+    the whole route of a call, this decision included."""
     if m == 0 or n == 0 or k == 0:
         return _EMPTY
     mode = current_mode()
@@ -207,13 +215,7 @@ def decide(arch: str, m: int, n: int, k: int) -> Decision:
         if mode == "kernel" and (wide := _too_wide(arch, n, k)) is not None:
             return wide
         return Decision(mode, f"forced-{mode}", f"forced by {'hkjit.dispatch' if _mode.get() else 'HKJIT_DISPATCH'}")
-    key = (arch, m, n, k)
-    decision = _decided.get(key)
-    if decision is None:
-        if len(_decided) > 65536:       # bounded: a model sees a few hundred shapes, a sweep may see millions
-            _decided.clear()
-        decision = _decided[key] = _decide_auto(arch, m, n, k)
-    return decision
+    return _decide_auto(arch, m, n, k)
 
 
 def _too_wide(arch: str, n: int, k: int) -> Decision | None:

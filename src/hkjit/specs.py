@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from .errors import UnsupportedTargetError
+from .records import Record
 from .targets import KNOWN_ARCHS
 
 @functools.lru_cache(maxsize=None)
@@ -22,43 +23,7 @@ def kernels_dir() -> Path:
     raise FileNotFoundError("hkjit's kernels/ folder is missing from the installation; reinstall hkjit")
 
 
-class _Record:
-    """A small immutable record: keyword construction with defaults, value equality, ``replace()``.
-
-    Not a NamedTuple: building a NamedTuple class execs generated code (~0.3 ms each), and this module is imported
-    on every warm start, whose budget is a few milliseconds."""
-    __slots__ = ()
-    _defaults: dict = {}
-
-    def __init__(self, *args, **kwargs) -> None:
-        values = dict(self._defaults, **dict(zip(self.__slots__, args)), **kwargs)
-        missing = [f for f in self.__slots__ if f not in values]
-        unknown = set(values) - set(self.__slots__)
-        if missing or unknown:
-            raise TypeError(f"{type(self).__name__}: missing {missing}, unknown {sorted(unknown)}")
-        for f in self.__slots__:
-            object.__setattr__(self, f, values[f])
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable: use .replace({name}=...)")
-
-    def _values(self) -> tuple:
-        return tuple(getattr(self, f) for f in self.__slots__)
-
-    def replace(self, **changes):
-        return type(self)(**dict(zip(self.__slots__, self._values()), **changes))
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other._values() == self._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{f}={getattr(self, f)!r}' for f in self.__slots__)})"
-
-
-class Constraints(_Record):
+class Constraints(Record):
     """What the kernel's launcher accepts without copies (plan.py copies or pads to meet the rest).
 
     block_m/block_n/block_k: the block tile (the policy's tile-fill rule and explain() use it). Every kernel
@@ -75,7 +40,7 @@ class Constraints(_Record):
     pad_k_to: int
 
 
-class KernelConfig(_Record):
+class KernelConfig(Record):
     """One configuration of an arch's kernel, as data: a name, the compile-time defines that select it (appended
     to the flags of the files that hold the kernel, so they are in the cache key) and the Constraints its launcher
     needs (None: the kernel spec's own). The first configuration of an arch in CONFIGS is its default, the
@@ -89,7 +54,7 @@ class KernelConfig(_Record):
     why: str
 
 
-class KernelSpec(_Record):
+class KernelSpec(Record):
     """One kernel for one arch, as data: the builder, key and loader read these fields and nothing else.
 
     name: kernel family, e.g. "gemm_bf16" (the cache folder is <arch>/<name>-<key>); host_sources: C++ files

@@ -216,3 +216,10 @@ def trust_report(path: Path) -> dict:
     """For doctor: whether path is trusted, why not, and whether HKJIT_TRUSTED_CACHE_DIRS says so."""
     why = root_problem(path)
     return {"trusted": why is None, "reason": why or "", "explicit": explicitly_trusted(path)}
+
+
+def search_roots(root: Path) -> list[Path]:
+    """root, then the trusted read-only layers: CacheError for an untrusted root, one warning per skipped layer."""
+    from .cache import cache_layers
+    check_root(root)
+    return [root] + trusted_layers([p for p in cache_layers() if p != root])

@@ -28,8 +28,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator
 
+from .records import Record
 from .layout import Layout
 
 log = logging.getLogger("hkjit")
@@ -38,7 +39,8 @@ RECORD_FORMAT = 1
 _warned: set[str] = set()
 
 
-class Choice(NamedTuple):
+class Choice(Record):
+    __slots__ = ("config", "rule", "reason")
     config: str      # a specs.CONFIGS name
     rule: str        # "forced" | "tuned" | a policy.SELECTION rule name ("default" when none applied)
     reason: str      # what explain prints: "tuned (recorded <date> ...)" or "table rule <name>: <why>"
@@ -58,9 +60,10 @@ def record_path(root: Path, arch: str, kernel: str, device: str, toolchain_key: 
 
 def toolchain_key(arch: str, root: Path | None = None, kernel: str = "gemm_bf16") -> str:
     """The key tuning records are filed under: the cache key of `arch`'s default configuration."""
-    from .loader import entry_key
+    from .cache import cache_root
+    from .keys import resolve_key
     from .specs import get_spec
-    return entry_key(get_spec(arch, kernel), root)[0]
+    return resolve_key(get_spec(arch, kernel), root or cache_root())[0]
 
 
 def _warn_once(what: str, msg: str, *args) -> None:
@@ -116,7 +119,7 @@ def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = 
     writable root and the read-only layers (the root's record wins for a shape in both). Read once per process;
     every unusable record is named in one warning and ignored."""
     from .cache import cache_root
-    from .loader import search_roots
+    from .trust import search_roots
     root = root or cache_root()
     memo = (str(root), arch, kernel, device)
     table = _tables.get(memo)
@@ -150,11 +153,20 @@ def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = 
     return table
 
 
+_forget_hooks: list[Callable[[], None]] = []
+
+
+def on_forget(hook: Callable[[], None]) -> None:
+    """Call `hook` whenever this process drops what it read (routing.py's memo holds the choices made from it)."""
+    _forget_hooks.append(hook)
+
+
 def forget() -> None:
-    """Drop what this process has read (after `tune` wrote, `cache clear`, tests)."""
+    """Drop what this process has read (after `tune` wrote, `cache clear`, tests), and every choice made from it."""
     _tables.clear()
-    _chosen.clear()
     _warned.clear()
+    for hook in _forget_hooks:
+        hook()
 
 
 def write_winners(arch: str, device: str, winners: dict[str, dict], root: Path | None = None,
@@ -241,7 +253,11 @@ def force_config(name: str):
         _forced.reset(token)
 
 
-_chosen: dict[tuple, Choice] = {}
+def forced_config() -> str | None:
+    """The configuration force_config set for this context, if any (part of routing.py's memo key)."""
+    return _forced.get()
+
+
 _labels: dict[object, str] = {}
 
 
@@ -254,22 +270,13 @@ def _device_label(device) -> str:
 
 
 def choose_config(arch: str, device, m: int, n: int, k: int) -> Choice:
-    """The configuration an m x n x k kernel call on `device` uses: forced, else tuned, else the table. Memoized
-    per shape (a dict hit on every later call)."""
+    """The configuration an m x n x k kernel call on `device` uses: forced, else tuned, else the table. Not
+    memoized here: routing.py memoizes the whole route of a call, this choice included."""
     forced = _forced.get()
     if forced is not None:
         return Choice(forced, "forced", "forced by hkjit.tuning.force_config")
-    memo = (arch, device, m, n, k)
-    choice = _chosen.get(memo)
-    if choice is None:
-        if len(_chosen) > 65536:
-            _chosen.clear()
-        choice = _chosen[memo] = _choose(arch, _device_label(device), m, n, k)
-    return choice
-
-
-def _choose(arch: str, device: str, m: int, n: int, k: int) -> Choice:
     from .policy import select_by_table
+    device = _device_label(device)
     hit = tuned_table(arch, device).get(shape_name(m, n, k))
     if hit is not None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(hit[1])) if hit[1] else "?"
