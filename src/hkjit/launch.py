@@ -58,10 +58,12 @@ def _written(out: torch.Tensor) -> torch.Tensor:
 
 def run_kernel(r: Route, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     """C = a2d @ b on the kernel of route `r`, with the copies the plan names; writes `out` (M x N) if given."""
-    spec, m, n, kp = r.spec, r.m, r.n, r.k_padded
+    spec, m, n, kp = r.kernel_spec, r.m, r.n, r.k_padded
     c = spec.constraints
     loaded = load_module(spec, call_site=True)
-    ensure_validated(spec.arch, spec.name, loaded.key, loaded.module, a2d.device)
+    module = loaded.module
+    assert module is not None                   # load_module imports it (import_module=True)
+    ensure_validated(spec.arch, spec.name, loaded.key, module, a2d.device)
     copy_a, copy_b = operand_copies(r, a2d, b)
     if copy_a:
         a2d = to_rows(a2d, c.align, m, kp)
@@ -69,14 +71,14 @@ def run_kernel(r: Route, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor |
     if copy_b:
         bt, _ = PREPARED.get(b, ("bt", c.align, kp), lambda: to_rows(bt, c.align, n, kp))
     if out is not None and rows_ok(out, c.align_c, r.max_ld):
-        loaded.module.gemm_out(a2d, bt, out)
+        module.gemm_out(a2d, bt, out)
         return _written(out)
     if out is None and n % c.align_c == 0:
         out = torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
-        loaded.module.gemm_out(a2d, bt, out)
+        module.gemm_out(a2d, bt, out)
         return out
     buf = torch.empty((m, _round_up(n, c.align_c)), dtype=a2d.dtype, device=a2d.device)[:, :n]
-    loaded.module.gemm_out(a2d, bt, buf)
+    module.gemm_out(a2d, bt, buf)
     if out is None:
         return buf.contiguous()
     return out.copy_(buf)

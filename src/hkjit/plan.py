@@ -37,7 +37,7 @@ def rows_ok(t: torch.Tensor, align: int, max_ld: int | None = None) -> bool:
 
 def operand_copies(r: Route, a2d: torch.Tensor, b: torch.Tensor) -> tuple[bool, bool]:
     """(copy A, copy B): whether the kernel route `r` must copy a2d to rows / b to the Bᵀ layout first."""
-    c = r.spec.constraints
+    c = r.kernel_spec.constraints
     pad = r.k_padded != r.k
     return pad or not rows_ok(a2d, c.align, r.max_ld), pad or not rows_ok(b.t(), c.align, r.max_ld)
 
@@ -71,7 +71,7 @@ class Plan(Record):
 
     def __str__(self) -> str:
         head = f"hkjit.gemm M={self.m} N={self.n} K={self.k}" + (f" batch={self.batch}" if self.batch else "")
-        if self.path == "kernel":
+        if self.path == "kernel" and self.tile is not None:
             body = (f" -> kernel {self.kernel} for {self.arch}, tile {self.tile[0]}x{self.tile[1]}x{self.tile[2]} "
                     f"(rule {self.rule}: {self.reason}); configuration {self.config}: {self.config_reason}; "
                     f"copies: {'; '.join(self.copies) or 'none'}")
@@ -83,7 +83,7 @@ class Plan(Record):
 
 
 def _describe_copies(r: Route, copy_a: bool, copy_b: bool) -> tuple[str, ...]:
-    c, n, kp = r.spec.constraints, r.n, r.k_padded
+    c, n, kp = r.kernel_spec.constraints, r.n, r.k_padded
     copies = []
     if kp != r.k:
         copies.append(f"A zero-padded to K={kp} (the kernel needs K % {c.pad_k_to} == 0)")
@@ -109,9 +109,10 @@ def make_plan(a2d: torch.Tensor, b: torch.Tensor, r: Route | None = None, arch: 
     if r.path != "kernel":
         return Plan(r.path, r.arch, r.rule, r.reason, m, n, k)
     copy_a, copy_b = operand_copies(r, a2d, b)
-    c = r.spec.constraints
-    return Plan("kernel", r.arch, r.rule, r.reason, m, n, k, r.spec.name, (c.block_m, c.block_n, c.block_k),
-                _describe_copies(r, copy_a, copy_b), (), r.spec, r.k_padded, copy_a, copy_b, r.max_ld, r.spec.config,
+    spec = r.kernel_spec
+    c = spec.constraints
+    return Plan("kernel", r.arch, r.rule, r.reason, m, n, k, spec.name, (c.block_m, c.block_n, c.block_k),
+                _describe_copies(r, copy_a, copy_b), (), spec, r.k_padded, copy_a, copy_b, r.max_ld, spec.config,
                 r.config_rule, r.config_reason)
 
 

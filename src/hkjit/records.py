@@ -15,7 +15,7 @@ from typing import Any
 
 
 class Record:
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
     _defaults: dict[str, Any] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

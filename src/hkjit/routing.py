@@ -40,6 +40,13 @@ class Route(Record):
     k_padded: int  # K rounded up to the spec's pad_k_to (A and Bᵀ are zero-padded to it)
     max_ld: int | None  # the kernel's bound on row strides (policy.MAX_LEADING_DIM), if any
 
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        """The spec of a kernel route (asking a torch or empty route for one is a bug)."""
+        if self.spec is None:
+            raise ValueError(f"a {self.path} route (rule {self.rule}) has no kernel")
+        return self.spec
+
 
 def _round_up(x: int, m: int) -> int:
     return (x + m - 1) // m * m
