@@ -13,6 +13,8 @@
 //   HKJIT_SM90A_SPLITK  0 (default) or 1: the launcher may split K across CTAs when the tiles cannot fill the SMs
 //   HKJIT_SM90A_REPACK  0 (default) or 1: an operand whose row pitch is not a multiple of 128 bytes is first copied
 //                       into a buffer with a 128-byte pitch (compute-bound products: >= 1 wave of tiles; K % 8 == 0)
+//   HKJIT_SM90A_PINGPONG 0 (default) or 1: each of the two consumer warpgroups owns a whole BM x BN tile and the
+//                       two alternate (BM 64 or 128), so one stores its tile while the other runs its main loop
 //   HKJIT_SM90A_CLUSTER 1 only (2-CTA clusters are not built; any other value is a compile error)
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
 // Every consumer warpgroup owns BM / CONSUMERS rows (one or two m64 wgmma row blocks) x BN columns; its fp32
@@ -43,6 +45,15 @@
 //     ordered, no ABI change, graph-capturable, and no global state a concurrent stream could race on (an
 //     in-kernel atomic reduction would need a zeroed buffer we own and would not be deterministic).
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
+//   * Ping-pong (HKJIT_SM90A_PINGPONG=1, CUTLASS's "KernelTmaWarpSpecializedPingpong" schedule): without it the two
+//     consumers split one tile and both sit in the epilogue (convert, stmatrix, TMA store issue) while the tensor
+//     cores idle. With it the CTA's work units alternate between the consumers (unit nth of the CTA goes to consumer
+//     nth % 2; both walk the one ring, a consumer steps `it` over the other's K blocks without touching them), and
+//     an ordering barrier pair hands the tensor cores over: consumer c waits on ORDER_BAR + c before its main loop
+//     and, once its last wgmma is issued, lets the other one go (ORDER_BAR + (c ^ 1)), so its epilogue runs under
+//     the other's main loop. A consumer then holds a whole BM x BN tile of accumulators (BM x BN / 128 floats a
+//     thread), hence BM 64 (any BN) or 128 (BN <= 128). The arrivals match the waits exactly (consumer 1 arrives once at the
+//     start; an arrival after a unit only if the CTA has a next one), so no barrier is left half-arrived at exit.
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
@@ -87,6 +98,9 @@
 #ifndef HKJIT_SM90A_REPACK
 #define HKJIT_SM90A_REPACK 0
 #endif
+#ifndef HKJIT_SM90A_PINGPONG
+#define HKJIT_SM90A_PINGPONG 0
+#endif
 #if HKJIT_SM90A_BM != 64 && HKJIT_SM90A_BM != 128 && HKJIT_SM90A_BM != 256
 #error "HKJIT_SM90A_BM must be 64, 128 or 256"
 #endif
@@ -98,6 +112,12 @@
 #endif
 #if HKJIT_SM90A_REPACK != 0 && HKJIT_SM90A_REPACK != 1
 #error "HKJIT_SM90A_REPACK must be 0 or 1"
+#endif
+#if HKJIT_SM90A_PINGPONG != 0 && HKJIT_SM90A_PINGPONG != 1
+#error "HKJIT_SM90A_PINGPONG must be 0 or 1"
+#endif
+#if HKJIT_SM90A_PINGPONG && HKJIT_SM90A_BM == 256
+#error "HKJIT_SM90A_PINGPONG needs HKJIT_SM90A_BM 64 or 128 (each consumer holds a whole tile's accumulators)"
 #endif
 #if HKJIT_SM90A_CLUSTER != 1
 #error "HKJIT_SM90A_CLUSTER: only 1 is implemented (2-CTA clusters with TMA multicast are not built yet)"
@@ -114,11 +134,15 @@ constexpr int BM = HKJIT_SM90A_BM, BN = HKJIT_SM90A_BN, BK = 64;
 constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
 constexpr bool SPLITK = HKJIT_SM90A_SPLITK != 0;
 constexpr bool REPACK = HKJIT_SM90A_REPACK != 0;
-constexpr int CONSUMERS = BM == 64 ? 1 : 2;         // consumer warpgroups
-constexpr int MW = BM / 64 / CONSUMERS;             // m64 row blocks (wgmma rows) per consumer: 1 or 2
+constexpr bool PINGPONG = HKJIT_SM90A_PINGPONG != 0;
+constexpr int CONSUMERS = PINGPONG || BM > 64 ? 2 : 1;   // consumer warpgroups
+constexpr int MW = PINGPONG ? BM / 64 : BM / 64 / CONSUMERS;   // m64 row blocks (wgmma rows) per consumer: 1 or 2
+constexpr int STAGE_READERS = PINGPONG ? 1 : CONSUMERS;  // consumer warpgroups that read (and release) one stage
+constexpr int ORDER_BAR = 3;                        // named barriers 3, 4: ping-pong turns (1, 2: epilogue syncs)
 constexpr int NUM_THREADS = (CONSUMERS + 1) * 128;
 static_assert(MW * BN <= 256, "HKJIT_SM90A_BM x HKJIT_SM90A_BN: a consumer's fp32 accumulators exceed 128 registers "
-                              "a thread (256 x 256 is not supported; use 128 x 256 or 256 x 128)");
+                              "a thread (256 x 256 is not supported; use 128 x 256 or 256 x 128; with "
+                              "HKJIT_SM90A_PINGPONG a consumer holds the whole tile: 64 x BN or 128 x 128)");
 
 using a_tile = st_bf<64, BK>;                     // 64 rows of A for one K block
 using b_tile = st_bf<BN, BK>;                     // all BN rows of Bt for one K block
@@ -180,6 +204,9 @@ __device__ static inline void tma_store_wait_all() {
 __device__ static inline void named_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory");
 }
+__device__ static inline void named_arrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory");
+}
 __device__ static inline void mbar_wait(semaphore& s, int phase) {
     kittens::wait(s, phase);
     asm volatile("" ::: "memory");
@@ -215,7 +242,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         #pragma unroll
         for (int s = 0; s < STAGES; s++) {
             init_semaphore(sm.full[s], 1, 0);
-            init_semaphore(sm.empty[s], CONSUMERS * 4, 0);   // one arrival per consumer warp
+            init_semaphore(sm.empty[s], STAGE_READERS * 4, 0);   // one arrival per reading consumer warp
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -244,23 +271,29 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         warpgroup::increase_registers<CONSUMER_REGS>();
         const int cid = wg;
         const bool issuer = (threadIdx.x % 128) == 0;
+        const int rb0 = PINGPONG ? 0 : cid * MW;       // this consumer's first m64 row block in the tile
         acc_t acc[MW];
         int it = 0, store_no = 0;
-        for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
+        if (PINGPONG && cid == 1) named_arrive(ORDER_BAR + 0, 256);   // consumer 0 takes the first turn
+        for (int u = blockIdx.x, nth = 0; u < num_units; u += gridDim.x, nth++) {
             const unit_t w = unit_of(u, m_tiles, n_tiles, splits, k_blocks);
+            if (PINGPONG && (nth & 1) != cid) { it += w.kb1 - w.kb0; continue; }   // the other consumer's unit
+            if (PINGPONG) named_sync(ORDER_BAR + cid, 256);                     // wait for my turn
             int prev_s = 0;
             for (int kb = w.kb0; kb < w.kb1; kb++, it++) {
                 const int s = it % STAGES, phase = (it / STAGES) & 1;
                 mbar_wait(sm.full[s], phase);
                 #pragma unroll
                 for (int i = 0; i < MW; i++) {
-                    if (kb == w.kb0) warpgroup::mm_ABt(acc[i], sm.a[s][cid * MW + i], sm.b[s]);
-                    else             warpgroup::mma_ABt(acc[i], sm.a[s][cid * MW + i], sm.b[s]);
+                    if (kb == w.kb0) warpgroup::mm_ABt(acc[i], sm.a[s][rb0 + i], sm.b[s]);
+                    else             warpgroup::mma_ABt(acc[i], sm.a[s][rb0 + i], sm.b[s]);
                 }
                 warpgroup::mma_async_wait<MW>();           // the previous k block's groups have retired
                 if (kb > w.kb0 && laneid() == 0) arrive(sm.empty[prev_s]);
                 prev_s = s;
             }
+            // all of this unit's wgmma are issued: the other consumer may issue its unit's (if there is one)
+            if (PINGPONG && u + (int)gridDim.x < num_units) named_arrive(ORDER_BAR + (cid ^ 1), 256);
             warpgroup::mma_async_wait<0>();
             if (laneid() == 0) arrive(sm.empty[prev_s]);
 
@@ -271,7 +304,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
                 #pragma unroll
                 for (int i = 0; i < MW; i++) {
-                    const int r0 = w.m * BM + (cid * MW + i) * 64 + wrow;
+                    const int r0 = w.m * BM + (rb0 + i) * 64 + wrow;
                     #pragma unroll
                     for (int j = 0; j < BN / 16; j++) {
                         const int col = w.n * BN + j * 16 + 2 * (lane % 4);
@@ -291,7 +324,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             // ---- epilogue: chunks of 64 x 64, bf16, through double-buffered staging tiles and TMA stores
             #pragma unroll
             for (int i = 0; i < MW; i++) {
-                const int row0 = w.m * BM + (cid * MW + i) * 64;
+                const int row0 = w.m * BM + (rb0 + i) * 64;
                 if (row0 >= M) break;                           // uniform over the warpgroup
                 #pragma unroll
                 for (int j = 0; j < BN / 64; j++) {
