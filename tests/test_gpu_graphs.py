@@ -1,7 +1,7 @@
 """hkjit.gemm captured in a CUDA graph and replayed, for the sm_90a configurations whose launch does more than one
 kernel: split-K (the GEMM writes fp32 partials into a stream-ordered pool workspace, a second kernel sums them) and
 repack (a copy kernel moves an operand to a 128-byte row pitch first, into pool memory), plus the ping-pong
-configuration. Timed in graphs by benchmarks/sm90a_standalone, never checked there through hkjit: a graph records
+configuration and the 2-CTA cluster one (launched by cudaLaunchKernelEx with a cluster dimension). Timed in graphs by benchmarks/sm90a_standalone, never checked there through hkjit: a graph records
 the pool allocations and frees, so a replay that reused a stale workspace or a copy made at capture time would
 give the captured inputs' product, which these tests would see.
 
@@ -41,6 +41,8 @@ CASES = [
     ("128x256-repack", 4096, 4096, 4104, "512 tiles, row pitch 8208 B"),
     ("64x256-pingpong", 4096, 4096, 4096, "1024 tiles, 7-8 per CTA: both consumers take turns"),
     ("64x256-pingpong", 2050, 3000, 1000, "ragged M and K, 33 x 12 tiles: odd unit counts per CTA"),
+    ("128x256-cluster2", 4096, 4096, 4096, "2-CTA clusters, Bt multicast (cudaLaunchKernelEx in the graph)"),
+    ("128x256-cluster2", 2100, 3000, 1000, "17 tile rows: the last pair's second tile is past M"),
 ]
 
 

@@ -184,7 +184,7 @@ def _sm90a_tile(bm: int, bn: int) -> Constraints:
 #: The configurations of each arch's kernel, default first (its spec is the SPECS one, no defines). Each other one
 #: is a spec variant with its own cache entry: its defines go into the flags of the files holding the kernel.
 #: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1), _REPACK (0|1),
-#: _PINGPONG (0|1).
+#: _PINGPONG (0|1), _CLUSTER (1|2).
 #: CPU defines (kernels/gemm_reference.cpp): HKJIT_REF_BLOCK_N, HKJIT_REF_BLOCK_K.
 CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "cpu": (
@@ -221,6 +221,9 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="ping-pong: each consumer owns a 64x256 tile, one stores while the other computes"),
         KernelConfig("128x128-pingpong", _sm90a(128, 128, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(128, 128),
                      why="ping-pong with 128x128 tiles per consumer (2 row blocks each), 6 stages"),
+        KernelConfig("128x256-cluster2", ("-DHKJIT_SM90A_CLUSTER=2",), _sm90a_tile(128, 256),
+                     why="2-CTA clusters: vertically adjacent 128x256 tiles share Bt, each CTA loads half of it "
+                         "multicast to both (a third less L2 traffic)"),
     ),
 }
 
