@@ -67,6 +67,8 @@ MUTANTS_LIST=(
  "mut_crank#s/w.m = tile_row(w);/w.m = w.m * CLUSTER;/#-DHKJIT_SM90A_CLUSTER=2"
  "mut_pprow#s/sm.a\[s\]\[rb0 + i\]/sm.a[s][rb0]/#-DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_PINGPONG=1"
 )
+# EXPERIMENTS="name#sed-script#flags ..." (newline-separated, names x_*) adds timing experiments in the same form.
+if [ -n "${EXPERIMENTS:-}" ]; then while IFS= read -r x; do [ -n "$x" ] && MUTANTS_LIST+=("$x"); done <<<"$EXPERIMENTS"; fi
 build_mutant() {  # name sed-script flags
     local name=$1 script=$2; shift 2
     mkdir -p "$BUILD/$name"
