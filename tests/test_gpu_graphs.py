@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.gpu,
 
 # (configuration, M, N, K, why this shape takes the configuration's special path)
 CASES = [
-    ("64x128-splitk", 128, 8192, 8192, "128 tiles of 64x128 on 132 SMs: split in K"),
+    ("64x128-splitk", 128, 4096, 8192, "64 tiles of 64x128 on 132 SMs: split in K"),
     ("64x64-splitk", 64, 4096, 14336, "64 tiles: split in K, the deepest slices"),
     ("64x256-splitk", 16, 10240, 8192, "40 tiles, M = 16 (one ragged row block)"),
     ("64x128-splitk", 33, 4100, 4104, "ragged M, N % 8 != 0 edge (element-wise stores), K % 64 != 0"),
