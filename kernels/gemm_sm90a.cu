@@ -53,21 +53,25 @@
 //     an ordering barrier pair hands the tensor cores over: consumer c waits on ORDER_BAR + c before its main loop
 //     and, once its last wgmma is issued, lets the other one go (ORDER_BAR + (c ^ 1)), so its epilogue runs under
 //     the other's main loop. A consumer then holds a whole BM x BN tile of accumulators (BM x BN / 128 floats a
-//     thread), hence BM 64 (any BN) or 128 (BN <= 128). The arrivals match the waits exactly (consumer 1 arrives once at the
-//     start; an arrival after a unit only if the CTA has a next one), so no barrier is left half-arrived at exit.
+//     thread), hence BM 64 (any BN) or 128 (BN <= 128). The arrivals match the waits exactly (consumer 1 arrives
+//     once at the start; an arrival after a unit only if the CTA has a next one), so no barrier is left half-arrived
+//     at exit. Measured on the H200 (NOTES.md, runs 6-8): a win on decode shapes (one or two units per CTA), 0.95x
+//     of the 128x256 kernel on prefill.
 //   * Clusters (HKJIT_SM90A_CLUSTER=2): a work unit is a pair of tiles (tile rows 2p and 2p + 1, one column, one
 //     K slice); CTA rank r of the cluster takes tile row 2p + r. Both need the same Bt block, so each CTA's producer
 //     loads its own A block and half of the Bt rows (BN / 2) with a multicast TMA load into the same ring slot of
 //     both CTAs: each CTA's "full" barrier still expects the whole stage (its A + two Bt halves, one from each
 //     producer), and the L2 serves Bt once per pair instead of twice. A slot may be refilled only when the
 //     consumers of BOTH CTAs are done with it (the partner's producer writes into it too), so every consumer warp
-//     arrives on the "empty" barrier of its own CTA and of its partner (mapa + a cluster-scope release arrive), and
-//     each empty barrier counts both CTAs' warps. A cluster barrier after the barrier set-up (the partner's barriers
-//     exist before anything touches them) and one before exit (no CTA leaves while its partner may still write into
-//     its shared memory or arrive on its barriers). When the tile rows are odd the last pair's second tile is past
-//     M: that CTA still loads (its A coordinate clamped to the last tile row) and multicasts its Bt half, computes,
-//     and stores nothing (the epilogue skips rows >= M). The launch is cudaLaunchKernelEx with a cluster dimension
-//     of 2; the grid is 2 x the clusters that fit at once (cudaOccupancyMaxActiveClusters).
+//     arrives on the "empty" barrier of its own CTA and of its partner (mapa + an arrive on that shared::cluster
+//     address, default semantics: see arrive_cluster), and each empty barrier counts both CTAs' warps. A cluster
+//     barrier after the barrier set-up (the partner's barriers exist before anything touches them) and one before
+//     exit (no CTA leaves while its partner may still write into its shared memory or arrive on its barriers).
+//     When the tile rows are odd the last pair's second tile is past M: that CTA still loads (its A coordinate
+//     clamped to the last tile row) and multicasts its Bt half, computes, and stores nothing (the epilogue skips
+//     rows >= M). The launch is cudaLaunchKernelEx with a cluster dimension of 2; the grid is 2 x the clusters that
+//     fit at once (cudaOccupancyMaxActiveClusters). Measured on the H200: = the 128x256 kernel on aligned products,
+//     0.89x of cuBLAS (repack 0.76x) on 3000x5000x7000.
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand

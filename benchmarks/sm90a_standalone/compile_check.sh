@@ -40,7 +40,9 @@ if [ "${1:-}" = --all ]; then
              "-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1" "-DHKJIT_SM90A_REPACK=1 -DHKJIT_SM90A_BN=192" \
              "-DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=256" \
              "-DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=128" \
-             "-DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_REPACK=1"; do
+             "-DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_REPACK=1" \
+             "-DHKJIT_SM90A_CLUSTER=2" "-DHKJIT_SM90A_CLUSTER=2 -DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=128" \
+             "-DHKJIT_SM90A_CLUSTER=2 -DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=192 -DHKJIT_SM90A_SPLITK=1"; do
         if "$NVCC" "${FLAGS[@]}" -Xptxas=-v -c $c kernels/gemm_sm90a.cu -o "$OBJ/x.o" >"$OBJ/log" 2>&1 &&
            ! grep -E "stack frame|spill" "$OBJ/log" | grep -vq "^ *0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"; then
             echo "ok: [${c:-defaults}] compiles, 0 spills / 0 stack"
