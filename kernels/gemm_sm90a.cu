@@ -13,7 +13,10 @@
 //   HKJIT_SM90A_SPLITK  0 (default) or 1: the launcher may split K across CTAs when the tiles cannot fill the SMs
 //   HKJIT_SM90A_REPACK  0 (default) or 1: an operand whose row pitch is not a multiple of 128 bytes is first copied
 //                       into a buffer with a 128-byte pitch (compute-bound products: >= 1 wave of tiles; K % 8 == 0)
-//   HKJIT_SM90A_CLUSTER 1 only (2-CTA clusters are not built; any other value is a compile error)
+//   HKJIT_SM90A_PINGPONG 0 (default) or 1: each of the two consumer warpgroups owns a whole BM x BN tile and the
+//                       two alternate (BM 64 or 128), so one stores its tile while the other runs its main loop
+//   HKJIT_SM90A_CLUSTER 1 (default) or 2: 2-CTA clusters; the two CTAs take vertically adjacent tiles (same
+//                       columns) and each loads half of the shared Bt tile, multicast into both CTAs' rings
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
 // Every consumer warpgroup owns BM / CONSUMERS rows (one or two m64 wgmma row blocks) x BN columns; its fp32
 // accumulators are BM / CONSUMERS * BN / 128 floats a thread, capped at 128 (so 256 x 256 is refused).
@@ -43,6 +46,32 @@
 //     ordered, no ABI change, graph-capturable, and no global state a concurrent stream could race on (an
 //     in-kernel atomic reduction would need a zeroed buffer we own and would not be deterministic).
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
+//   * Ping-pong (HKJIT_SM90A_PINGPONG=1, CUTLASS's "KernelTmaWarpSpecializedPingpong" schedule): without it the two
+//     consumers split one tile and both sit in the epilogue (convert, stmatrix, TMA store issue) while the tensor
+//     cores idle. With it the CTA's work units alternate between the consumers (unit nth of the CTA goes to consumer
+//     nth % 2; both walk the one ring, a consumer steps `it` over the other's K blocks without touching them), and
+//     an ordering barrier pair hands the tensor cores over: consumer c waits on ORDER_BAR + c before its main loop
+//     and, once its last wgmma is issued, lets the other one go (ORDER_BAR + (c ^ 1)), so its epilogue runs under
+//     the other's main loop. A consumer then holds a whole BM x BN tile of accumulators (BM x BN / 128 floats a
+//     thread), hence BM 64 (any BN) or 128 (BN <= 128). The arrivals match the waits exactly (consumer 1 arrives
+//     once at the start; an arrival after a unit only if the CTA has a next one), so no barrier is left half-arrived
+//     at exit. Measured on the H200 (NOTES.md, runs 6-8): a win on decode shapes (one or two units per CTA), 0.95x
+//     of the 128x256 kernel on prefill.
+//   * Clusters (HKJIT_SM90A_CLUSTER=2): a work unit is a pair of tiles (tile rows 2p and 2p + 1, one column, one
+//     K slice); CTA rank r of the cluster takes tile row 2p + r. Both need the same Bt block, so each CTA's producer
+//     loads its own A block and half of the Bt rows (BN / 2) with a multicast TMA load into the same ring slot of
+//     both CTAs: each CTA's "full" barrier still expects the whole stage (its A + two Bt halves, one from each
+//     producer), and the L2 serves Bt once per pair instead of twice. A slot may be refilled only when the
+//     consumers of BOTH CTAs are done with it (the partner's producer writes into it too), so every consumer warp
+//     arrives on the "empty" barrier of its own CTA and of its partner (mapa + an arrive on that shared::cluster
+//     address, default semantics: see arrive_cluster), and each empty barrier counts both CTAs' warps. A cluster
+//     barrier after the barrier set-up (the partner's barriers exist before anything touches them) and one before
+//     exit (no CTA leaves while its partner may still write into its shared memory or arrive on its barriers).
+//     When the tile rows are odd the last pair's second tile is past M: that CTA still loads (its A coordinate
+//     clamped to the last tile row) and multicasts its Bt half, computes, and stores nothing (the epilogue skips
+//     rows >= M). The launch is cudaLaunchKernelEx with a cluster dimension of 2; the grid is 2 x the clusters that
+//     fit at once (cudaOccupancyMaxActiveClusters). Measured on the H200: = the 128x256 kernel on aligned products,
+//     0.89x of cuBLAS (repack 0.76x) on 3000x5000x7000.
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
@@ -87,6 +116,9 @@
 #ifndef HKJIT_SM90A_REPACK
 #define HKJIT_SM90A_REPACK 0
 #endif
+#ifndef HKJIT_SM90A_PINGPONG
+#define HKJIT_SM90A_PINGPONG 0
+#endif
 #if HKJIT_SM90A_BM != 64 && HKJIT_SM90A_BM != 128 && HKJIT_SM90A_BM != 256
 #error "HKJIT_SM90A_BM must be 64, 128 or 256"
 #endif
@@ -99,8 +131,14 @@
 #if HKJIT_SM90A_REPACK != 0 && HKJIT_SM90A_REPACK != 1
 #error "HKJIT_SM90A_REPACK must be 0 or 1"
 #endif
-#if HKJIT_SM90A_CLUSTER != 1
-#error "HKJIT_SM90A_CLUSTER: only 1 is implemented (2-CTA clusters with TMA multicast are not built yet)"
+#if HKJIT_SM90A_PINGPONG != 0 && HKJIT_SM90A_PINGPONG != 1
+#error "HKJIT_SM90A_PINGPONG must be 0 or 1"
+#endif
+#if HKJIT_SM90A_PINGPONG && HKJIT_SM90A_BM == 256
+#error "HKJIT_SM90A_PINGPONG needs HKJIT_SM90A_BM 64 or 128 (each consumer holds a whole tile's accumulators)"
+#endif
+#if HKJIT_SM90A_CLUSTER != 1 && HKJIT_SM90A_CLUSTER != 2
+#error "HKJIT_SM90A_CLUSTER must be 1 or 2 (2-CTA clusters multicast the Bt tile)"
 #endif
 #if HKJIT_SM90A_GROUP_M < 1
 #error "HKJIT_SM90A_GROUP_M must be at least 1"
@@ -114,11 +152,17 @@ constexpr int BM = HKJIT_SM90A_BM, BN = HKJIT_SM90A_BN, BK = 64;
 constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
 constexpr bool SPLITK = HKJIT_SM90A_SPLITK != 0;
 constexpr bool REPACK = HKJIT_SM90A_REPACK != 0;
-constexpr int CONSUMERS = BM == 64 ? 1 : 2;         // consumer warpgroups
-constexpr int MW = BM / 64 / CONSUMERS;             // m64 row blocks (wgmma rows) per consumer: 1 or 2
+constexpr bool PINGPONG = HKJIT_SM90A_PINGPONG != 0;
+constexpr int CONSUMERS = PINGPONG || BM > 64 ? 2 : 1;   // consumer warpgroups
+constexpr int MW = PINGPONG ? BM / 64 : BM / 64 / CONSUMERS;   // m64 row blocks (wgmma rows) per consumer: 1 or 2
+constexpr int STAGE_READERS = PINGPONG ? 1 : CONSUMERS;  // consumer warpgroups that read (and release) one stage
+constexpr int CLUSTER = HKJIT_SM90A_CLUSTER;        // CTAs per cluster (they share Bt loads)
+constexpr int GROUP_UNITS = CLUSTER > 1 && GROUP_M > 1 ? GROUP_M / CLUSTER : GROUP_M;   // raster group, in units
+constexpr int ORDER_BAR = 3;                        // named barriers 3, 4: ping-pong turns (1, 2: epilogue syncs)
 constexpr int NUM_THREADS = (CONSUMERS + 1) * 128;
 static_assert(MW * BN <= 256, "HKJIT_SM90A_BM x HKJIT_SM90A_BN: a consumer's fp32 accumulators exceed 128 registers "
-                              "a thread (256 x 256 is not supported; use 128 x 256 or 256 x 128)");
+                              "a thread (256 x 256 is not supported; use 128 x 256 or 256 x 128; with "
+                              "HKJIT_SM90A_PINGPONG a consumer holds the whole tile: 64 x BN or 128 x 128)");
 
 using a_tile = st_bf<64, BK>;                     // 64 rows of A for one K block
 using b_tile = st_bf<BN, BK>;                     // all BN rows of Bt for one K block
@@ -180,20 +224,60 @@ __device__ static inline void tma_store_wait_all() {
 __device__ static inline void named_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory");
 }
+__device__ static inline void named_arrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory");
+}
+__device__ static inline void tma_load_2d_multicast(void* dst, const CUtensorMap* map, int c0, int c1, semaphore& bar,
+                                                    uint16_t cta_mask) {
+    uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+    uint32_t b = static_cast<uint32_t>(__cvta_generic_to_shared(&bar));
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1, {%3, %4}], [%2], %5;\n"
+        :: "r"(d), "l"(reinterpret_cast<uint64_t>(map)), "r"(b), "r"(c0), "r"(c1), "h"(cta_mask)
+        : "memory");
+}
+__device__ static inline int cluster_rank() {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return (int)r;
+}
+__device__ static inline void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+// One arrival on barrier `bar` of the cluster's CTA `cta` (the same shared-memory offset in that CTA). Default
+// semantics (release at CTA scope), as CUTLASS's ClusterBarrier::arrive: what it orders is the wgmma reads of the
+// stage, already retired (wgmma wait) before the arrival. Measured 2026-12-01 on the H200: with
+// .release.cluster every CTA ran at 0.55-0.6x its speed (a cluster-scope release on each k block's path).
+__device__ static inline void arrive_cluster(semaphore& bar, int cta) {
+    uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(&bar)), remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(cta));
+    asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" :: "r"(remote) : "memory");
+}
+// A consumer warp is done reading ring slot `bar`'s stage: tell every producer that writes into it.
+__device__ static inline void release_stage(semaphore& bar) {
+    if constexpr (CLUSTER == 1) {
+        arrive(bar);
+    } else {
+        #pragma unroll
+        for (int c = 0; c < CLUSTER; c++) arrive_cluster(bar, c);
+    }
+}
 __device__ static inline void mbar_wait(semaphore& s, int phase) {
     kittens::wait(s, phase);
     asm volatile("" ::: "memory");
 }
 
-// A work unit is one output tile and one K slice [kb0, kb1) of it (the whole K when splits == 1).
+// A work unit is one output tile (CLUSTER: one pair of vertically adjacent tiles; `m` counts pairs, tile_row() picks
+// this CTA's) and one K slice [kb0, kb1) of it (the whole K when splits == 1).
 struct unit_t { int m, n, split, kb0, kb1; };
 __device__ static inline unit_t unit_of(int u, int m_tiles, int n_tiles, int splits, int k_blocks) {
     const int tiles = m_tiles * n_tiles;
     const int split = u / tiles, t = u - split * tiles;
-    const int per_group = GROUP_M * n_tiles;
+    const int per_group = GROUP_UNITS * n_tiles;
     const int g = t / per_group;
-    const int first_m = g * GROUP_M;
-    const int gm = min(m_tiles - first_m, GROUP_M);
+    const int first_m = g * GROUP_UNITS;
+    const int gm = min(m_tiles - first_m, GROUP_UNITS);
     const int local = t - g * per_group;
     return {first_m + local % gm, local / gm, split,
             (int)((int64_t)split * k_blocks / splits), (int)((int64_t)(split + 1) * k_blocks / splits)};
@@ -207,19 +291,26 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
     smem_t& sm = *reinterpret_cast<smem_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
 
     const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
-    const int num_units = m_tiles * n_tiles * splits;
+    const int m_units = (m_tiles + CLUSTER - 1) / CLUSTER;      // tile rows (CLUSTER: pairs of tile rows)
+    const int num_units = m_units * n_tiles * splits;
     const int k_blocks = (K + BK - 1) / BK;
     const int wg = threadIdx.x / 128;
+    const int crank = CLUSTER > 1 ? cluster_rank() : 0;
+    // this CTA's units: first_unit(), first_unit() + unit_step(), ... (CLUSTER: the cluster's units)
+    auto first_unit = [] { return (int)blockIdx.x / CLUSTER; };
+    auto unit_step = [] { return (int)gridDim.x / CLUSTER; };
+    auto tile_row = [&](const unit_t& w) { return w.m * CLUSTER + crank; };
 
     if (threadIdx.x == 0) {
         #pragma unroll
         for (int s = 0; s < STAGES; s++) {
             init_semaphore(sm.full[s], 1, 0);
-            init_semaphore(sm.empty[s], CONSUMERS * 4, 0);   // one arrival per consumer warp
+            init_semaphore(sm.empty[s], CLUSTER * STAGE_READERS * 4, 0);   // one per reading consumer warp
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    __syncthreads();
+    if constexpr (CLUSTER > 1) cluster_sync();   // the partner's barriers are initialised before any remote use
+    else __syncthreads();
 
     if (wg == CONSUMERS) {
         // ------------------------------------------------------------------------------------------ producer
@@ -228,14 +319,22 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_a)) : "memory");
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_b)) : "memory");
             int it = 0;
-            for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
-                const unit_t w = unit_of(u, m_tiles, n_tiles, splits, k_blocks);
+            for (int u = first_unit(); u < num_units; u += unit_step()) {
+                const unit_t w = unit_of(u, m_units, n_tiles, splits, k_blocks);
+                // CLUSTER: past the last tile row the A coordinate is clamped (loaded, computed, never stored)
+                const int a_row = (CLUSTER > 1 ? min(tile_row(w), m_tiles - 1) : tile_row(w)) * BM;
                 for (int kb = w.kb0; kb < w.kb1; kb++, it++) {
                     const int s = it % STAGES, phase = (it / STAGES) & 1;
                     mbar_wait(sm.empty[s], phase ^ 1);
                     tma::expect_bytes(sm.full[s], STAGE_BYTES);
-                    tma_load_2d(&sm.a[s][0], &tm_a, kb * BK, w.m * BM, sm.full[s]);
-                    tma_load_2d(&sm.b[s], &tm_b, kb * BK, w.n * BN, sm.full[s]);
+                    tma_load_2d(&sm.a[s][0], &tm_a, kb * BK, a_row, sm.full[s]);
+                    if constexpr (CLUSTER == 1) {
+                        tma_load_2d(&sm.b[s], &tm_b, kb * BK, w.n * BN, sm.full[s]);
+                    } else {   // this CTA's half of the Bt rows, into the same slot of both CTAs (tm_b: BN / 2 rows)
+                        void* half = reinterpret_cast<uint8_t*>(&sm.b[s]) + crank * (BN / CLUSTER) * BK * 2;
+                        tma_load_2d_multicast(half, &tm_b, kb * BK, w.n * BN + crank * (BN / CLUSTER), sm.full[s],
+                                              (uint16_t)((1 << CLUSTER) - 1));
+                    }
                 }
             }
         }
@@ -244,25 +343,32 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         warpgroup::increase_registers<CONSUMER_REGS>();
         const int cid = wg;
         const bool issuer = (threadIdx.x % 128) == 0;
+        const int rb0 = PINGPONG ? 0 : cid * MW;       // this consumer's first m64 row block in the tile
         acc_t acc[MW];
         int it = 0, store_no = 0;
-        for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
-            const unit_t w = unit_of(u, m_tiles, n_tiles, splits, k_blocks);
+        if (PINGPONG && cid == 1) named_arrive(ORDER_BAR + 0, 256);   // consumer 0 takes the first turn
+        for (int u = first_unit(), nth = 0; u < num_units; u += unit_step(), nth++) {
+            unit_t w = unit_of(u, m_units, n_tiles, splits, k_blocks);
+            w.m = tile_row(w);
+            if (PINGPONG && (nth & 1) != cid) { it += w.kb1 - w.kb0; continue; }   // the other consumer's unit
+            if (PINGPONG) named_sync(ORDER_BAR + cid, 256);                     // wait for my turn
             int prev_s = 0;
             for (int kb = w.kb0; kb < w.kb1; kb++, it++) {
                 const int s = it % STAGES, phase = (it / STAGES) & 1;
                 mbar_wait(sm.full[s], phase);
                 #pragma unroll
                 for (int i = 0; i < MW; i++) {
-                    if (kb == w.kb0) warpgroup::mm_ABt(acc[i], sm.a[s][cid * MW + i], sm.b[s]);
-                    else             warpgroup::mma_ABt(acc[i], sm.a[s][cid * MW + i], sm.b[s]);
+                    if (kb == w.kb0) warpgroup::mm_ABt(acc[i], sm.a[s][rb0 + i], sm.b[s]);
+                    else             warpgroup::mma_ABt(acc[i], sm.a[s][rb0 + i], sm.b[s]);
                 }
                 warpgroup::mma_async_wait<MW>();           // the previous k block's groups have retired
-                if (kb > w.kb0 && laneid() == 0) arrive(sm.empty[prev_s]);
+                if (kb > w.kb0 && laneid() == 0) release_stage(sm.empty[prev_s]);
                 prev_s = s;
             }
+            // all of this unit's wgmma are issued: the other consumer may issue its unit's (if there is one)
+            if (PINGPONG && u + unit_step() < num_units) named_arrive(ORDER_BAR + (cid ^ 1), 256);
             warpgroup::mma_async_wait<0>();
-            if (laneid() == 0) arrive(sm.empty[prev_s]);
+            if (laneid() == 0) release_stage(sm.empty[prev_s]);
 
             if (SPLITK && splits > 1) {
                 // ---- split epilogue: fp32 partial straight from registers into ws[split][M][n_tiles * BN]
@@ -271,7 +377,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
                 #pragma unroll
                 for (int i = 0; i < MW; i++) {
-                    const int r0 = w.m * BM + (cid * MW + i) * 64 + wrow;
+                    const int r0 = w.m * BM + (rb0 + i) * 64 + wrow;
                     #pragma unroll
                     for (int j = 0; j < BN / 16; j++) {
                         const int col = w.n * BN + j * 16 + 2 * (lane % 4);
@@ -291,7 +397,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             // ---- epilogue: chunks of 64 x 64, bf16, through double-buffered staging tiles and TMA stores
             #pragma unroll
             for (int i = 0; i < MW; i++) {
-                const int row0 = w.m * BM + (cid * MW + i) * 64;
+                const int row0 = w.m * BM + (rb0 + i) * 64;
                 if (row0 >= M) break;                           // uniform over the warpgroup
                 #pragma unroll
                 for (int j = 0; j < BN / 64; j++) {
@@ -320,6 +426,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         }
         if (issuer) tma_store_wait_all();
     }
+    if constexpr (CLUSTER > 1) cluster_sync();   // no CTA exits while its partner may still write to it
 }
 
 // Split-K reduction: C[m, n] = bf16(sum over s in order of ws[s][m][n]); 4 columns a thread.
@@ -421,12 +528,12 @@ static cudaError_t make_map(map_cache& cache, CUtensorMap* out, const void* ptr,
     return cudaSuccess;
 }
 
-struct device_info { int sms; bool ready; cudaMemPool_t pool; };
+struct device_info { int sms, ctas; bool ready; cudaMemPool_t pool; };   // ctas: resident at once (persistent)
 constexpr int MAX_DEVICES = 64;
 static device_info g_devices[MAX_DEVICES];
 static std::mutex g_devices_mutex;
 
-static cudaError_t device_setup(int dev, int* sms, cudaMemPool_t* pool) {
+static cudaError_t device_setup(int dev, int* sms, int* ctas, cudaMemPool_t* pool) {
     if (dev < 0 || dev >= MAX_DEVICES) return cudaErrorInvalidDevice;
     std::lock_guard<std::mutex> lock(g_devices_mutex);
     device_info& d = g_devices[dev];
@@ -439,6 +546,23 @@ static cudaError_t device_setup(int dev, int* sms, cudaMemPool_t* pool) {
         if (major != 9 || optin < (int)SMEM_BYTES) return cudaErrorNoKernelImageForDevice;
         e = cudaFuncSetAttribute(gemm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES);
         if (e != cudaSuccess) return e;
+        d.ctas = d.sms;
+        if (CLUSTER > 1) {   // how many clusters fit at once: SMs pair up within a GPC, so it may be under sms / 2
+            cudaLaunchConfig_t cfg{};
+            cudaLaunchAttribute attr{};
+            attr.id = cudaLaunchAttributeClusterDimension;
+            attr.val.clusterDim.x = CLUSTER;
+            attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+            cfg.gridDim = dim3(d.sms / CLUSTER * CLUSTER);
+            cfg.blockDim = dim3(NUM_THREADS);
+            cfg.dynamicSmemBytes = SMEM_BYTES;
+            cfg.attrs = &attr;
+            cfg.numAttrs = 1;
+            int clusters = 0;
+            if ((e = cudaOccupancyMaxActiveClusters(&clusters, gemm_kernel, &cfg)) != cudaSuccess) return e;
+            if (clusters < 1) return cudaErrorLaunchOutOfResources;
+            d.ctas = clusters * CLUSTER;
+        }
         d.pool = nullptr;
         if (SPLITK || REPACK) {   // the workspace pool: ours, so its release threshold touches nobody else's memory
             cudaMemPoolProps props{};
@@ -452,6 +576,7 @@ static cudaError_t device_setup(int dev, int* sms, cudaMemPool_t* pool) {
         d.ready = true;
     }
     *sms = d.sms;
+    *ctas = d.ctas;
     *pool = d.pool;
     return cudaSuccess;
 }
@@ -504,9 +629,9 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
-    int sms = 0;
+    int sms = 0, ctas = 0;
     cudaMemPool_t pool = nullptr;
-    e = device_setup(dev, &sms, &pool);
+    e = device_setup(dev, &sms, &ctas, &pool);
     if (e != cudaSuccess) return e;
 
     const int64_t n_tiles = (N + BN - 1) / BN;
@@ -547,19 +672,37 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     thread_local map_cache cache_a{}, cache_b{}, cache_c{};
     CUtensorMap ma, mb, mc;
     if ((e = make_map(cache_a, &ma, A, M, K, lda, BM)) != cudaSuccess) return release(e);
-    if ((e = make_map(cache_b, &mb, Bt, N, K, ldb, BN)) != cudaSuccess) return release(e);
+    if ((e = make_map(cache_b, &mb, Bt, N, K, ldb, BN / CLUSTER)) != cudaSuccess) return release(e);
     if ((e = make_map(cache_c, &mc, C, M, N, ldc, 64)) != cudaSuccess) return release(e);
-    const int splits = choose_splits(tiles, (K + BK - 1) / BK, sms, M, K);
+    const int64_t units = (((M + BM - 1) / BM + CLUSTER - 1) / CLUSTER) * n_tiles;   // CLUSTER: tile pairs
+    const int splits = choose_splits(units * CLUSTER, (K + BK - 1) / BK, ctas, M, K);
     float* ws = nullptr;
     const int64_t ldw = n_tiles * BN;
     if (splits > 1) {
         e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), (size_t)splits * M * ldw * sizeof(float), pool, st);
         if (e != cudaSuccess) return release(e);
     }
-    const int grid = (int)std::min<int64_t>(tiles * splits, sms);
-    gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
-                                                        splits, (int)M, (int)N, (int)K);
-    e = cudaGetLastError();
+    const int grid = (int)std::min<int64_t>(units * splits, ctas / CLUSTER) * CLUSTER;
+    if constexpr (CLUSTER == 1) {
+        gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
+                                                            splits, (int)M, (int)N, (int)K);
+        e = cudaGetLastError();
+    } else {
+        cudaLaunchConfig_t cfg{};
+        cudaLaunchAttribute attr{};
+        attr.id = cudaLaunchAttributeClusterDimension;
+        attr.val.clusterDim.x = CLUSTER;
+        attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+        cfg.gridDim = dim3(grid);
+        cfg.blockDim = dim3(NUM_THREADS);
+        cfg.dynamicSmemBytes = SMEM_BYTES;
+        cfg.stream = st;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        e = cudaLaunchKernelEx(&cfg, gemm_kernel, ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, splits,
+                               (int)M, (int)N, (int)K);
+        if (e == cudaSuccess) e = cudaGetLastError();
+    }
     if (splits > 1) {
         if (e == cudaSuccess) {
             const int64_t quads = M * ((N + 3) / 4);

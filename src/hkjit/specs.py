@@ -148,7 +148,8 @@ def _sm90a_tile(bm: int, bn: int) -> Constraints:
 
 #: The configurations of each arch's kernel, default first (its spec is the SPECS one, no defines). Each other one
 #: is a spec variant with its own cache entry: its defines go into the flags of the files holding the kernel.
-#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1), _REPACK (0|1).
+#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1), _REPACK (0|1),
+#: _PINGPONG (0|1), _CLUSTER (1|2).
 #: CPU defines (kernels/gemm_reference.cpp): HKJIT_REF_BLOCK_N, HKJIT_REF_BLOCK_K.
 CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "cpu": (
@@ -181,6 +182,18 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                          "(128x8192x8192: 0.45x -> 0.97x)"),
         KernelConfig("64x256-splitk", _sm90a(64, 256, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 256),
                      why="64x256 tiles, K split: M <= 64 with wide N (0.84-1.02x)"),
+        KernelConfig("64x256-pingpong", _sm90a(64, 256, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 256),
+                     why="ping-pong (each consumer owns a 64x256 tile, one stores while the other computes), no "
+                         "split: M <= 64 with N >= 16384 (0.93-1.08x; 0.95x of 128x256 on prefill)"),
+        KernelConfig("64x192-pingpong", _sm90a(64, 192, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 192),
+                     why="ping-pong, 64x192 tiles, 6 stages: M = 65..128 with N = 10240 (0.98-1.03x), "
+                         "M = 129..256 with N = 6144 (0.96-0.99x)"),
+        KernelConfig("64x128-pingpong", _sm90a(64, 128, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 128),
+                     why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 5000..16383 (0.90-0.93x where "
+                         "64x64-splitk is 0.77-0.82x)"),
+        KernelConfig("128x256-cluster2", ("-DHKJIT_SM90A_CLUSTER=2",), _sm90a_tile(128, 256),
+                     why="2-CTA clusters: vertically adjacent 128x256 tiles share Bt, each CTA loads half of it "
+                         "multicast to both; = 128x256 on aligned products, 0.89x (repack 0.76x) at K = 7000"),
     ),
 }
 
