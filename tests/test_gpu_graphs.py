@@ -1,7 +1,7 @@
 """hkjit.gemm captured in a CUDA graph and replayed, for the sm_90a configurations whose launch does more than one
 kernel: split-K (the GEMM writes fp32 partials into a stream-ordered pool workspace, a second kernel sums them) and
 repack (a copy kernel moves an operand to a 128-byte row pitch first, into pool memory), plus the ping-pong
-configuration and the 2-CTA cluster one (launched by cudaLaunchKernelEx with a cluster dimension). Timed in graphs by benchmarks/sm90a_standalone, never checked there through hkjit: a graph records
+configuration and the 2-CTA cluster one (launched by cudaLaunchKernelEx with a cluster dimension). Timed in graphs by tools/sm90a_standalone, never checked there through hkjit: a graph records
 the pool allocations and frees, so a replay that reused a stale workspace or a copy made at capture time would
 give the captured inputs' product, which these tests would see.
 

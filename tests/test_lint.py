@@ -1,4 +1,4 @@
-"""ruff over src/ tests/ benchmarks/ with the rules of pyproject.toml ([tool.ruff.lint]); skipped without ruff
+"""ruff over src/ tests/ benchmarks/ tools/ with the rules of pyproject.toml ([tool.ruff.lint]); skipped without ruff
 (`pip install -e .[test]` installs it). The mutation twin plants an unused import and sees ruff fail on it."""
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def ruff(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def test_ruff_passes():
-    p = ruff("src", "tests", "benchmarks")
-    assert p.returncode == 0, f"`python -m ruff check src tests benchmarks` found problems:\n{p.stdout}{p.stderr}"
+    p = ruff("src", "tests", "benchmarks", "tools")
+    assert p.returncode == 0, f"`python -m ruff check src tests benchmarks tools` found problems:\n{p.stdout}{p.stderr}"
 
 
 def test_ruff_catches_an_unused_import(tmp_path):

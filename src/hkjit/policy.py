@@ -42,7 +42,7 @@ POLICY: dict[str, ArchPolicy] = {
     # The CPU kernel is hkjit's portable reference: it runs every non-empty product so that the whole path is
     # exercised wherever hkjit is installed. For CPU speed, HKJIT_DISPATCH=torch.
     "cpu": ArchPolicy((), "the CPU runs hkjit's reference kernel (for speed on CPU set HKJIT_DISPATCH=torch)"),
-    # Measured on an H200 against cuBLAS, every configuration on the LLM set (benchmarks/sm90a_standalone,
+    # Measured on an H200 against cuBLAS, every configuration on the LLM set (tools/sm90a_standalone,
     # CUDA-graph timing, candidates shuffled every round, 2026-12-01; NOTES.md has the tables), the configuration
     # being SELECTION's pick. The kernel wins where cuBLAS leaves its fast path (N or K not a multiple of 8: 5.7-5.9x),
     # on deep square products with N = 8192 (128x192 tiles: 8192^3 1.03x, 8192x8192x28672 1.025x, 16384x8192x28672
@@ -107,7 +107,7 @@ UNITS: dict[str, int] = {"cpu": 1, "sm_90a": 132, "gfx950": 256}
 SELECTION: dict[str, ArchSelection] = {
     "cpu": ArchSelection((), "one configuration is built by default on the CPU (tune records pick others)"),
     "gfx950": ArchSelection((), "the 256x256 kernel is gfx950's only configuration"),
-    # From the H200 tables of every configuration (benchmarks/sm90a_standalone/NOTES.md, 2026-12-01): the best
+    # From the H200 tables of every configuration (tools/sm90a_standalone/NOTES.md, 2026-12-01): the best
     # configuration per shape class; `python -m hkjit tune` records the exact best per shape on the machine.
     "sm_90a": ArchSelection((
         # Re-seeded 2026-12-01 from H200 runs 6-8 (NOTES.md: ping-pong, 2-CTA clusters): "a / b" = the speed-ups

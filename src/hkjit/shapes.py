@@ -1,6 +1,6 @@
 """Named shape sets for `bench` and `tune` (``--shapes llm``), as data, and the parser of a --shapes value.
 
-The one copy of the LLM set: benchmarks/sm90a_standalone/check.py executes this file on its own (no hkjit import),
+The one copy of the LLM set: tools/sm90a_standalone/check.py executes this file on its own (no hkjit import),
 so the module keeps no imports at its top.
 """
 from __future__ import annotations

@@ -161,7 +161,7 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "gfx950": (
         KernelConfig("256x256", why="8 waves, 256x256 block, 4 LDS stages (kernels/gemm_gfx950_plan.h)"),
     ),
-    # Measured on the H200 (benchmarks/sm90a_standalone/NOTES.md, 2026-12-01): which one wins where is
+    # Measured on the H200 (tools/sm90a_standalone/NOTES.md, 2026-12-01): which one wins where is
     # policy.SELECTION's business; -splitk / -repack only act where the launcher's rule says (under 2 waves of
     # tiles; a row pitch off the 128-byte grid), elsewhere they run the plain kernel's code.
     "sm_90a": (

@@ -4,7 +4,7 @@
 # (tests/test_gpu_graphs.py, plus test_gemm's gpu tests with the default configuration), and a mutation check of
 # the graph tests (a copy of the tree whose split-K slices drop their last K block: those graph tests must fail).
 # From the repository root (on the device: cd .carry/wt, with ../ThunderKittens and ../../.whl/platformdirs):
-#     bash benchmarks/sm90a_standalone/device_call.sh
+#     bash tools/sm90a_standalone/device_call.sh
 # Logs and tables go to $OUT (at most 8 files come back from a device call; a full run writes 9: run.sh's
 # ptxas_all.txt is the one left out, fetch its lines from run_log.txt).
 set -uo pipefail
@@ -34,7 +34,7 @@ if [ -n "${GRAPHS_ONLY:-}" ]; then DEFAULT=(); GEMM_TESTS=(); else DEFAULT=(128x
 { warm /tmp/hkc "$ROOT" "${DEFAULT[@]}" $GRAPH_CONFIGS > "$OUT/warmup.txt" 2>&1 &
   warm /tmp/hkm "$MT" $(printf '%s\n' $GRAPH_CONFIGS | grep splitk) > "$OUT/warmup_mutant.txt" 2>&1 & wait; } &
 WP=$!
-[ -n "${GRAPHS_ONLY:-}" ] || bash benchmarks/sm90a_standalone/run.sh > "$OUT/run_log.txt" 2>&1
+[ -n "${GRAPHS_ONLY:-}" ] || bash tools/sm90a_standalone/run.sh > "$OUT/run_log.txt" 2>&1
 wait $WP
 echo "== graph tests (and test_gemm -m gpu) =="
 HKJIT_CACHE_DIR=/tmp/hkc HKJIT_TEST_CACHE_DIR=/tmp/hkc timeout 300 python3 -m pytest -m gpu -q -rs -p no:cacheprovider \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build kernels/gemm_sm90a.cu in several configurations (in parallel) with nvcc, check every one against float64
 # and time every one against torch.matmul (cuBLAS), all in one device run. From the repository root:
-#     bash benchmarks/sm90a_standalone/run.sh
+#     bash tools/sm90a_standalone/run.sh
 # ThunderKittens headers: $THUNDERKITTENS_ROOT/include, else .carry/ThunderKittens/include (the device run),
 # else ../ThunderKittens/include (a worktree copy under .carry/wt), else ../shared/toolchain/ThunderKittens/include.
 # Configurations: CONFIGS="name:-DFLAG,-DFLAG name2:..." (commas between a configuration's flags); the default list
@@ -102,7 +102,7 @@ for n in "${NAMES[@]}"; do cat "$BUILD/status_$n.txt"; done
 # smoke test each configuration in its own process (in parallel, time-limited): one that fails or hangs is dropped
 for n in "${NAMES[@]}"; do
     [ -f "$BUILD/lib$n.so" ] || continue
-    ( timeout ${SMOKE_TIMEOUT:-120} python3 benchmarks/sm90a_standalone/check.py --smoke "$BUILD/lib$n.so" \
+    ( timeout ${SMOKE_TIMEOUT:-120} python3 tools/sm90a_standalone/check.py --smoke "$BUILD/lib$n.so" \
         >"$BUILD/smoke_$n.txt" 2>&1; echo $? >"$BUILD/smoke_rc_$n.txt" ) &
 done
 wait
@@ -123,4 +123,4 @@ if command -v cuobjdump >/dev/null; then
     done
 fi
 [ ${#LIBS[@]} -gt 0 ] || { echo "no configuration built"; exit 1; }
-PYTHONUNBUFFERED=1 timeout ${CHECK_TIMEOUT:-480} python3 benchmarks/sm90a_standalone/check.py "${LIBS[@]}" 2>&1 | tee "$OUTDIR/check_log.txt"
+PYTHONUNBUFFERED=1 timeout ${CHECK_TIMEOUT:-480} python3 tools/sm90a_standalone/check.py "${LIBS[@]}" 2>&1 | tee "$OUTDIR/check_log.txt"

@@ -1,4 +1,4 @@
-"""Run hkjit.gemm on one shape per subprocess (a crash names its shape): python benchmarks/gpu_shapes_probe.py"""
+"""Run hkjit.gemm on one shape per subprocess (a crash names its shape): python tools/gpu_shapes_probe.py"""
 import subprocess
 import sys
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile-only check of kernels/gemm_sm90a.cu's configuration defines, no GPU needed (nvcc 13 + ThunderKittens):
 # every supported configuration must compile with 0 spills / 0 stack, every unsupported one must fail with the
-# message naming its define. From the repository root:  bash benchmarks/sm90a_standalone/compile_check.sh [--all]
+# message naming its define. From the repository root:  bash tools/sm90a_standalone/compile_check.sh [--all]
 # (without --all only the rejections are checked: ~10 s each). NVCC / THUNDERKITTENS_ROOT override the defaults.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
