@@ -20,9 +20,10 @@ import sys
 
 from .errors import ConfigError
 from .layout import FORMAT_DIR, LOCKS
+from .records import Record
 
 
-class Var:
+class Var(Record):
     """One environment variable. kind: "string" | "path" | "paths" (os.pathsep-separated) | "number" | "size"
     (bytes, or 500M, 2G) | "choice" | "flags" (whitespace-separated); default: as documented (an empty value is
     the default); build: a key input (a change gives another cache entry); group: "hkjit" (hkjit's own settings),
@@ -31,11 +32,13 @@ class Var:
     compilers), "platform" (standard variables behind a default), "internal" (fault injection, the build worker;
     not documented for users)."""
     __slots__ = ("name", "kind", "default", "meaning", "build", "group")
-
-    def __init__(self, name: str, kind: str, default: str, meaning: str, build: bool = False,
-                 group: str = "hkjit") -> None:
-        self.name, self.kind, self.default, self.meaning, self.build, self.group = \
-            name, kind, default, meaning, build, group
+    _defaults = {"build": False, "group": "hkjit"}
+    name: str
+    kind: str
+    default: str
+    meaning: str
+    build: bool
+    group: str
 
     def __repr__(self) -> str:
         return f"Var({self.name!r})"

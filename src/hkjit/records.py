@@ -19,6 +19,10 @@ class Record:
     _defaults: dict[str, Any] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not kwargs and len(args) == len(self.__slots__):      # every field given in order: the common case
+            for f, v in zip(self.__slots__, args):
+                object.__setattr__(self, f, v)
+            return
         values = dict(self._defaults, **dict(zip(self.__slots__, args)), **kwargs)
         missing = [f for f in self.__slots__ if f not in values]
         unknown = set(values) - set(self.__slots__)
