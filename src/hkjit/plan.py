@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from .loader import load_module
+from .loader import load
 from .policy import MAX_LEADING_DIM, Decision, decide
 from .prepared import PREPARED
 from .specs import Constraints, KernelSpec, config_spec
@@ -142,7 +142,7 @@ def _written(out: torch.Tensor) -> torch.Tensor:
 def run_kernel(plan: Plan, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     """C = a2d @ b on the kernel, with the copies `plan` decided; writes `out` (M x N) if given."""
     spec, c, m, n, kp = plan.spec, plan.spec.constraints, plan.m, plan.n, plan.k_padded
-    loaded = load_module(spec, call_site=True)
+    loaded = load(spec, call_site=True)
     ensure_validated(spec.arch, spec.name, loaded.key, loaded.module, a2d.device)
     if plan.copy_a:
         a2d = to_rows(a2d, c.align, m, kp)
