@@ -342,7 +342,8 @@ def resolve(spec: KernelSpec, memo_path: Path | str | None = None) -> BuildReque
         missing.append(("compiler", str(e)))
     roles = [(f, "host") for f in spec.host_sources] + [(f, "device") for f in spec.device_sources] + \
         [(f, "header") for f in spec.headers]
-    sources = tuple(Source(f, str(kdir / f), source_hash(kdir / f, memo), role) for f, role in roles)
+    paths = [(f, kdir / f, role) for f, role in roles]
+    sources = tuple(Source(f, str(path), source_hash(path, memo), role) for f, path, role in paths)
     env = build_env()
     return BuildRequest(
         spec=spec, backend=target_for_arch(spec.arch).backend, compiler=compiler, compiler_version=identity,
