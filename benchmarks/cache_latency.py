@@ -38,10 +38,10 @@ if mode == "call":             # the first hkjit.gemm call has returned its resu
         c = hkjit.gemm(a, w.t())
     if device != "cpu":
         torch.cuda.synchronize()
-from hkjit.loader import load_module   # "ready": the kernel module found, verified and loaded ("call": a memo hit)
+from hkjit.loader import load   # "ready": the kernel module found, verified and loaded ("call": a memo hit)
 from hkjit.specs import get_spec
 from hkjit.targets import detect_target
-loaded = load_module(get_spec(detect_target(device).arch))
+loaded = load(get_spec(detect_target(device).arch))
 t2 = time.perf_counter()
 from hkjit.layout import MANIFEST
 manifest = json.loads((loaded.path / MANIFEST).read_text())

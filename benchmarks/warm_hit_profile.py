@@ -1,4 +1,4 @@
-"""Where a warm start spends its time: hkjit's imports, then load_module profiled (run after a warmup).
+"""Where a warm start spends its time: hkjit's imports, then loader.load profiled (run after a warmup).
 
     python benchmarks/warm_hit_profile.py            # in a fresh process; the CUDA/HIP runtime starts first
     python benchmarks/warm_hit_profile.py --dlopen   # also: the module's import alone, RTLD_NOW vs RTLD_LAZY
@@ -21,17 +21,17 @@ import torch
 if torch.cuda.is_available():
     torch.cuda.init()                 # the GPU runtime's start is not hkjit's
 t0 = time.perf_counter()
-from hkjit.loader import load_module  # noqa: E402
+from hkjit.loader import load  # noqa: E402
 from hkjit.specs import get_spec  # noqa: E402
 from hkjit.targets import detect_target  # noqa: E402
 t1 = time.perf_counter()
 spec = get_spec(detect_target().arch)
 profile = cProfile.Profile()
 profile.enable()
-loaded = load_module(spec)
+loaded = load(spec)
 profile.disable()
 t2 = time.perf_counter()
-print(f"imports {1e3 * (t1 - t0):.2f} ms, load_module {1e3 * (t2 - t1):.2f} ms (profiled; built={loaded.built})")
+print(f"imports {1e3 * (t1 - t0):.2f} ms, load {1e3 * (t2 - t1):.2f} ms (profiled; built={loaded.built})")
 pstats.Stats(profile).sort_stats("tottime").print_stats(12)
 
 DLOPEN = r"""
@@ -71,15 +71,14 @@ from hkjit.targets import detect_target
 t.append(time.perf_counter())
 spec = get_spec(detect_target().arch)
 t.append(time.perf_counter())
-L.check_can_build(spec.arch, spec.name)
 root = L.cache_root()
-key, inputs = L.entry_key(spec, root)
+request, key, inputs = L._request(spec, root)     # check_can_build, check_root, toolchain.resolve, resolve_key
 t.append(time.perf_counter())
-path, manifest = L.find_published(spec, key, root)
+found = L.find_published(spec, key, root)
 t.append(time.perf_counter())
-module = L._import(path, manifest)
+module = L._import(found.path, found.manifest)
 t.append(time.perf_counter())
-L.touch_used(path)
+L.touch_used(found.path)
 t.append(time.perf_counter())
 print(json.dumps([1e3 * (b - a) for a, b in zip(t, t[1:])]))
 """

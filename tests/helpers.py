@@ -54,10 +54,10 @@ CHILD = textwrap.dedent("""
     import torch
     t0 = time.perf_counter()
     import hkjit
-    from hkjit.loader import load_module
+    from hkjit.loader import load
     from hkjit.specs import get_spec
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    loaded = load_module(get_spec("cpu"), call_site=True)
+    loaded = load(get_spec("cpu"), call_site=True)
     ready = time.perf_counter() - t0
     g = torch.Generator().manual_seed(int(time.time_ns()) % 2**31)
     a = torch.randn(67, 150, generator=g).bfloat16(); b = torch.randn(150, 45, generator=g).bfloat16()
@@ -68,17 +68,15 @@ CHILD = textwrap.dedent("""
 """)
 
 
-# A child that only looks the CPU kernel up (build=False) and prints {"loaded": path} or {"miss": reason}.
+# A child that only imports the CPU kernel if cached (loader.load_cached, never a build) and prints
+# {"loaded": path} or {"miss": ...}.
 LOAD = textwrap.dedent("""
     import json, logging, sys
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from hkjit.loader import load_module
+    from hkjit.loader import load_cached
     from hkjit.specs import get_spec
-    try:
-        loaded = load_module(get_spec("cpu"), build=False)
-        print(json.dumps({"loaded": str(loaded.path)}))
-    except LookupError as e:
-        print(json.dumps({"miss": str(e)}))
+    loaded = load_cached(get_spec("cpu"))
+    print(json.dumps({"loaded": str(loaded.path)} if loaded else {"miss": "cpu/gemm_bf16 is not in the cache"}))
 """)
 
 

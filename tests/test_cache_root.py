@@ -34,9 +34,9 @@ def test_fresh_process_hits_the_default_root_without_importing_platformdirs(buil
     copy_cache(built_cache, xdg / "hkjit")
     code = textwrap.dedent("""
         import json, sys
-        from hkjit.loader import load_module
+        from hkjit.loader import load_cached
         from hkjit.specs import get_spec
-        loaded = load_module(get_spec("cpu"), build=False)
+        loaded = load_cached(get_spec("cpu"))
         print(json.dumps({"built": loaded.built, "path": str(loaded.path),
                           "platformdirs": "platformdirs" in sys.modules}))
     """)

@@ -324,6 +324,7 @@ def test_doctor_reports_emulated_records_as_such(tmp_path):
     "emulated (not a device run)"; a failed emulated record is a non-blocking problem. (The entry key itself needs
     ROCm's hipcc, absent here, so the state is composed from the function doctor calls per entry.)"""
     from hkjit import doctor
+    from hkjit.cli.doctor import format_report
     from hkjit.validation import EMULATOR_LABEL, read_record, write_record
     key = "0123456789abcdef0123456789abcdef"
     problems: list = []
@@ -334,9 +335,9 @@ def test_doctor_reports_emulated_records_as_such(tmp_path):
     state = doctor.emulated_state(tmp_path, "gfx950", "gemm_bf16", key, problems)
     assert state["passed"] is True and not problems
     report = doctor.diagnose(["cpu"])
-    report["archs"]["gfx950"]["kernels"] = {"gemm_bf16": {"key": key, "cached": True, "path": str(tmp_path),
+    report.archs["gfx950"]["kernels"] = {"gemm_bf16": {"key": key, "cached": True, "path": str(tmp_path),
                                                           "validation": None, "emulated": state}}
-    text = doctor.format_report(report)
+    text = format_report(report)
     assert "validation: none yet, emulated (not a device run): passed" in text, text
     write_record(tmp_path, "gfx950", "gemm_bf16", key, EMULATOR_LABEL, False, "1/24 failed", kind="emulated")
     assert doctor.emulated_state(tmp_path, "gfx950", "gemm_bf16", key, problems)["passed"] is False

@@ -19,10 +19,10 @@ CHILD = textwrap.dedent("""
     torch.cuda.init()          # the GPU runtime's start (~30 ms) is torch's, as in benchmarks/cache_latency.py
     t0 = time.perf_counter()
     import hkjit
-    from hkjit.loader import load_module
+    from hkjit.loader import load
     from hkjit.specs import get_spec
     from hkjit.targets import detect_target
-    loaded = load_module(get_spec(detect_target().arch))
+    loaded = load(get_spec(detect_target().arch))
     ready = time.perf_counter() - t0
     a = torch.randn(4096, 4096, device="cuda").bfloat16(); w = torch.randn(4096, 4096, device="cuda").bfloat16()
     with hkjit.dispatch("kernel"):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hkjit.keys import BUILD_ENV_VARS, diff_inputs, key_inputs, key_of
+from hkjit.config import BUILD_ENV_VARS
+from hkjit.keys import diff_inputs, key_inputs, key_of
 from hkjit.specs import get_spec
 from helpers import REPO, child_env
 
@@ -38,12 +39,12 @@ def test_key_covers_every_input_kind():
 
 def test_key_changes_with_flag_torch_version_env_and_header_byte(library_tree, monkeypatch):
     spec = get_spec("cpu").replace(libraries=("hipkittens",))
-    roots = {"hipkittens": str(library_tree)}
-    base = key_inputs(spec, library_roots=roots)
+    monkeypatch.setenv("HIPKITTENS_ROOT", str(library_tree))
+    base = key_inputs(spec)
     k0 = key_of(base)
-    assert key_of(key_inputs(spec, library_roots=roots)) == k0                       # deterministic
+    assert key_of(key_inputs(spec)) == k0                                            # deterministic
 
-    flagged = key_inputs(spec.replace(cflags=spec.cflags + ("-DHKJIT_X=1",)), library_roots=roots)
+    flagged = key_inputs(spec.replace(cflags=spec.cflags + ("-DHKJIT_X=1",)))
     assert key_of(flagged) != k0 and [d[0] for d in diff_inputs(base, flagged)] == ["flags.cflags"]
 
     other_torch = copy.deepcopy(base)
@@ -52,13 +53,13 @@ def test_key_changes_with_flag_torch_version_env_and_header_byte(library_tree, m
     assert diff_inputs(base, other_torch) == [("torch.version", torch.__version__, "2.12.0+cpu")]
 
     monkeypatch.setenv("HKJIT_EXTRA_CFLAGS", "-march=native")
-    assert key_of(key_inputs(spec, library_roots=roots)) != k0
+    assert key_of(key_inputs(spec)) != k0
     monkeypatch.setenv("HKJIT_EXTRA_CFLAGS", "")                                        # empty == unset
-    assert key_of(key_inputs(spec, library_roots=roots)) == k0
+    assert key_of(key_inputs(spec)) == k0
 
     header = library_tree / "include" / "common" / "base.cuh"
     header.write_bytes(header.read_bytes().replace(b"64", b"65"))                      # one byte
-    changed = key_inputs(spec, library_roots=roots)
+    changed = key_inputs(spec)
     assert key_of(changed) != k0 and [d[0] for d in diff_inputs(base, changed)] == ["libraries.hipkittens"]
 
 
@@ -66,16 +67,16 @@ def test_same_key_from_two_checkouts_in_different_folders(tmp_path, library_tree
     """Two copies of the project and of the library, in different folders: the same key (content, not paths)."""
     code = ("from hkjit.keys import key_inputs, key_of\nfrom hkjit.specs import get_spec\n"
             "import sys\nspec = get_spec('cpu').replace(libraries=('hipkittens',))\n"
-            "print(key_of(key_inputs(spec, library_roots={'hipkittens': sys.argv[1]})))")
+            "print(key_of(key_inputs(spec)))")
     keys = []
     for name in ("checkout one", "elsewhere/checkout-two"):
         dst = tmp_path / name
         shutil.copytree(REPO / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         shutil.copytree(REPO / "kernels", dst / "kernels")
         lib = shutil.copytree(library_tree, dst / "HipKittens")
-        env = child_env(tmp_path / f"cache-{len(keys)}")
+        env = child_env(tmp_path / f"cache-{len(keys)}", HIPKITTENS_ROOT=str(lib))
         env["PYTHONPATH"] = str(dst / "src")
-        out = subprocess.run([sys.executable, "-c", code, str(lib)], env=env, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         keys.append(out.stdout.strip())
     assert keys[0] == keys[1] and len(keys[0]) == 32
@@ -96,17 +97,17 @@ def test_kernel_source_byte_changes_key(tmp_path):
     assert run() != before and before.strip()
 
 
-def test_warm_library_check_catches_every_kind_of_change(tmp_path, library_tree):
+def test_warm_library_check_catches_every_kind_of_change(tmp_path, library_tree, monkeypatch):
     """A warm start stats the recorded listing instead of walking or reading the tree: each change still shows."""
     import os
-    from hkjit.keys import Memo
+    from hkjit.toolchain import Memo
     spec = get_spec("cpu").replace(libraries=("hipkittens",))
-    roots = {"hipkittens": str(library_tree)}
+    monkeypatch.setenv("HIPKITTENS_ROOT", str(library_tree))
     memo = tmp_path / "memo.json"
 
     def lib_hash() -> str:
         Memo._loaded.pop(str(memo), None)                 # as a fresh process: the memo is read from disk
-        return key_inputs(spec, memo, roots)["libraries"]["hipkittens"]
+        return key_inputs(spec, memo)["libraries"]["hipkittens"]
 
     inc = library_tree / "include"
     h0 = lib_hash()

@@ -32,11 +32,11 @@ RUN = textwrap.dedent("""
     import torch
     import hkjit
     from hkjit.keys import from_record
-    from hkjit.loader import load_module
+    from hkjit.loader import load_cached
     from hkjit.specs import get_spec
     assert shutil.which("c++") is None and shutil.which("g++") is None and shutil.which("ninja") is None
     try:
-        loaded = load_module(get_spec("cpu"), build=False)
+        loaded = load_cached(get_spec("cpu"))
     except Exception as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}))
         sys.exit(0)
@@ -143,8 +143,8 @@ def test_a_node_that_can_build_keeps_the_full_key(built_cache, tmp_path):
     """An entry whose only difference is the compiler is never taken where a compiler is on PATH."""
     root = copy_cache(built_cache, tmp_path / "other-compiler")
     rewrite_record(the_entry(root), lambda inputs: inputs.update(compiler="g++ (Other) 99.1.0"))
-    code = ("from hkjit.loader import load_module\nfrom hkjit.specs import get_spec\n"
-            "try:\n    load_module(get_spec('cpu'), build=False)\nexcept LookupError as e:\n    print('miss', e)\n")
+    code = ("from hkjit.loader import find\nfrom hkjit.specs import get_spec\n"
+            "if find(get_spec('cpu')) is None:\n    print('miss')\n")
     proc = subprocess.run([sys.executable, "-c", code], env=child_env(root), capture_output=True, text=True,
                           timeout=300)
     assert proc.stdout.startswith("miss"), proc.stdout + proc.stderr
@@ -155,15 +155,17 @@ def test_run_key_for_gfx950_takes_compiler_and_headers_from_the_record(tmp_path,
     logic is arch-independent): hipcc absent, HipKittens absent; the record's compiler and header hash are taken,
     everything else must match."""
     from hkjit.errors import MissingLibraryError
-    from hkjit.keys import from_record, local_inputs, resolve_key
+    from hkjit.keys import from_record, key_inputs_of, resolve_key
     from hkjit.specs import get_spec
+    from hkjit.toolchain import resolve
     monkeypatch.setenv("ROCM_HOME", str(tmp_path / "no-rocm"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("HIPKITTENS_ROOT", str(tmp_path / "no-hipkittens"))
     monkeypatch.delenv("HKJIT_CACHE_PATH", raising=False)
     spec = get_spec("gfx950")
-    nowhere = {"hipkittens": str(tmp_path / "no-hipkittens")}
-    inputs, missing = local_inputs(spec, None, nowhere)
-    assert sorted(missing) == ["compiler", "libraries.hipkittens"]
+    request = resolve(spec)
+    inputs = key_inputs_of(request)
+    assert sorted(dict(request.missing)) == ["compiler", "libraries.hipkittens"]
     root = tmp_path / "cache"
 
     def publish(recorded: dict) -> str:
@@ -180,14 +182,14 @@ def test_run_key_for_gfx950_takes_compiler_and_headers_from_the_record(tmp_path,
         return key
 
     with pytest.raises(MissingLibraryError, match="no pre-baked gfx950/gemm_bf16 entry"):
-        resolve_key(spec, root, nowhere)
+        resolve_key(request, root)
     baked = dict(inputs, compiler="HIP version: 7.2.3 | AMD clang version 20.0.0",
                  libraries={"hipkittens": "ab" * 16})
     stale = json.loads(json.dumps(baked))
     stale["flags"]["device_cflags"] = stale["flags"]["device_cflags"][:-1]
     publish(stale)                                   # other flags: never taken
     with pytest.raises(MissingLibraryError, match="flags.device_cflags"):
-        resolve_key(spec, root, nowhere)
+        resolve_key(request, root)
     key = publish(baked)
-    assert resolve_key(spec, root, nowhere) == (key, baked)
+    assert resolve_key(request, root) == (key, baked)
     assert from_record(key) == ("compiler", "libraries.hipkittens")

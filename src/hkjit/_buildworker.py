@@ -1,6 +1,7 @@
 """The build subprocess: runs torch.utils.cpp_extension.load_inline for one request, output to the build log.
 
 Run as ``python .../hkjit/_buildworker.py REQUEST.json`` (by path: it needs only torch) by builder.py, with
+REQUEST.json written from the build request (toolchain.BuildRequest.worker_request: sources, flags, environment),
 stdout/stderr going to the build log. A separate process keeps the compiler's output in the log (load_inline prints
 with verbose=True) and lets `warmup -j` build in parallel.
 
@@ -100,10 +101,22 @@ def _source(path: str) -> str:
         return f'#line 1 "{path}"\n' + f.read()
 
 
+def apply_env(env: dict[str, str]) -> None:
+    """Set the request's variables (toolchain.BuildRequest.worker_env: the build-affecting environment as hashed,
+    the compiler pinned); "" unsets one, as unset and empty are the same key input. Before cpp_extension is
+    imported: it reads ROCM_HOME / CUDA_HOME at import."""
+    for name, value in env.items():
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+
+
 def main(request_path: str) -> int:
     _die_with_parent()
     with open(request_path) as f:
         req = json.load(f)
+    apply_env(req["env"])
     from torch.utils.cpp_extension import load_inline  # imported here: the hit path never imports it
 
     t0 = time.time()

@@ -3,7 +3,8 @@
 Called with the entry's build lock held (loader.py). Steps, each crash-safe:
 
 1. clean this key's orphaned temp folders (their builder is dead);
-2. compile in a staging folder (``Layout.staging``: ``<root>/v1/tmp/<kernel>-<key>.<host>.<pid>.<n>/``) through
+2. compile exactly the build request (toolchain.BuildRequest: the record the key was hashed from; its
+   ``worker_request`` is the load_inline call) in a staging folder (``Layout.staging``: ``<root>/v1/tmp/<kernel>-<key>.<host>.<pid>.<n>/``) through
    ``load_inline(build_directory=...)`` in a subprocess (never torch's shared extensions folder, so torch's
    FileBaton is never contended), the leader of a session of its own: when the caller dies or is interrupted,
    every process of the build dies with it (_buildworker.kill_session);
@@ -29,13 +30,12 @@ from pathlib import Path
 
 from ._buildworker import kill_session
 from .cache import file_xxh3, host_id, publish, stale_temp_dir
-from .config import env_raw, env_str
-from .errors import BuildError, CacheError
+from .config import env_raw
+from .errors import BuildError, CacheError, MissingLibraryError
 from .fsutil import atomic_write_text, out_of_space
 from .layout import BUILD_LOG, KEY_JSON, MANIFEST, Layout, entry_name
-from .libraries import find_library
-from .specs import KernelSpec, kernels_dir
-from .targets import check_can_build
+from .specs import KernelSpec
+from .toolchain import BuildRequest, check_can_build
 from .version import CACHE_FORMAT, __version__
 
 log = logging.getLogger("hkjit")
@@ -69,22 +69,6 @@ def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> l
     return removed
 
 
-def _request(spec: KernelSpec, name: str, build_dir: Path, library_roots: dict[str, str] | None) -> dict:
-    kdir = kernels_dir()
-    includes = [f"-I{kdir}"] + [f"-I{find_library(lib, (library_roots or {}).get(lib))}" for lib in spec.libraries]
-    extra = env_str("HKJIT_EXTRA_CFLAGS").split()
-    return {
-        "name": name,
-        "host_sources": [str(kdir / f) for f in spec.host_sources],
-        "device_sources": [str(kdir / f) for f in spec.device_sources],
-        "functions": list(spec.functions),
-        "cflags": list(spec.cflags) + includes + extra,
-        "device_cflags": list(spec.device_cflags) + includes + extra,
-        "ldflags": list(spec.ldflags),
-        "build_directory": str(build_dir),
-    }
-
-
 def _tail(path: Path, n: int = TAIL_LINES) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -108,10 +92,13 @@ def _prune_intermediates(build_dir: Path) -> None:
             p.unlink()
 
 
-def build_entry(spec: KernelSpec, root: Path, key: str, inputs: dict,
-                library_roots: dict[str, str] | None = None) -> Path:
-    """Build `spec` into the cache entry for `key` and publish it; returns the entry's folder. Lock held."""
+def build_entry(request: BuildRequest, root: Path, key: str, inputs: dict) -> Path:
+    """Build `request` into the cache entry for `key` (inputs: keys.key_inputs_of(request), written as key.json)
+    and publish it; returns the entry's folder. Lock held."""
+    spec = request.spec
     check_can_build(spec.arch, spec.name)
+    if request.missing:                      # no compiler or no headers here: nothing to build with
+        raise MissingLibraryError(request.missing[0][1])
     layout = Layout(root)
     final = layout.entry(spec.arch, spec.name, key)
     clean_orphans(root, prefix=entry_name(spec.name, key))
@@ -122,7 +109,7 @@ def build_entry(spec: KernelSpec, root: Path, key: str, inputs: dict,
         raise CacheError(f"cannot create a build folder in {root}: {e}. Set HKJIT_CACHE_DIR to a writable folder, "
                          f"or put a pre-built cache in HKJIT_CACHE_PATH") from e
     try:
-        return _build_and_publish(spec, root, key, inputs, library_roots, build_dir, final)
+        return _build_and_publish(request, root, key, inputs, build_dir, final)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise CacheError(f"disk full while building {spec.name} for {spec.arch} in {root}: free space or "
@@ -132,11 +119,12 @@ def build_entry(spec: KernelSpec, root: Path, key: str, inputs: dict,
         shutil.rmtree(build_dir, ignore_errors=True)
 
 
-def _build_and_publish(spec, root, key, inputs, library_roots, build_dir: Path, final: Path) -> Path:
+def _build_and_publish(request: BuildRequest, root: Path, key: str, inputs: dict, build_dir: Path,
+                       final: Path) -> Path:
+    spec = request.spec
     name = module_name(spec, key)
-    request = _request(spec, name, build_dir, library_roots)
     req_path = build_dir / "request.json"
-    req_path.write_text(json.dumps(request, indent=1))
+    req_path.write_text(json.dumps(request.worker_request(name, build_dir), indent=1))
     log_path = build_dir / BUILD_LOG
     t0 = time.time()
     with open(log_path, "wb") as logf:

@@ -134,7 +134,7 @@ def _quick_status(path: Path) -> tuple[str, dict]:
 def current_keys() -> dict[tuple[str, str], set[str]]:
     """(arch, kernel) -> the keys this process would build/load now (one per configuration), where they can be
     computed here."""
-    from .loader import entry_key
+    from .keys import entry_key
     from .specs import SPECS, config_spec, configs_for
     out: dict[tuple[str, str], set[str]] = {}
     for spec in SPECS:
@@ -878,7 +878,7 @@ def why(kernel: str, arch: str | None = None, root: Path | None = None,
     """Why `kernel` for `arch` (default: this device) would be (re)built: the current key inputs diffed against
     the nearest existing entry's key.json (the one with the fewest differing fields)."""
     from .keys import diff_inputs, from_record
-    from .loader import entry_key
+    from .keys import entry_key
     from .specs import get_spec
     from .targets import detect_target
     root = root or cache_root()

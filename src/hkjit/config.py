@@ -2,7 +2,7 @@
 
 hkjit reads the environment only through this module (tests/test_config.py fails on an ``os.environ`` or
 ``getenv`` read anywhere else in src/hkjit). From ``VARS`` come the cache key's build-environment inputs
-(``BUILD_ENV_VARS``, keys.py), `doctor`'s listing of what is set, and README's environment table::
+(``BUILD_ENV_VARS``, toolchain.py), `doctor`'s listing of what is set, and README's environment table::
 
     python -m hkjit.config --markdown     # the table README shows (tests/test_config.py compares the two)
 

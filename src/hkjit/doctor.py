@@ -1,8 +1,10 @@
 """`python -m hkjit doctor`: what hkjit finds on this machine, and what stops it from building or running.
 
-``diagnose(archs)`` gathers everything as one JSON-able dict (torch, device, per-arch toolchain and headers,
-cache root and layers, locks, environment) plus a list of *problems*, each with the command or variable that
-fixes it. A problem is ``blocking`` when it stops a build (or a run) for one of the archs checked: the current
+``diagnose(archs)`` gathers everything into a ``Report`` (torch, device, per-arch toolchain and headers, cache
+root and layers, locks, environment) plus a list of *problems*, each with the command or variable that fixes it;
+it formats nothing (cli/doctor.py prints it as text or JSON). The toolchain part is the build request
+(toolchain.resolve) of each arch's kernel: the compiler and headers shown are those the key hashes and a build
+uses. A problem is ``blocking`` when it stops a build (or a run) for one of the archs checked: the current
 device's arch by default, or the ``--arch`` values (check a CI pre-bake machine with ``--arch gfx950``).
 """
 from __future__ import annotations
@@ -12,8 +14,9 @@ import platform
 import shutil
 import sys
 import sysconfig
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 from .config import env_in_force, env_str
 
@@ -31,9 +34,36 @@ class Problem:
         return asdict(self)
 
 
+@dataclass
+class Report:
+    """What doctor found. Each section is a JSON-able dict (its keys are the --json output's); problems: each
+    with its fix; ok: no problem blocks a build (or a run) for the archs in `target`."""
+    hkjit: dict
+    python: dict
+    platform: str
+    torch: dict
+    device: dict
+    target: list
+    settings: dict
+    build_tools: dict
+    libraries: dict
+    archs: dict
+    runs_prebaked: list
+    cache: dict
+    env: dict
+    problems: list
+    ok: bool
+
+    def to_json(self) -> dict:
+        """The --json document: the fields in order, problems as dicts."""
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["problems"] = [p.to_json() for p in self.problems]
+        return doc
+
+
 def _torch_info() -> dict:
     import torch
-    from .targets import torch_backend
+    from .toolchain import torch_backend
     return {"version": torch.__version__, "backend": torch_backend(), "cuda": torch.version.cuda or "",
             "hip": torch.version.hip or "", "git": getattr(torch.version, "git_version", ""),
             "cxx11abi": bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True)), "path": os.path.dirname(torch.__file__)}
@@ -62,34 +92,25 @@ def _device_info(problems: list[Problem]) -> dict:
     return out
 
 
-def _library_info(name: str) -> dict:
-    from .cache import cache_root
-    from .layout import Layout
-    from .errors import HkjitError
-    from .keys import library_hash
-    from .libraries import LIBRARIES, find_library
-    from .trust import check_root
-    lib = LIBRARIES[name]
-    out = {"env_var": lib.env_var, "env": env_str(lib.env_var), "url": lib.url}
-    try:
-        out["path"] = str(find_library(name))
-        try:
-            memo = str(Layout(cache_root()).memo)
-            check_root(cache_root())          # trust: never read or write the memo of a refused root
-        except HkjitError:
-            memo = None
-        out["hash"] = library_hash(name, memo)
-        out["found"] = True
-    except HkjitError as e:
-        out.update(found=False, error=str(e))
+def _library_info(lib) -> dict:
+    """A header library as the build requests found it (toolchain.HeaderLibrary)."""
+    from .libraries import LIBRARIES
+    meta = LIBRARIES[lib.name]
+    out = {"env_var": meta.env_var, "env": env_str(meta.env_var), "url": meta.url}
+    if lib.hash is not None:
+        out.update(path=lib.include_dir, hash=lib.hash, found=True)
+    else:
+        out.update(found=False, error=lib.error)
     return out
 
 
-def _arch_info(arch: str, libs: dict, problems: list[Problem], blocking: bool) -> dict:
-    from .targets import check_can_build
+def _arch_info(arch: str, request_of: Callable, libs: dict, problems: list[Problem], blocking: bool) -> dict:
+    """The arch's compiler (from its kernel's build request), whether this torch can build for it, and its
+    header libraries."""
     from .errors import HkjitError
     from .specs import specs_for
-    from .targets import compiler_path, compiler_version, target_for_arch
+    from .targets import target_for_arch
+    from .toolchain import check_can_build
     out: dict = {"checked": blocking}
     try:
         target = target_for_arch(arch)
@@ -98,17 +119,19 @@ def _arch_info(arch: str, libs: dict, problems: list[Problem], blocking: bool) -
         problems.append(Problem(f"arch {arch}", str(e), "name one of the known archs with --arch", True))
         return out
     out["backend"] = target.backend
-    try:
-        path = compiler_path(target)
-        out["compiler"] = {"path": path, "version": compiler_version(path)}
-    except HkjitError as e:
-        out["compiler"] = {"path": None, "error": str(e)}
+    request = request_of(specs[0])
+    if isinstance(request, (OSError, ValueError)):
+        out["compiler"] = {"path": None, "error": f"--version failed: {request}"}
+        problems.append(Problem(f"compiler ({arch})", f"the compiler does not run: {request}", "reinstall it",
+                                blocking))
+    elif request.compiler is not None:
+        out["compiler"] = {"path": request.compiler, "version": request.compiler_version}
+    else:
+        error = dict(request.missing)["compiler"]
+        out["compiler"] = {"path": None, "error": error}
         fix = {"cpu": "apt-get install g++ (or set CXX)", "hip": "install ROCm (hipcc) or set ROCM_HOME/ROCM_PATH",
                "cuda": "install the CUDA toolkit (nvcc) or set CUDA_HOME"}[target.backend]
-        problems.append(Problem(f"compiler ({arch})", str(e), fix, blocking))
-    except (OSError, ValueError) as e:
-        out["compiler"] = {"path": None, "error": f"--version failed: {e}"}
-        problems.append(Problem(f"compiler ({arch})", f"the compiler does not run: {e}", "reinstall it", blocking))
+        problems.append(Problem(f"compiler ({arch})", error, fix, blocking))
     try:
         check_can_build(specs[0].arch, specs[0].name)
         out["torch_can_build"] = True
@@ -127,13 +150,13 @@ def _arch_info(arch: str, libs: dict, problems: list[Problem], blocking: bool) -
     return out
 
 
-def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
+def _entry_state(arch: str, request_of: Callable, problems: list[Problem], blocking: bool) -> dict:
     """Whether the current key of each kernel for arch is cached, and its validation record on this device."""
     import torch
     from .errors import HkjitError
     from .cache import cache_root
-    from .keys import from_record
-    from .loader import entry_key, find_published
+    from .keys import from_record, resolve_key
+    from .loader import find_published
     from .specs import specs_for
     from .trust import check_root
     from .validation import device_label, read_record
@@ -143,12 +166,15 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
         try:
             root = cache_root()
             check_root(root)                  # trust: a refused root's memo.json is neither read nor written
-            key, _inputs = entry_key(spec, root)
+            request = request_of(spec)
+            if isinstance(request, Exception):
+                raise request
+            key, _inputs = resolve_key(request, root)
             state["key"] = key
             state["from_record"] = list(from_record(key))    # inputs not verifiable here (no compiler/headers)
             found = find_published(spec, key, root)
             state["cached"] = found is not None
-            state["path"] = str(found[0]) if found else None
+            state["path"] = str(found.path) if found else None
         except HkjitError as e:
             state["error"] = str(e)
             out[spec.name] = state
@@ -290,9 +316,52 @@ def _run_only(p: Problem) -> Problem:
                            f"their compiler/header inputs taken from their records)", p.fix, False)
 
 
-def diagnose(archs: list[str] | None = None) -> dict:
-    """Everything doctor reports, as a JSON-able dict with "problems" and "ok" (no blocking problem)."""
+def _memo_path() -> Path | None:
+    """The cache root's memo.json, or None when the root is refused (trust: its memo is neither read nor
+    written)."""
+    from .cache import cache_root
+    from .errors import HkjitError
+    from .layout import Layout
+    from .trust import check_root
+    try:
+        root = cache_root()
+        check_root(root)
+    except HkjitError:
+        return None
+    return Layout(root).memo
+
+
+def _request_resolver(memo: Path | None) -> Callable:
+    """spec -> its build request (toolchain.resolve), resolved once per spec; a compiler that does not run
+    (OSError, ValueError from `--version`) is returned, not raised, for doctor to report."""
+    from .toolchain import resolve
+    done: dict = {}
+
+    def request_of(spec):
+        if spec not in done:
+            try:
+                done[spec] = resolve(spec, memo)
+            except (OSError, ValueError) as e:
+                done[spec] = e
+        return done[spec]
+    return request_of
+
+
+def _libraries(request_of: Callable, memo: Path | None) -> dict:
+    """Every known header library, as the build requests found it (one not needed by any kernel: found alone)."""
     from .libraries import LIBRARIES
+    from .specs import SPECS
+    from .toolchain import Memo, header_library
+    found = {}
+    for spec in SPECS:
+        request = request_of(spec)
+        if not isinstance(request, Exception):
+            found.update({lib.name: lib for lib in request.libraries})
+    return {name: _library_info(found.get(name) or header_library(name, Memo(memo))) for name in LIBRARIES}
+
+
+def diagnose(archs: list[str] | None = None) -> Report:
+    """Everything doctor reports (a Report: "problems", and "ok" when no problem blocks); formats nothing."""
     from .targets import KNOWN_ARCHS
     from .version import CACHE_FORMAT, __version__
     from .specs import kernels_dir
@@ -313,15 +382,17 @@ def diagnose(archs: list[str] | None = None) -> dict:
     report["target"] = checked
     report["settings"] = _settings(problems)
     report["build_tools"] = _build_tools(problems)
-    report["libraries"] = {name: _library_info(name) for name in LIBRARIES}
+    memo = _memo_path()
+    request_of = _request_resolver(memo)
+    report["libraries"] = _libraries(request_of, memo)
     report["archs"] = {}
     prebaked: list[str] = []
     for arch in dict.fromkeys(checked + [a for a in KNOWN_ARCHS if a not in checked]):
         blocking = arch in checked
         sub: list[Problem] = []
-        info = _arch_info(arch, report["libraries"], sub, blocking)
+        info = _arch_info(arch, request_of, report["libraries"], sub, blocking)
         if blocking and "backend" in info:
-            info["kernels"] = _entry_state(arch, sub, blocking)
+            info["kernels"] = _entry_state(arch, request_of, sub, blocking)
         report["archs"][arch] = info
         if blocking and _runs_prebaked(info):
             prebaked.append(arch)
@@ -335,105 +406,4 @@ def diagnose(archs: list[str] | None = None) -> dict:
         problems[:] = [_run_only(p) if p.what in ("ninja", "Python.h") else p for p in problems]
     report["cache"] = _cache_info(problems)
     report["env"] = env_in_force()          # what config.VARS lists as set, and any HKJIT_* variable
-    report["problems"] = [p.to_json() for p in problems]
-    report["ok"] = not any(p.blocking for p in problems)
-    return report
-
-
-def _short(h: str | None) -> str:
-    return (h or "")[:16]
-
-
-def format_report(r: dict) -> str:
-    """The human-readable doctor report."""
-    from .cachetool import human_size
-    lines = []
-    add = lines.append
-    h, t, d = r["hkjit"], r["torch"], r["device"]
-    add(f"hkjit {h['version']} (cache format {h['cache_format']}) at {h['package']}")
-    add(f"  python      {r['python']['version']} ({r['python']['executable']})")
-    extra = f"CUDA {t['cuda']}" if t["cuda"] else f"HIP {t['hip']}" if t["hip"] else "CPU-only build"
-    add(f"  torch       {t['version']} ({extra}; extensions for: {t['backend']})")
-    if d["gpu"]:
-        add(f"  device      {d['name']} (cuda:{d['index']}, {d['memory_gib']} GiB) arch {d.get('arch') or 'unsupported'}")
-    else:
-        add(f"  device      no GPU: cpu (the reference kernel); arch {d.get('arch')}")
-    add(f"  checking    {', '.join(r['target']) or '(nothing: no supported device)'}")
-    bt = r["build_tools"]
-    add(f"  ninja       {bt['ninja'] or 'NOT FOUND'}")
-    add(f"  Python.h    {bt['python_headers'] or 'NOT FOUND'}")
-    s = r["settings"]
-    add(f"  dispatch    {s.get('dispatch', 'INVALID')}   lock timeout {s.get('lock_timeout', 'INVALID')} s")
-    add("toolchains")
-    for arch, a in r["archs"].items():
-        mark = "" if a.get("checked") else "  (not checked: another device)"
-        c = a.get("compiler") or {}
-        comp = f"{c['path']}  [{c.get('version', '')}]" if c.get("path") else "NOT FOUND"
-        add(f"  {arch:<8} compiler {comp}{mark}")
-        if "torch_can_build" in a and not a["torch_can_build"]:
-            add(f"  {'':<8} torch    {t['version']} cannot build {a['backend']} extensions")
-        for kname, k in (a.get("kernels") or {}).items():
-            if "error" in k:
-                add(f"  {'':<8} {kname}: key not computable ({k['error'].splitlines()[0]})")
-                continue
-            state = f"cached at {k['path']}" if k.get("cached") else "not cached"
-            if "validation" not in k:
-                vtxt = ""
-            elif k["validation"] is None:
-                vtxt = ", validation: none yet"
-            else:
-                vtxt = f", validation: {'passed' if k['validation']['passed'] else 'FAILED'}"
-            if k.get("emulated") is not None:
-                vtxt += f", emulated (not a device run): {'passed' if k['emulated']['passed'] else 'FAILED'}"
-            elif "emulated" in k:
-                vtxt += ", emulated: none yet (`python -m hkjit selftest --arch gfx950 --emulate`)"
-            add(f"  {'':<8} {kname}: key {_short(k['key'])}… {state}{vtxt}")
-            if k.get("from_record"):
-                add(f"  {'':<8} {'':<{len(kname)}}  pre-baked: {', '.join(k['from_record'])} taken from the entry's "
-                    f"key.json, not verified here (everything else matched)")
-    add("headers")
-    for name, lib in r["libraries"].items():
-        if lib.get("found"):
-            add(f"  {name:<15} {lib['path']}  (content {_short(lib['hash'])}…)")
-        else:
-            add(f"  {name:<15} not found ({lib['env_var']} {'= ' + lib['env'] if lib['env'] else 'unset'})")
-    c = r["cache"]
-    add("cache")
-    if "error" in c:
-        add(f"  ERROR {c['error']}")
-    else:
-        for layer in [c["root"]] + c["layers"]:
-            free = human_size(layer["free"]) if layer["free"] is not None else "?"
-            flags = ("writable" if layer["writable"] else "read-only") if layer["exists"] else "missing"
-            fs = f", {layer['filesystem']}" if layer.get("filesystem") else ""
-            add(f"  {layer['role']:<6} {layer['path']}  ({flags}{fs}, {free} free, {layer['entries']} entr{'y' if layer['entries'] == 1 else 'ies'}, "
-                f"{human_size(layer['size'])})")
-            if "trust" in layer:
-                tr = layer["trust"]
-                verdict = ("trusted (HKJIT_TRUSTED_CACHE_DIRS)" if tr["explicit"] else
-                           "trusted (owned by you or root, writable by nobody else)") if tr["trusted"] else \
-                    ("REFUSED: " if layer["role"] == "root" else "SKIPPED: ") + tr["reason"]
-                add(f"  {'':<6} trust  {verdict}")
-        lk = c["locks"]
-        add(f"  locks  {lk['dir']}  ({lk['filesystem'] or '?'}{', HKJIT_LOCK_DIR' if lk['explicit'] else ''}"
-            f"{', writable' if lk['writable'] else ', NOT writable'})")
-    add("environment")
-    if r["env"]:
-        for k, v in r["env"].items():
-            add(f"  {k}={v}")
-    else:
-        add("  (no HKJIT_* or toolchain variables set)")
-    probs = r["problems"]
-    if probs:
-        add("problems")
-        for p in probs:
-            add(f"  {'BLOCKS' if p['blocking'] else 'note  '} {p['what']}: {p['message']}")
-            add(f"         fix: {p['fix']}")
-    target = ", ".join(r["target"]) or "this device"
-    n_block = sum(p["blocking"] for p in probs)
-    if r["ok"] and r["target"] and r.get("runs_prebaked") == r["target"]:
-        add(f"doctor: ok: the pre-baked entries run for {target} (nothing can be built here)")
-        return "\n".join(lines)
-    add(f"doctor: {'ok' if r['ok'] else 'FAILED'}: " + (f"nothing blocks a build for {target}" if r["ok"] else
-                                                        f"{n_block} problem(s) block a build for {target}"))
-    return "\n".join(lines)
+    return Report(**report, problems=problems, ok=not any(p.blocking for p in problems))

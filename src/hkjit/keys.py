@@ -1,40 +1,30 @@
 """The cache key: a content hash of everything that can change a built module.
 
-``key_inputs()`` gathers the inputs as a JSON-able dict (stored beside every entry as key.json, so a miss can be
-explained later by `python -m hkjit cache why`), ``key_of()`` hashes its canonical JSON. Paths never enter the
-key (content does), so the same sources give the same key from any folder or machine.
+The inputs are a pure function of the build request (toolchain.BuildRequest, resolved once per lookup): the
+builder builds that same record, so what is hashed is what is built. ``key_inputs_of(request)`` gives the
+inputs as a JSON-able dict (stored beside every entry as key.json, so a miss can be explained later by
+`python -m hkjit cache why`), ``key_of()`` hashes its canonical JSON. Paths never enter the key (content does:
+our sources' and the header libraries' hashes), so the same sources give the same key from any folder or machine.
 
 The loader asks ``resolve_key()``: the full key wherever the compiler and the header libraries are found; on a
 node that only runs a pre-baked cache (neither there) the key of an entry whose key.json matches every input
-that can be computed locally, the compiler identity and header hashes taken from that record.
-
-Three facts cost a subprocess or reading files: the compiler's version, our kernel sources' hashes and a header
-tree's hash. All are memoized on disk (``Layout.memo``: ``<cache>/v1/memo.json``) keyed by the stat signature (inode, size,
-mtime, ctime) of the files they come from, so a warm start in a fresh process costs a few stats, not a
-`--version` run or a read of every header. Content hashes are xxh3-128 (fast on megabytes; xxhash is imported
-only when something must be hashed), the key and stat signatures are blake2b-128 from hashlib, which torch has
-already imported: a warm start loads no hashing module.
+that can be computed locally, the compiler identity and header hashes taken from that record. The key and stat
+signatures are blake2b-128 from hashlib, which torch has already imported: a warm start loads no hashing module.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import importlib.machinery
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import Any
 
 from .version import CACHE_FORMAT
-# the build-affecting environment variables are the ones config.VARS marks (BUILD_ENV_VARS: importable from here)
-from .config import BUILD_ENV_VARS, build_env  # noqa: F401
 from .errors import MissingLibraryError
-from .libraries import find_library, tree_hash, tree_listing
-from .specs import KernelSpec, is_default_config, kernels_dir
-from .targets import compiler_path, compiler_version, target_for_arch
-
+from .specs import KernelSpec, is_default_config
+from .toolchain import BuildRequest, resolve
+# cache.py (owned by the cache package move) imports file_identity from here; it lives in toolchain.py now
+from .toolchain import file_identity  # noqa: F401
 
 
 def canonical(obj: Any) -> bytes:
@@ -45,169 +35,40 @@ def key_of(inputs: dict) -> str:
     return hashlib.blake2b(canonical(inputs), digest_size=16).hexdigest()
 
 
-def file_hash(path: Path) -> str:
-    import xxhash   # only when a file changed since it was last hashed (see Memo)
-    return xxhash.xxh3_128_hexdigest(path.read_bytes())
-
-
-class Memo:
-    """A small JSON memo (name -> [stat signature, value]) shared by processes through an atomically replaced
-    file; read once per process."""
-
-    _loaded: dict[str, dict[str, list]] = {}
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-
-    def _data(self) -> dict[str, list]:
-        key = str(self.path)
-        if key not in Memo._loaded:
-            try:
-                Memo._loaded[key] = json.loads(self.path.read_text()) if self.path else {}
-            except (OSError, ValueError):
-                Memo._loaded[key] = {}
-        return Memo._loaded[key]
-
-    def peek(self, name: str) -> tuple[str, Any] | None:
-        """(signature, value) recorded for name, if any."""
-        hit = self._data().get(name)
-        return (hit[0], hit[1]) if isinstance(hit, list) and len(hit) == 2 else None
-
-    def put(self, name: str, signature: str, value: Any) -> None:
-        data = self._data()
-        data[name] = [signature, value]
-        if self.path is not None:
-            from .fsutil import atomic_write_text
-            try:
-                atomic_write_text(self.path, json.dumps(data, indent=0, sort_keys=True))
-            except OSError:
-                pass  # read-only cache: the memo stays in this process
-
-    def get(self, name: str, signature: str, compute: Callable[[], str]) -> str:
-        hit = self.peek(name)
-        if hit is not None and hit[0] == signature:
-            return hit[1]
-        value = compute()
-        self.put(name, signature, value)
-        return value
-
-
-def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    """A file's identity without reading it (inode, size, mtime, ctime): any write changes its ctime, which no
-    user call can set back, so an unchanged identity means unchanged bytes."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def stat_signature(path: str) -> str:
-    return ":".join(map(str, file_identity(os.stat(path))))
-
-
-def listing_signature(root: Path, dirs: list[str], files: list[str]) -> str | None:
-    """The stat identity of a tree listing (libraries.tree_listing): inode, mtime and ctime of each folder (they
-    change when an entry is added, removed or renamed) and each file's identity. None when a recorded path is
-    gone."""
-    base = str(root) + os.sep
-    rows = []
-    try:
-        for rel in dirs:
-            st = os.stat(base + rel)
-            rows.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
-        for rel in files:
-            rows.append(file_identity(os.stat(base + rel)))
-    except OSError:
-        return None
-    return hashlib.blake2b(repr((dirs, files, rows)).encode(), digest_size=16).hexdigest()
-
-
-def torch_identity() -> dict:
-    return {
-        "version": torch.__version__,
-        "git": getattr(torch.version, "git_version", ""),
-        "hip": torch.version.hip or "",
-        "cuda": torch.version.cuda or "",
-        "cxx11abi": bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", True)),
-    }
-
-
-@functools.lru_cache(maxsize=None)
-def _compiler_identity(arch: str, memo_path: str | None) -> str:
-    path = os.path.realpath(compiler_path(target_for_arch(arch)))
-    memo = Memo(Path(memo_path) if memo_path else None)
-    return memo.get(f"compiler:{path}", stat_signature(path), lambda: compiler_version(path))
-
-
-def source_hash(path: Path, memo_path: str | None) -> str:
-    memo = Memo(Path(memo_path) if memo_path else None)
-    return memo.get(f"file:{path}", stat_signature(str(path)), lambda: file_hash(path))
-
-
-def library_hash(name: str, memo_path: str | None, root: str | None = None) -> str:
-    inc = find_library(name, root)
-    memo = Memo(Path(memo_path) if memo_path else None)
-    name = f"tree:{inc}"
-    hit = memo.peek(name)
-    if hit is not None and isinstance(hit[1], dict):
-        # A warm start stats the recorded folders and files (no directory walk): an added, removed or renamed
-        # file changes its folder's mtime, an edit changes the file's own identity.
-        if listing_signature(inc, hit[1]["dirs"], hit[1]["files"]) == hit[0]:
-            return hit[1]["hash"]
-    dirs, files = tree_listing(inc)
-    signature = listing_signature(inc, dirs, files)
-    value = {"hash": tree_hash(inc, files), "dirs": dirs, "files": files}
-    memo.put(name, signature, value)
-    return value["hash"]
-
-
-def local_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None
-                 ) -> tuple[dict, dict[str, MissingLibraryError]]:
-    """The key inputs of `spec` as far as this machine can compute them, and the error of each one it cannot.
-
-    Only two inputs can be missing: the compiler's identity (no compiler on PATH) and a header library's content
-    hash (no checkout): the node that only runs a pre-baked cache has neither. Those fields are None / absent in
-    the dict and named in the second value ("compiler", "libraries.<name>"); everything else (our own sources,
-    flags, torch, Python, arch, cache format, build env) is always computable."""
-    memo = str(memo_path) if memo_path else None
-    kdir = kernels_dir()
-    roots = library_roots or {}
-    missing: dict[str, MissingLibraryError] = {}
-    libraries = {}
-    for lib in spec.libraries:
-        try:
-            libraries[lib] = library_hash(lib, memo, roots.get(lib))
-        except MissingLibraryError as e:
-            missing[f"libraries.{lib}"] = e
-    try:
-        compiler = _compiler_identity(spec.arch, memo)
-    except MissingLibraryError as e:
-        compiler = None
-        missing["compiler"] = e
+def key_inputs_of(request: BuildRequest) -> dict:
+    """The key inputs of a build request, as far as this machine could resolve them: an absent compiler is None,
+    an absent header library has no "libraries" entry (request.missing names both). Everything the builder hands
+    to load_inline is here: the spec's flags and functions; the extra flags and the compiler variables through
+    "env"; each include dir through the content of what it holds ("files": our sources and headers,
+    "libraries": each header library); the compiler through its identity."""
+    spec = request.spec
     inputs = {
         "format": CACHE_FORMAT,
         "kernel": spec.name,
         "arch": spec.arch,
-        "files": {f: source_hash(kdir / f, memo) for f in spec.files},
-        "libraries": libraries,
-        "flags": {"cflags": list(spec.cflags), "device_cflags": list(spec.device_cflags),
-                  "ldflags": list(spec.ldflags), "functions": list(spec.functions)},
-        "compiler": compiler,
-        "torch": torch_identity(),
-        "python": importlib.machinery.EXTENSION_SUFFIXES[0],   # carries the SOABI; sysconfig costs ms
-        "env": build_env(),
+        "files": {s.name: s.hash for s in request.sources},
+        "libraries": {lib.name: lib.hash for lib in request.libraries if lib.hash is not None},
+        "flags": {"cflags": list(request.cflags), "device_cflags": list(request.device_cflags),
+                  "ldflags": list(request.ldflags), "functions": list(request.functions)},
+        "compiler": request.compiler_version,
+        "torch": dict(request.torch),
+        "python": request.python,
+        "env": dict(request.env),
     }
     if not is_default_config(spec):
         # a configuration's defines are in the flags already (so in the key); its name is recorded too, for
         # `cache ls` / `cache why`. The default configuration adds no field: its keys are those of before.
         inputs["config"] = spec.config
-    return inputs, missing
-
-
-def key_inputs(spec: KernelSpec, memo_path: Path | None = None, library_roots: dict[str, str] | None = None) -> dict:
-    """Everything that can change the module `spec` builds into, as a JSON-able dict (the full key: building
-    needs it). Raises MissingLibraryError when the compiler or a header library is not found."""
-    inputs, missing = local_inputs(spec, memo_path, library_roots)
-    if missing:
-        raise next(iter(missing.values()))
     return inputs
+
+
+def key_inputs(spec: KernelSpec, memo_path: Path | None = None) -> dict:
+    """The full key inputs of `spec` here (building needs them). Raises MissingLibraryError when the compiler or
+    a header library is not found."""
+    request = resolve(spec, memo_path)
+    if request.missing:
+        raise MissingLibraryError(request.missing[0][1])
+    return key_inputs_of(request)
 
 
 #: key -> the key inputs that were taken from a pre-baked entry's key.json instead of computed here (resolve_key)
@@ -220,8 +81,17 @@ def from_record(key: str) -> tuple[str, ...]:
     return _FROM_RECORD.get(key, ())
 
 
-def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | None = None) -> tuple[str, dict]:
-    """(key, inputs) to look `spec` up with in the cache root and its read-only layers.
+def entry_key(spec: KernelSpec, root: Path | None = None) -> tuple[str, dict]:
+    """(key, inputs) of spec in root (default: the cache root): the full key where the compiler and headers are
+    here, else a pre-baked entry's key matched by field (resolve_key)."""
+    from .cache import cache_root
+    from .layout import Layout
+    root = root or cache_root()
+    return resolve_key(resolve(spec, Layout(root).memo), root)
+
+
+def resolve_key(request: BuildRequest, root: Path) -> tuple[str, dict]:
+    """(key, inputs) to look `request.spec` up with in the cache root and its read-only layers.
 
     Where the compiler and the header libraries are present this is the full key (key_inputs): a node that can
     build never takes an entry built with another compiler or other headers. Where some are absent (a node that
@@ -234,7 +104,9 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
     from .cache import cache_layers, verify_entry
     from .layout import KEY_JSON, Layout, split_entry_name
     from .trust import trusted_layers
-    inputs, missing = local_inputs(spec, Layout(root).memo, library_roots)
+    spec = request.spec
+    inputs = key_inputs_of(request)
+    missing = dict(request.missing)
     if not missing:
         return key_of(inputs), inputs
     nearest: tuple[Path, list] | None = None
@@ -267,7 +139,7 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
                 continue
             _FROM_RECORD[key] = tuple(sorted(missing))
             return key, recorded
-    first = next(iter(missing.values()))
+    first = request.missing[0][1]
     where = ", ".join(str(p) for p in [root] + cache_layers())
     if nearest is None:
         detail = f"no pre-baked {spec.arch}/{spec.name} entry in {where} to run instead"
@@ -275,7 +147,7 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
         shown = "; ".join(f"{f}: {_short(a)} (entry) != {_short(b)} (here)" for f, a, b in nearest[1][:4])
         detail = (f"no pre-baked {spec.arch}/{spec.name} entry matches this machine (nearest {nearest[0]} "
                   f"differs in {shown})")
-    raise type(first)(f"{first}; {detail}") from None
+    raise MissingLibraryError(f"{first}; {detail}") from None
 
 
 def _short(v: Any) -> str:

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .loader import load_module
+from .loader import load
 from .plan import operand_copies, rows_ok
 from .prepared import PREPARED
 from .routing import Route
@@ -60,9 +60,9 @@ def run_kernel(r: Route, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor |
     """C = a2d @ b on the kernel of route `r`, with the copies the plan names; writes `out` (M x N) if given."""
     spec, m, n, kp = r.kernel_spec, r.m, r.n, r.k_padded
     c = spec.constraints
-    loaded = load_module(spec, call_site=True)
+    loaded = load(spec, call_site=True)
     module = loaded.module
-    assert module is not None                   # load_module imports it (import_module=True)
+    assert module is not None                   # load() imports it
     ensure_validated(spec.arch, spec.name, loaded.key, module, a2d.device)
     copy_a, copy_b = operand_copies(r, a2d, b)
     if copy_a:

@@ -1,7 +1,6 @@
 """Finding the header libraries kernels include (HipKittens, ThunderKittens) and hashing their content.
 
-Third-party code stays out of the repository: a library is found through its environment variable (or an
-argument), then its documented default places (DEFAULT_PLACES: home and /opt; never a path relative to the
+Third-party code stays out of the repository: a library is found through its environment variable, then its documented default places (DEFAULT_PLACES: home and /opt; never a path relative to the
 package or to a development machine). The cache key takes the *content* of its include tree, never its path,
 so two checkouts in different folders give the same key and an edited header gives a new one.
 """
@@ -49,13 +48,13 @@ def _include_dir(root: Path, marker: str) -> Path | None:
     return None
 
 
-def find_library(name: str, root: str | os.PathLike | None = None) -> Path:
+def find_library(name: str) -> Path:
     """The include directory of library `name` (the folder holding kittens.cuh).
 
-    Order: `root` argument, the library's environment variable, known locations. Raises MissingLibraryError naming
+    Order: the library's environment variable, then its documented places. Raises MissingLibraryError naming
     the variable to set."""
     lib = LIBRARIES[name]
-    explicit = root or env_str(lib.env_var)
+    explicit = env_str(lib.env_var)
     candidates = [explicit] if explicit else _known_places(name)
     for cand in candidates:
         found = _include_dir(Path(os.path.expanduser(cand)), lib.marker)
@@ -90,7 +89,7 @@ def tree_listing(root: Path) -> tuple[list[str], list[str]]:
 
 def tree_hash(root: Path, files: list[str] | None = None) -> str:
     """xxh3_128 over (relative path, content) of every file: location-independent content identity."""
-    import xxhash   # only when the tree's signature changed (keys.library_hash)
+    import xxhash   # only when the tree's signature changed (toolchain.library_hash)
     h = xxhash.xxh3_128()
     for rel in files if files is not None else tree_listing(root)[1]:
         with open(os.path.join(str(root), rel), "rb") as f:

@@ -1,8 +1,15 @@
-"""Getting a kernel's module: in-process memo, then the cache (writable root and read-only layers), then a build.
+"""Getting a kernel's module, in three steps with one job each:
 
-A hit never runs ninja or load_inline: the published module file is imported directly with importlib after its
-manifest is verified (cache.verify_entry). A miss takes the entry's build lock, checks again (another process
-may have built it meanwhile), and builds (builder.py).
+- ``find(spec, root)``: the cache lookup only (root, then the trusted read-only layers): a Found, or None on a
+  miss;
+- ``ensure(spec, root)``: find, or else take the entry's build lock, check again (another process may have built
+  it meanwhile), build and publish (builder.py); no import (what warmup uses: it builds for other archs too);
+- ``load(spec)``: ensure, then import, memoized in the process (what the call path uses); ``load_cached(spec)``
+  imports only what is cached (None on a miss: it never compiles).
+
+Each resolves the build request once (toolchain.resolve): the key is hashed from it (keys.resolve_key) and a build
+builds it. A hit never runs ninja or load_inline: the published module file is imported directly with importlib
+after its manifest is verified (cache.verify_entry).
 
 Trust (trust.py): an untrusted root is refused with a CacheError, an untrusted layer is skipped with one warning,
 before anything in them is read. An entry that verifies but does not import (a garbage module, a wrong init
@@ -27,19 +34,31 @@ from .errors import CacheError, CaptureError
 from .keys import resolve_key
 from .layout import BUILD_LOG, Layout, lock_name
 from .specs import KernelSpec
-from .targets import check_can_build
+from .toolchain import BuildRequest, check_can_build, resolve
 from .trust import check_root, search_roots
 
 log = logging.getLogger("hkjit")
 
 
-class Loaded:
-    """module: the imported module (None when loaded with import_module=False, as warmup for another arch does);
-    path: the entry folder it came from; key; built: whether this call compiled it; seconds: time spent."""
+class Found:
+    """A published, verified cache entry: path (its folder), key, manifest; built: whether this process just
+    compiled it (ensure); seconds: time spent getting it."""
     # a plain slotted class, not a NamedTuple: class creation is on every warm start's path (~50 us less)
+    __slots__ = ("path", "key", "manifest", "built", "seconds")
+
+    def __init__(self, path: Path, key: str, manifest: dict, built: bool = False, seconds: float = 0.0) -> None:
+        self.path, self.key, self.manifest, self.built, self.seconds = path, key, manifest, built, seconds
+
+    def __repr__(self) -> str:
+        return f"Found(path={str(self.path)!r}, key={self.key!r}, built={self.built!r})"
+
+
+class Loaded:
+    """module: the imported module; path: the entry folder it came from; key; built: whether this call compiled
+    it; seconds: time spent."""
     __slots__ = ("module", "path", "key", "built", "seconds")
 
-    def __init__(self, module: ModuleType | None, path: Path, key: str, built: bool, seconds: float) -> None:
+    def __init__(self, module: ModuleType, path: Path, key: str, built: bool, seconds: float) -> None:
         self.module, self.path, self.key, self.built, self.seconds = module, path, key, built, seconds
 
     def __repr__(self) -> str:
@@ -65,13 +84,17 @@ def _capturing() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
-def entry_key(spec: KernelSpec, root: Path | None = None, library_roots: dict[str, str] | None = None
-              ) -> tuple[str, dict]:
-    # the full key where the compiler and headers are here; else a pre-baked entry's key matched by field
-    return resolve_key(spec, root or cache_root(), library_roots)
+def _request(spec: KernelSpec, root: Path) -> tuple[BuildRequest, str, dict]:
+    """(build request, key, key inputs) of spec in root: resolved once, after the checks that name the real
+    blocker (this torch cannot build the arch; the root is not trusted: its memo.json is not read)."""
+    check_can_build(spec.arch, spec.name)
+    check_root(root)
+    request = resolve(spec, Layout(root).memo)
+    key, inputs = resolve_key(request, root)
+    return request, key, inputs
 
 
-def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] | None:
+def find_published(spec: KernelSpec, key: str, root: Path) -> Found | None:
     """The first valid entry for key in root, then in each read-only layer; bad layer entries are skipped."""
     for layer in search_roots(root):
         path = Layout(layer).entry(spec.arch, spec.name, key)
@@ -79,71 +102,105 @@ def find_published(spec: KernelSpec, key: str, root: Path) -> tuple[Path, dict] 
             continue
         verdict = verify_entry(path, key, full=False, write_stamp=layer == root)
         if verdict.ok:
-            return path, verdict.manifest
+            return Found(path, key, verdict.manifest)
         if layer != root:
             log.warning("hkjit: skipping bad entry %s in read-only layer (%s)", path, verdict.reason)
     return None
 
 
-def load_module(spec: KernelSpec, *, build: bool = True, root: Path | None = None,
-                library_roots: dict[str, str] | None = None, call_site: bool = False,
-                import_module: bool = True) -> Loaded:
-    """The module for `spec`, building it if it is not cached (build=False: a miss raises LookupError).
+def find(spec: KernelSpec, root: Path | None = None) -> Found | None:
+    """The published entry of `spec` in the cache (root, then the trusted layers), or None when it is not there.
 
-    Thread-safe; the lookup happens once per process per (arch, kernel, configuration, root). import_module=False
-    finds or builds the entry without importing it (warmup for another arch)."""
+    Raises (an HkjitError) only when the lookup itself cannot be made: this torch cannot build the arch, the
+    root is refused, or the key cannot be computed here and no pre-baked entry matches."""
     root = root or cache_root()
+    key = _request(spec, root)[1]
+    return find_published(spec, key, root)
+
+
+def ensure(spec: KernelSpec, root: Path | None = None, *, call_site: bool = False) -> Found:
+    """The published entry of `spec`, built and published first if it is not cached (lock held); not imported.
+    call_site: log a warning before compiling on a user's call."""
+    root = root or cache_root()
+    t0 = time.perf_counter()
+    request, key, inputs = _request(spec, root)
+    found = _ensure(request, key, inputs, root, call_site, build=True)
+    _touch(found.path, root)
+    found.seconds = time.perf_counter() - t0
+    return found
+
+
+def load(spec: KernelSpec, root: Path | None = None, *, call_site: bool = False) -> Loaded:
+    """The imported module of `spec` (ensure, then import). Thread-safe; the lookup happens once per process per
+    (arch, kernel, configuration, root). call_site: log a warning before compiling on a user's call."""
+    loaded = _load(spec, root or cache_root(), call_site, build=True)
+    assert loaded is not None
+    return loaded
+
+
+def load_cached(spec: KernelSpec, root: Path | None = None) -> Loaded | None:
+    """The imported module of `spec` if it is cached, else None (never compiles). An entry that does not import
+    is dealt with as load() does; if no other one is cached that is a miss too."""
+    return _load(spec, root or cache_root(), False, build=False)
+
+
+def _load(spec: KernelSpec, root: Path, call_site: bool, build: bool) -> Loaded | None:
     memo_key = (spec.arch, spec.name, str(root), spec.config)     # one module per configuration
-    if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
+    if (hit := _loaded.get(memo_key)) is not None:
         return hit
     with _mutexes_guard:
         mutex = _mutexes.setdefault(memo_key, threading.Lock())
     with mutex:
-        if (hit := _loaded.get(memo_key)) is not None and (hit.module is not None or not import_module):
+        if (hit := _loaded.get(memo_key)) is not None:
             return hit
         t0 = time.perf_counter()
-        check_can_build(spec.arch, spec.name)
-        check_root(root)                         # before the key: it reads the root's memo.json
-        key, inputs = entry_key(spec, root, library_roots)
-        path, module, built = _find_and_import(spec, key, inputs, root, build, library_roots, call_site,
-                                               import_module)
-        if path.is_relative_to(Layout(root).format_dir):
-            touch_used(path)                     # never in a read-only layer
-        loaded = Loaded(module, path, key, built, time.perf_counter() - t0)
-        if module is not None:
-            _loaded[memo_key] = loaded
+        request, key, inputs = _request(spec, root)
+        got = _ensure_and_import(request, key, inputs, root, call_site, build)
+        if got is None:
+            return None
+        found, module = got
+        _touch(found.path, root)
+        loaded = _loaded[memo_key] = Loaded(module, found.path, key, found.built, time.perf_counter() - t0)
         return loaded
 
 
-def _find_or_build(spec, key, inputs, root, build, library_roots, call_site) -> tuple[tuple[Path, dict], bool]:
+def _touch(path: Path, root: Path) -> None:
+    if path.is_relative_to(Layout(root).format_dir):
+        touch_used(path)                     # never in a read-only layer
+
+
+def _ensure(request: BuildRequest, key: str, inputs: dict, root: Path, call_site: bool, build: bool
+            ) -> Found | None:
+    """The published entry, built first if it is missing and `build` (else None on a miss)."""
+    spec = request.spec
     found = find_published(spec, key, root)
-    if found is not None:
-        return found, False
-    if not build:
-        raise LookupError(f"{spec.name} for {spec.arch} is not in the cache (key {key})")
+    if found is not None or not build:
+        return found
     if _capturing():
         raise CaptureError(f"hkjit.gemm needs {spec.name} for {spec.arch} compiled, and a CUDA/HIP graph is "
                            f"being captured: call it once before capturing, or run `python -m hkjit warmup`")
-    return _build_locked(spec, key, inputs, root, library_roots, call_site)
+    return _build_locked(request, key, inputs, root, call_site)
 
 
-def _find_and_import(spec, key, inputs, root, build, library_roots, call_site, import_module
-                     ) -> tuple[Path, ModuleType | None, bool]:
-    """Find (or build) the entry and import it; an entry that fails to import is dealt with once (see the module
-    docstring) and the lookup runs again. A second failure is a CacheError naming the entry."""
+def _ensure_and_import(request: BuildRequest, key: str, inputs: dict, root: Path, call_site: bool, build: bool
+                       ) -> tuple[Found, ModuleType] | None:
+    """Ensure the entry (or, build=False, find it: None on a miss) and import it; an entry that fails to import
+    is dealt with once (see the module docstring) and the lookup runs again. A second failure is a CacheError
+    naming the entry."""
+    spec = request.spec
     for attempt in (1, 2):
-        (path, manifest), built = _find_or_build(spec, key, inputs, root, build, library_roots, call_site)
-        if not import_module:
-            return path, None, built
-        _test_fault("before_import", path)
+        found = _ensure(request, key, inputs, root, call_site, build)
+        if found is None:
+            return None
+        _test_fault("before_import", found.path)
         try:
-            return path, _import(path, manifest), built
+            return found, _import(found.path, found.manifest)
         except (ImportError, OSError) as e:
             if attempt == 2:
-                raise CacheError(f"hkjit: {spec.name} for {spec.arch} at {path} cannot be imported ({e}), and neither "
-                                 f"could the entry looked up before it: see {path / BUILD_LOG}, or run `python -m hkjit "
-                                 f"cache clear` and retry") from e
-            _set_aside_unloadable(path, root, e)
+                raise CacheError(f"hkjit: {spec.name} for {spec.arch} at {found.path} cannot be imported ({e}), and "
+                                 f"neither could the entry looked up before it: see {found.path / BUILD_LOG}, or run "
+                                 f"`python -m hkjit cache clear` and retry") from e
+            _set_aside_unloadable(found.path, root, e)
     raise AssertionError("unreachable")
 
 
@@ -173,26 +230,27 @@ def _test_fault(name: str, path: Path) -> None:
         os.rename(path, dest)
 
 
-def _build_locked(spec, key, inputs, root, library_roots, call_site) -> tuple[tuple[Path, dict], bool]:
+def _build_locked(request: BuildRequest, key: str, inputs: dict, root: Path, call_site: bool) -> Found:
     from .builder import build_entry       # imported on a miss only: a hit needs neither filelock nor subprocess
     from .locking import BuildLock
 
+    spec = request.spec
     ensure_writable(root)
     with BuildLock(root, lock_name(spec.arch, spec.name, key), what=f"{spec.name} for {spec.arch}"):
         path = Layout(root).entry(spec.arch, spec.name, key)
         if path.exists():
             verdict = verify_entry(path, key, write_stamp=True)
             if verdict.ok:                       # another process built it while we waited
-                return (path, verdict.manifest), False
+                return Found(path, key, verdict.manifest)
             move_aside(path, verdict.reason)
         if call_site:
             log.warning("hkjit: compiling %s for %s (first use; about a minute). `python -m hkjit warmup` builds "
                         "it ahead of time.", spec.name, spec.arch)
-        path = build_entry(spec, root, key, inputs, library_roots)
+        path = build_entry(request, root, key, inputs)
         verdict = verify_entry(path, key, write_stamp=True)
         if not verdict.ok:
             raise RuntimeError(f"hkjit: freshly built entry {path} fails verification: {verdict.reason}")
-        return (path, verdict.manifest), True
+        return Found(path, key, verdict.manifest, built=True)
 
 
 def forget_loaded() -> None:

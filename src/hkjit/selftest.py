@@ -103,14 +103,14 @@ def _device_for(arch: str | None) -> torch.device:
 
 
 def load_with_progress(spec, say: Callable[[str], None]):
-    """loader.load_module(spec), saying so first when it has to compile (about a minute)."""
-    from .loader import load_module
-    try:
-        return load_module(spec, build=False)
-    except LookupError:
+    """loader.load(spec), saying so first when it has to compile (about a minute)."""
+    from .loader import load, load_cached
+    loaded = load_cached(spec)
+    if loaded is None:
         say(f"hkjit: {spec.name} for {spec.arch} is not cached: compiling it (about a minute; "
             f"`python -m hkjit warmup` does this ahead of time)...")
-        return load_module(spec)        # the builder logs "built ... in N s" when done
+        loaded = load(spec)             # the builder logs "built ... in N s" when done
+    return loaded
 
 
 def _inputs(case: Case, device: torch.device, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -290,22 +290,21 @@ def _emulate_target(module: str | None):
     from .layout import FORMAT_DIR, MANIFEST
     from .errors import CacheError, HkjitError
     from .gfx950.bundle import extract_code_object
-    from .loader import load_module
+    from .loader import find
     from .specs import get_spec
     if module is None:
         spec = get_spec("gfx950")
         try:
-            loaded = load_module(spec, build=False, import_module=False)
-        except LookupError:
-            raise CacheError(f"{spec.name} for gfx950 is not in the cache ({cache_root()}): build it first with "
-                             f"`python -m hkjit warmup --arch gfx950`, or pass --module PATH") from None
+            found = find(spec)
         except HkjitError as e:
             raise type(e)(f"{e} (--emulate finds the cached gfx950 entry by its key, which needs the ROCm build "
                           f"toolchain; without it pass --module PATH: an entry folder, a .so or a code object)") \
                 from None
-        path = loaded.path
-        manifest = verify_entry(path, loaded.key, full=False).manifest or {}
-        return extract_code_object(path / manifest["module_file"]), str(path), (cache_root(), loaded.key)
+        if found is None:
+            raise CacheError(f"{spec.name} for gfx950 is not in the cache ({cache_root()}): build it first with "
+                             f"`python -m hkjit warmup --arch gfx950`, or pass --module PATH")
+        return (extract_code_object(found.path / found.manifest["module_file"]), str(found.path),
+                (cache_root(), found.key))
     p = Path(module)
     if p.is_dir():
         if not (p / MANIFEST).is_file():

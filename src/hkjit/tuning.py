@@ -60,10 +60,9 @@ def record_path(root: Path, arch: str, kernel: str, device: str, toolchain_key: 
 
 def toolchain_key(arch: str, root: Path | None = None, kernel: str = "gemm_bf16") -> str:
     """The key tuning records are filed under: the cache key of `arch`'s default configuration."""
-    from .cache import cache_root
-    from .keys import resolve_key
+    from .keys import entry_key
     from .specs import get_spec
-    return resolve_key(get_spec(arch, kernel), root or cache_root())[0]
+    return entry_key(get_spec(arch, kernel), root)[0]
 
 
 def _warn_once(what: str, msg: str, *args) -> None:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import torch
 
 from .errors import HkjitError, UnsupportedTargetError
-from .loader import load_module
+from .loader import ensure
 from .specs import KernelSpec, config_spec, default_config, resolve_configs, specs_for
 from .targets import detect_target, target_for_arch
 
@@ -48,12 +48,12 @@ def default_archs(how: str = "cli") -> list[str]:
 def warmup_one(spec: KernelSpec, root: Path | None = None) -> WarmupResult:
     t0 = time.perf_counter()
     try:
-        loaded = load_module(spec, root=root, import_module=False)
+        found = ensure(spec, root)
     except HkjitError as e:
         return WarmupResult(spec.arch, spec.name, "failed", time.perf_counter() - t0, error=str(e),
                             config=spec.config)
-    return WarmupResult(spec.arch, spec.name, "built" if loaded.built else "hit", time.perf_counter() - t0,
-                        str(loaded.path), loaded.key, config=spec.config)
+    return WarmupResult(spec.arch, spec.name, "built" if found.built else "hit", time.perf_counter() - t0,
+                        str(found.path), found.key, config=spec.config)
 
 
 def _names(value: str | Iterable[str] | None, what: str) -> list[str] | None:

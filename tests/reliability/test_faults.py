@@ -67,8 +67,8 @@ def test_verified_garbage_module_is_moved_aside_and_rebuilt(built_cache, tmp_pat
 
 
 def test_verified_entry_with_wrong_init_symbol_fails_clearly_once(built_cache, tmp_path):
-    """build=False: the bad entry is moved aside and the call is a plain miss (LookupError), not an ImportError
-    that every later process would repeat."""
+    """load_cached: the bad entry is moved aside and the call is a plain miss (None), not an ImportError that
+    every later process would repeat."""
     root = copy_cache(built_cache, tmp_path / "wrong-init")
     _wrong_init_symbol(the_entry(root))
     assert verify_entry(the_entry(root)).ok
@@ -76,7 +76,7 @@ def test_verified_entry_with_wrong_init_symbol_fails_clearly_once(built_cache, t
     assert proc.returncode == 0 and "miss" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "PyInit_hkjit_someone_else" in proc.stderr and "moved to" in proc.stderr
     assert list(iter_entries(root)) == [] and len(trash(root)) == 1
-    record("verified entry with a wrong init symbol, build=False -> moved aside, one clear miss (no ImportError)",
+    record("verified entry with a wrong init symbol, load_cached -> moved aside, one clear miss (no ImportError)",
            processes=1, corruptions=1)
 
 
@@ -86,14 +86,12 @@ def test_unloadable_entry_in_a_read_only_layer_is_skipped_once(built_cache, tmp_
     code = textwrap.dedent("""
         import logging, sys
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        from hkjit.loader import forget_loaded, load_module
+        from hkjit.loader import forget_loaded, load_cached
         from hkjit.specs import get_spec
         for _ in range(3):                       # three lookups in one process: one warning
             forget_loaded()
-            try:
-                load_module(get_spec("cpu"), build=False)
-            except LookupError as e:
-                print("miss", e)
+            if load_cached(get_spec("cpu")) is None:
+                print("miss")
     """)
     proc = run_child(tmp_path / "root", code, HKJIT_CACHE_PATH=str(layer))
     assert proc.returncode == 0 and "miss" in proc.stdout, proc.stdout + proc.stderr[-2000:]
