@@ -33,6 +33,7 @@ from .config import env_raw
 from .errors import CacheError, CaptureError
 from .keys import resolve_key
 from .layout import BUILD_LOG, Layout, lock_name
+from .records import Record
 from .specs import KernelSpec
 from .toolchain import BuildRequest, check_can_build, resolve
 from .trust import check_root, search_roots
@@ -40,26 +41,30 @@ from .trust import check_root, search_roots
 log = logging.getLogger("hkjit")
 
 
-class Found:
+class Found(Record):
     """A published, verified cache entry: path (its folder), key, manifest; built: whether this process just
     compiled it (ensure); seconds: time spent getting it."""
-    # a plain slotted class, not a NamedTuple: class creation is on every warm start's path (~50 us less)
     __slots__ = ("path", "key", "manifest", "built", "seconds")
-
-    def __init__(self, path: Path, key: str, manifest: dict, built: bool = False, seconds: float = 0.0) -> None:
-        self.path, self.key, self.manifest, self.built, self.seconds = path, key, manifest, built, seconds
+    _defaults = {"built": False, "seconds": 0.0}
+    path: Path
+    key: str
+    manifest: dict
+    built: bool
+    seconds: float
 
     def __repr__(self) -> str:
         return f"Found(path={str(self.path)!r}, key={self.key!r}, built={self.built!r})"
 
 
-class Loaded:
+class Loaded(Record):
     """module: the imported module; path: the entry folder it came from; key; built: whether this call compiled
     it; seconds: time spent."""
     __slots__ = ("module", "path", "key", "built", "seconds")
-
-    def __init__(self, module: ModuleType, path: Path, key: str, built: bool, seconds: float) -> None:
-        self.module, self.path, self.key, self.built, self.seconds = module, path, key, built, seconds
+    module: ModuleType
+    path: Path
+    key: str
+    built: bool
+    seconds: float
 
     def __repr__(self) -> str:
         return f"Loaded(path={str(self.path)!r}, key={self.key!r}, built={self.built!r})"
@@ -126,8 +131,7 @@ def ensure(spec: KernelSpec, root: Path | None = None, *, call_site: bool = Fals
     request, key, inputs = _request(spec, root)
     found = _ensure(request, key, inputs, root, call_site, build=True)
     _touch(found.path, root)
-    found.seconds = time.perf_counter() - t0
-    return found
+    return found.replace(seconds=time.perf_counter() - t0)
 
 
 def load(spec: KernelSpec, root: Path | None = None, *, call_site: bool = False) -> Loaded:

@@ -13,22 +13,18 @@ import functools
 import torch
 
 from .errors import UnsupportedTargetError
+from .records import Record
 
 #: The archs hkjit has a kernel for; the order is the order `warmup` builds them in.
 KNOWN_ARCHS = ("cpu", "gfx950", "sm_90a")
 
 
-class Target:
+class Target(Record):
     """arch: "cpu" | "gfx950" | "sm_90a"; backend: "cpu" | "hip" | "cuda", which torch build and device
     compiler the arch needs."""
-    # a plain slotted class, not a NamedTuple: class creation is on every warm start's path (~50 us less)
     __slots__ = ("arch", "backend")
-
-    def __init__(self, arch: str, backend: str) -> None:
-        self.arch, self.backend = arch, backend
-
-    def __repr__(self) -> str:
-        return f"Target(arch={self.arch!r}, backend={self.backend!r})"
+    arch: str
+    backend: str
 
 
 BACKENDS = {"cpu": "cpu", "gfx950": "hip", "sm_90a": "cuda"}
