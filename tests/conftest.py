@@ -17,7 +17,7 @@ from filelock import FileLock
 
 from helpers import FIGURES, OUTCOMES, start_child, write_figures
 
-from hkjit.layout import Layout
+from hkjit.cache.layout import Layout
 
 # hkjit finds the header libraries only through configuration and its documented defaults (libraries.py): the
 # tests point the variables at the toolchain beside the checkout (CI provides ../shared/toolchain), when it is

@@ -63,12 +63,12 @@ def _device_info(problems: list[Problem]) -> dict:
 
 
 def _library_info(name: str) -> dict:
-    from .cache import cache_root
-    from .layout import Layout
+    from .cache.layout import Layout
+    from .cache.roots import cache_root
     from .errors import HkjitError
     from .keys import library_hash
     from .libraries import LIBRARIES, find_library
-    from .trust import check_root
+    from .cache.trust import check_root
     lib = LIBRARIES[name]
     out = {"env_var": lib.env_var, "env": env_str(lib.env_var), "url": lib.url}
     try:
@@ -131,11 +131,11 @@ def _entry_state(arch: str, problems: list[Problem], blocking: bool) -> dict:
     """Whether the current key of each kernel for arch is cached, and its validation record on this device."""
     import torch
     from .errors import HkjitError
-    from .cache import cache_root
+    from .cache.roots import cache_root
     from .keys import from_record
     from .loader import entry_key, find_published
     from .specs import specs_for
-    from .trust import check_root
+    from .cache.trust import check_root
     from .validation import device_label, read_record
     out = {}
     for spec in specs_for(arch):
@@ -196,9 +196,11 @@ def emulated_state(root: Path, arch: str, kernel: str, key: str, problems: list[
 
 
 def _cache_info(problems: list[Problem]) -> dict:
-    from .cachetool import cache_summary, human_size
+    from .cache.admin import cache_summary
+    from .config import human_size
     from .errors import HkjitError
-    from .locking import NETWORK_FS, filesystem_type
+    from .cache.lock import NETWORK_FS
+    from .fsutil import filesystem_type
     try:
         summary = cache_summary()
     except HkjitError as e:
@@ -221,7 +223,7 @@ def _cache_info(problems: list[Problem]) -> dict:
     fstype = root.get("filesystem", "")
     locks = {"dir": str(ldir), "filesystem": filesystem_type(ldir), "cache_filesystem": fstype,
              "network_cache": fstype in NETWORK_FS, "explicit": bool(env_str("HKJIT_LOCK_DIR"))}
-    from .cachetool import writable
+    from .fsutil import writable
     locks["writable"] = writable(ldir)
     if not locks["writable"]:
         problems.append(Problem("lock dir", f"{ldir} is not writable: builds cannot take their lock",
@@ -235,7 +237,7 @@ def _cache_info(problems: list[Problem]) -> dict:
 
 def _trust_info(summary: dict, problems: list[Problem]) -> None:
     """Whether the root and each layer may be trusted (trust.py): an untrusted root blocks, a layer is skipped."""
-    from .trust import TRUST_VAR, fix_hint, trust_report
+    from .cache.trust import TRUST_VAR, fix_hint, trust_report
     for layer in [summary["root"]] + summary["layers"]:
         layer["trust"] = t = trust_report(Path(layer["path"]))
         if t["trusted"]:
@@ -346,7 +348,7 @@ def _short(h: str | None) -> str:
 
 def format_report(r: dict) -> str:
     """The human-readable doctor report."""
-    from .cachetool import human_size
+    from .config import human_size
     lines = []
     add = lines.append
     h, t, d = r["hkjit"], r["torch"], r["device"]

@@ -231,9 +231,10 @@ def resolve_key(spec: KernelSpec, root: Path, library_roots: dict[str, str] | No
     (``from_record(key)`` names them). The entry must also verify (manifest, key.json hash, module checksum).
     Candidates are taken root first, then layers, in name order, so every node picks the same one. When none
     matches, the MissingLibraryError for the first absent input is raised, naming the nearest entry's mismatch."""
-    from .cache import cache_layers, verify_entry
-    from .layout import KEY_JSON, Layout, split_entry_name
-    from .trust import trusted_layers
+    from .cache.entry import verify_entry
+    from .cache.layout import KEY_JSON, Layout, split_entry_name
+    from .cache.roots import cache_layers
+    from .cache.trust import trusted_layers
     inputs, missing = local_inputs(spec, Layout(root).memo, library_roots)
     if not missing:
         return key_of(inputs), inputs

@@ -21,14 +21,15 @@ from types import ModuleType
 
 import torch
 
-from .cache import ensure_writable, cache_layers, cache_root, move_aside, touch_used, verify_entry
+from .cache.entry import move_aside, touch_used, verify_entry
 from .config import env_raw
 from .errors import CacheError, CaptureError
 from .keys import resolve_key
-from .layout import BUILD_LOG, Layout, lock_name
+from .cache.layout import BUILD_LOG, Layout, lock_name
+from .cache.roots import cache_layers, cache_root, ensure_writable
 from .specs import KernelSpec
 from .targets import check_can_build
-from .trust import check_root, trusted_layers
+from .cache.trust import check_root, trusted_layers
 
 log = logging.getLogger("hkjit")
 
@@ -181,7 +182,7 @@ def _test_fault(name: str, path: Path) -> None:
 
 def _build_locked(spec, key, inputs, root, library_roots, call_site) -> tuple[tuple[Path, dict], bool]:
     from .builder import build_entry       # imported on a miss only: a hit needs neither filelock nor subprocess
-    from .locking import BuildLock
+    from .cache.lock import BuildLock
 
     ensure_writable(root)
     with BuildLock(root, lock_name(spec.arch, spec.name, key), what=f"{spec.name} for {spec.arch}"):

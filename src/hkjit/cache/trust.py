@@ -27,8 +27,8 @@ import os
 import stat
 from pathlib import Path
 
-from .config import env_str
-from .errors import CacheError
+from ..config import env_str
+from ..errors import CacheError
 from .layout import Layout
 
 log = logging.getLogger("hkjit")
