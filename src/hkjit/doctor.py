@@ -65,10 +65,10 @@ def _device_info(problems: list[Problem]) -> dict:
 def _library_info(name: str) -> dict:
     from .cache.layout import Layout
     from .cache.roots import cache_root
+    from .cache.trust import check_root
     from .errors import HkjitError
     from .keys import library_hash
     from .libraries import LIBRARIES, find_library
-    from .cache.trust import check_root
     lib = LIBRARIES[name]
     out = {"env_var": lib.env_var, "env": env_str(lib.env_var), "url": lib.url}
     try:
@@ -197,9 +197,9 @@ def emulated_state(root: Path, arch: str, kernel: str, key: str, problems: list[
 
 def _cache_info(problems: list[Problem]) -> dict:
     from .cache.admin import cache_summary
+    from .cache.lock import NETWORK_FS
     from .config import human_size
     from .errors import HkjitError
-    from .cache.lock import NETWORK_FS
     from .fsutil import filesystem_type
     try:
         summary = cache_summary()

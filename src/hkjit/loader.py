@@ -22,14 +22,14 @@ from types import ModuleType
 import torch
 
 from .cache.entry import move_aside, touch_used, verify_entry
+from .cache.layout import BUILD_LOG, Layout, lock_name
+from .cache.roots import cache_layers, cache_root, ensure_writable
+from .cache.trust import check_root, trusted_layers
 from .config import env_raw
 from .errors import CacheError, CaptureError
 from .keys import resolve_key
-from .cache.layout import BUILD_LOG, Layout, lock_name
-from .cache.roots import cache_layers, cache_root, ensure_writable
 from .specs import KernelSpec
 from .targets import check_can_build
-from .cache.trust import check_root, trusted_layers
 
 log = logging.getLogger("hkjit")
 

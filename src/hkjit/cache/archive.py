@@ -68,6 +68,11 @@ class ExportResult:
                 "sha256": self.sha256}
 
 
+def _member_dir(arch: str, kernel: str, key: str) -> str:
+    """An entry's folder inside an archive: its path under a cache root (v1/<arch>/<kernel>-<key>)."""
+    return Layout(".").entry(arch, kernel, key).as_posix()
+
+
 def _tar_mode(path: str, mode: str) -> str:
     gz = path.endswith((".gz", ".tgz"))
     return f"{mode}:gz" if gz else f"{mode}:"
@@ -99,7 +104,7 @@ def export(dest: Path, root: Path | None = None, layers: list[Path] | None = Non
         members.append((e, files))
     meta = {"format": CACHE_FORMAT, "hkjit_version": __version__, "created": time.time(), "host": host_id(),
             "entries": [{"arch": e.arch, "kernel": e.kernel, "key": e.key, "files": files,
-                         "dir": f"{FORMAT_DIR}/{e.arch}/{e.kernel}-{e.key}"} for e, files in members]}
+                         "dir": _member_dir(e.arch, e.kernel, e.key)} for e, files in members]}
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
@@ -112,7 +117,7 @@ def export(dest: Path, root: Path | None = None, layers: list[Path] | None = Non
             for e, files in members:
                 for f in files:
                     src = Path(e.path) / f
-                    ti = tar.gettarinfo(str(src), arcname=f"{FORMAT_DIR}/{e.arch}/{e.kernel}-{e.key}/{f}")
+                    ti = tar.gettarinfo(str(src), arcname=f"{_member_dir(e.arch, e.kernel, e.key)}/{f}")
                     ti.uid = ti.gid = 0
                     ti.uname = ti.gname = ""
                     with open(src, "rb") as fh:
