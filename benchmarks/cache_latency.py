@@ -43,7 +43,7 @@ from hkjit.specs import get_spec
 from hkjit.targets import detect_target
 loaded = load(get_spec(detect_target(device).arch))
 t2 = time.perf_counter()
-from hkjit.layout import MANIFEST
+from hkjit.cache.layout import MANIFEST
 manifest = json.loads((loaded.path / MANIFEST).read_text())
 print(json.dumps({"torch_ms": (t1 - t0) * 1e3, "hit_ms": (t2 - t1) * 1e3, "built": loaded.built,
                   "build_s": manifest["build_seconds"]}))

@@ -49,7 +49,7 @@ print((time.perf_counter() - t) * 1e3)
 
 if "--dlopen" in sys.argv:
     import json
-    from hkjit.layout import MANIFEST
+    from hkjit.cache.layout import MANIFEST
     manifest = json.loads((loaded.path / MANIFEST).read_text())
     so = str(loaded.path / manifest["module_file"])
     print(f"\nmodule {so}: {os.path.getsize(so) / 2**20:.2f} MiB")

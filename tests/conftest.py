@@ -17,7 +17,7 @@ from filelock import FileLock
 
 from helpers import FIGURES, OUTCOMES, start_child, write_figures
 
-from hkjit.layout import Layout
+from hkjit.cache.layout import Layout
 
 # hkjit finds the header libraries and the gfx950 check toolchain only through configuration and its documented
 # defaults (libraries.py, gfx950/hipcheck.py): the tests point the variables at the toolchain beside the checkout

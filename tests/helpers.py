@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hkjit.layout import BUILD_LOG, Layout
+from hkjit.cache.layout import BUILD_LOG, Layout
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"

@@ -11,7 +11,8 @@ from helpers import child_env, copy_cache
 
 from hkjit import bench
 from hkjit.cli.bench import have_matplotlib
-from hkjit.cache import MANIFEST, iter_entries
+from hkjit.cache.entry import iter_entries
+from hkjit.cache.layout import MANIFEST
 
 
 def _row(shape: tuple[int, int, int], spread: float) -> bench.BenchRow:

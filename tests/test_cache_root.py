@@ -8,7 +8,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from hkjit.cache import default_root
+from hkjit.cache.roots import default_root
 from helpers import child_result, copy_cache, run_child
 
 linux = pytest.mark.skipif(sys.platform != "linux", reason="the direct XDG lookup is Linux-only")

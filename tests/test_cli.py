@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 sys.path.insert(0, str(SRC))
 
-from hkjit.layout import FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP, Layout  # noqa: E402
+from hkjit.cache.layout import FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP, Layout  # noqa: E402
 
 EXTRA_FLAG = "-DHKJIT_CLI_TEST=1"
 GEMM_SNIPPET = """

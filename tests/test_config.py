@@ -159,7 +159,7 @@ def test_bad_values_fail_in_one_line_at_the_cli_and_as_config_error_in_a_lock(tm
                        capture_output=True, text=True, env={**env, "HKJIT_IMPORT_MAX_BYTES": "lots"})
     assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "HKJIT_IMPORT_MAX_BYTES='lots'" in p.stderr
-    code = "from hkjit.locking import BuildLock; import sys; BuildLock(sys.argv[1], 'x')"
+    code = "from hkjit.cache.lock import BuildLock; import sys; BuildLock(sys.argv[1], 'x')"
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
                        env={**env, "HKJIT_LOCK_TIMEOUT": "abc"})
     assert p.returncode == 1 and "ConfigError: HKJIT_LOCK_TIMEOUT='abc' is not usable" in p.stderr, p.stderr

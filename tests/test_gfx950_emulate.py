@@ -34,7 +34,7 @@ from hkjit.gfx950 import bundle, hipcheck  # noqa: E402
 from hkjit.gfx950.emulate_gemm import SEEDS  # noqa: E402  (seed 1: lazy memory, nothing lands before a wait)
 
 from helpers import child_env  # noqa: E402
-from hkjit.layout import KEY_JSON, MANIFEST, Layout  # noqa: E402
+from hkjit.cache.layout import KEY_JSON, MANIFEST, Layout  # noqa: E402
 
 KERNEL = REPO / "kernels" / "gemm_gfx950.hip"
 LLVM_BIN = Path("/usr/lib/llvm-22/bin")
@@ -251,7 +251,7 @@ def test_bound_is_tight_enough_to_see_truncation(gemm_kernel):
 def _fake_entry(root: Path, module: Path) -> Path:
     """A published gfx950 cache entry (manifest, key.json, module) around a clang-22-built HIP module: what a
     pre-bake on a ROCm machine leaves, as far as `--emulate` reads it."""
-    from hkjit.cache import file_xxh3
+    from hkjit.cache.entry import file_xxh3
     from hkjit.keys import key_of
     from hkjit.version import CACHE_FORMAT
     inputs = {"kernel": "gemm_bf16", "arch": "gfx950", "note": "test entry around a clang-22 HIP module"}
@@ -272,7 +272,7 @@ def _hk(*args, cache: Path) -> subprocess.CompletedProcess:
 
 
 def test_selftest_emulate_cli(hip_module, tmp_path):
-    from hkjit.cache import verify_entry
+    from hkjit.cache.entry import verify_entry
     from hkjit.validation import EMULATOR_LABEL, read_record
     root = tmp_path / "cache"
     entry = _fake_entry(root, hip_module)

@@ -29,7 +29,7 @@ def test_ruff_catches_an_unused_import(tmp_path):
     """Mutation: a copy of a clean module with `import json` added that nothing uses fails with F401."""
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     module = tmp_path / "layout.py"
-    shutil.copy(REPO / "src" / "hkjit" / "layout.py", module)
+    shutil.copy(REPO / "src" / "hkjit" / "cache" / "layout.py", module)
     assert ruff("layout.py", cwd=tmp_path).returncode == 0
     module.write_text("import json\n" + module.read_text())
     p = ruff("layout.py", cwd=tmp_path)

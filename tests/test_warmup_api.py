@@ -11,7 +11,7 @@ import tomllib
 
 from helpers import REPO, child_env, copy_cache
 
-from hkjit.layout import Layout
+from hkjit.cache.layout import Layout
 
 CALLS = textwrap.dedent("""
     import json, torch

@@ -29,11 +29,11 @@ from itertools import count
 from pathlib import Path
 
 from ._buildworker import kill_session
-from .cache import file_xxh3, host_id, publish, stale_temp_dir
+from .cache.entry import clean_orphans, file_xxh3, host_id, publish
+from .cache.layout import BUILD_LOG, KEY_JSON, MANIFEST, Layout, entry_name
 from .config import env_raw
 from .errors import BuildError, CacheError, MissingLibraryError
 from .fsutil import atomic_write_text, out_of_space
-from .layout import BUILD_LOG, KEY_JSON, MANIFEST, Layout, entry_name
 from .specs import KernelSpec
 from .toolchain import BuildRequest, check_can_build
 from .version import CACHE_FORMAT, __version__
@@ -53,20 +53,6 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> list[Path]:
-    """Remove temp build folders whose builder is dead (same host) or that are older than max_age (any host)."""
-    removed = []
-    tmp = Layout(root).staging_dir
-    if not tmp.is_dir():
-        return removed
-    for d in tmp.iterdir():
-        if d.name.startswith(prefix) and stale_temp_dir(d, max_age):   # cache.py: dotted hosts, clock skew
-            if d.is_symlink():
-                d.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
 
 
 def _tail(path: Path, n: int = TAIL_LINES) -> str:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 
+from .cache.layout import FORMAT_DIR, LOCKS
 from .errors import ConfigError
-from .layout import FORMAT_DIR, LOCKS
 from .records import Record
 
 
@@ -167,6 +168,36 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
 def env_paths(name: str) -> list[str]:
     """An os.pathsep-separated list, blanks dropped."""
     return [p for p in env_str(name).split(os.pathsep) if p.strip()]
+
+
+def parse_size(text: str) -> int:
+    """'500M', '2G', '1.5GiB', '123456' -> bytes (K/M/G/T are powers of 1024): how a "size" variable and the CLI's
+    size options (--max-size) are written."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text or "")
+    if not m:
+        raise ValueError(f"size {text!r} not understood: use bytes or a number with K, M, G or T (e.g. 500M, 2G)")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def human_size(n: float) -> str:
+    """Bytes as hkjit prints them (1.5 GiB), in the units parse_size reads."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def env_size(name: str, default: int) -> int:
+    """A "size" variable in bytes (parse_size), `default` when unset or blank."""
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        return parse_size(raw)
+    except ValueError as e:
+        raise bad_value(name, raw, str(e)) from None
 
 
 def lock_timeout() -> float:

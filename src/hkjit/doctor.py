@@ -154,11 +154,11 @@ def _entry_state(arch: str, request_of: Callable, problems: list[Problem], block
     """Whether the current key of each kernel for arch is cached, and its validation record on this device."""
     import torch
     from .errors import HkjitError
-    from .cache import cache_root
+    from .cache.roots import cache_root
     from .keys import from_record, resolve_key
     from .loader import find_published
     from .specs import specs_for
-    from .trust import check_root
+    from .cache.trust import check_root
     from .validation import device_label, read_record
     out = {}
     for spec in specs_for(arch):
@@ -222,9 +222,11 @@ def emulated_state(root: Path, arch: str, kernel: str, key: str, problems: list[
 
 
 def _cache_info(problems: list[Problem]) -> dict:
-    from .cachetool import cache_summary, human_size
+    from .cache.admin import cache_summary
+    from .cache.lock import NETWORK_FS
+    from .config import human_size
     from .errors import HkjitError
-    from .locking import NETWORK_FS, filesystem_type
+    from .fsutil import filesystem_type
     try:
         summary = cache_summary()
     except HkjitError as e:
@@ -247,7 +249,7 @@ def _cache_info(problems: list[Problem]) -> dict:
     fstype = root.get("filesystem", "")
     locks = {"dir": str(ldir), "filesystem": filesystem_type(ldir), "cache_filesystem": fstype,
              "network_cache": fstype in NETWORK_FS, "explicit": bool(env_str("HKJIT_LOCK_DIR"))}
-    from .cachetool import writable
+    from .fsutil import writable
     locks["writable"] = writable(ldir)
     if not locks["writable"]:
         problems.append(Problem("lock dir", f"{ldir} is not writable: builds cannot take their lock",
@@ -261,7 +263,7 @@ def _cache_info(problems: list[Problem]) -> dict:
 
 def _trust_info(summary: dict, problems: list[Problem]) -> None:
     """Whether the root and each layer may be trusted (trust.py): an untrusted root blocks, a layer is skipped."""
-    from .trust import TRUST_VAR, fix_hint, trust_report
+    from .cache.trust import TRUST_VAR, fix_hint, trust_report
     for layer in [summary["root"]] + summary["layers"]:
         layer["trust"] = t = trust_report(Path(layer["path"]))
         if t["trusted"]:
@@ -319,10 +321,10 @@ def _run_only(p: Problem) -> Problem:
 def _memo_path() -> Path | None:
     """The cache root's memo.json, or None when the root is refused (trust: its memo is neither read nor
     written)."""
-    from .cache import cache_root
+    from .cache.layout import Layout
+    from .cache.roots import cache_root
+    from .cache.trust import check_root
     from .errors import HkjitError
-    from .layout import Layout
-    from .trust import check_root
     try:
         root = cache_root()
         check_root(root)

@@ -84,8 +84,8 @@ def from_record(key: str) -> tuple[str, ...]:
 def entry_key(spec: KernelSpec, root: Path | None = None) -> tuple[str, dict]:
     """(key, inputs) of spec in root (default: the cache root): the full key where the compiler and headers are
     here, else a pre-baked entry's key matched by field (resolve_key)."""
-    from .cache import cache_root
-    from .layout import Layout
+    from .cache.layout import Layout
+    from .cache.roots import cache_root
     root = root or cache_root()
     return resolve_key(resolve(spec, Layout(root).memo), root)
 
@@ -101,9 +101,10 @@ def resolve_key(request: BuildRequest, root: Path) -> tuple[str, dict]:
     (``from_record(key)`` names them). The entry must also verify (manifest, key.json hash, module checksum).
     Candidates are taken root first, then layers, in name order, so every node picks the same one. When none
     matches, the MissingLibraryError for the first absent input is raised, naming the nearest entry's mismatch."""
-    from .cache import cache_layers, verify_entry
-    from .layout import KEY_JSON, Layout, split_entry_name
-    from .trust import trusted_layers
+    from .cache.entry import verify_entry
+    from .cache.layout import KEY_JSON, Layout, split_entry_name
+    from .cache.roots import cache_layers
+    from .cache.trust import trusted_layers
     spec = request.spec
     inputs = key_inputs_of(request)
     missing = dict(request.missing)

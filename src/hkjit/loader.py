@@ -28,15 +28,16 @@ from types import ModuleType
 
 import torch
 
-from .cache import ensure_writable, cache_root, move_aside, touch_used, verify_entry
+from .cache.entry import move_aside, touch_used, verify_entry
+from .cache.layout import BUILD_LOG, Layout, lock_name
+from .cache.roots import cache_root, ensure_writable
+from .cache.trust import check_root, search_roots
 from .config import env_raw
 from .errors import CacheError, CaptureError
 from .keys import resolve_key
-from .layout import BUILD_LOG, Layout, lock_name
 from .records import Record
 from .specs import KernelSpec
 from .toolchain import BuildRequest, check_can_build, resolve
-from .trust import check_root, search_roots
 
 log = logging.getLogger("hkjit")
 
@@ -236,7 +237,7 @@ def _test_fault(name: str, path: Path) -> None:
 
 def _build_locked(request: BuildRequest, key: str, inputs: dict, root: Path, call_site: bool) -> Found:
     from .builder import build_entry       # imported on a miss only: a hit needs neither filelock nor subprocess
-    from .locking import BuildLock
+    from .cache.lock import BuildLock
 
     spec = request.spec
     ensure_writable(root)

@@ -213,7 +213,7 @@ def selftest(cases: list[Case] | None = None, arch: str | None = None, kernel: s
              on_case: Callable[[int, int, CaseResult], None] | None = None) -> SelftestReport:
     """Run the grid (default: CPU_GRID or GPU_GRID) on the device of `arch` and record the outcome."""
     from . import validation
-    from .cache import cache_root
+    from .cache.roots import cache_root
     from .specs import get_spec
     from .targets import detect_target
     say = say or log.info
@@ -286,8 +286,9 @@ class EmulatedReport(_Report):
 def _emulate_target(module: str | None):
     """(code object bytes, what it came from, (root, key) of the cache entry or None)."""
     from pathlib import Path
-    from .cache import cache_root, verify_entry
-    from .layout import FORMAT_DIR, MANIFEST
+    from .cache.entry import verify_entry
+    from .cache.layout import FORMAT_DIR, MANIFEST
+    from .cache.roots import cache_root
     from .errors import CacheError, HkjitError
     from .gfx950.bundle import extract_code_object
     from .loader import find

@@ -69,7 +69,7 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
     shape and record the winners for this device and toolchain (record=False: only report). Candidates are built
     first if they are not cached. Raises CacheError before any timing when the record cannot be written."""
     from . import bench
-    from .cache import cache_root, ensure_writable
+    from .cache.roots import cache_root, ensure_writable
     from .selftest import load_with_progress
     from .specs import config_spec
     from .targets import detect_target

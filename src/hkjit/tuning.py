@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .cache.layout import Layout
 from .records import Record
-from .layout import Layout
 
 log = logging.getLogger("hkjit")
 
@@ -91,7 +91,7 @@ def record_problem(rec: object, arch: str, kernel: str, device: str, key: str) -
 def read_record(path: Path, arch: str, kernel: str, device: str, key: str) -> tuple[dict | None, str]:
     """(record, "") when the file at `path` may be used, else (None, why). A missing file is (None, "missing")."""
     from .fsutil import read_nofollow
-    from .trust import entry_file_problem, explicitly_trusted
+    from .cache.trust import entry_file_problem, explicitly_trusted
     try:
         raw, st = read_nofollow(path)
     except FileNotFoundError:
@@ -117,8 +117,8 @@ def tuned_table(arch: str, device: str, root: Path | None = None, kernel: str = 
     """shape -> (configuration, time recorded) of the winners recorded for this device and toolchain, from the
     writable root and the read-only layers (the root's record wins for a shape in both). Read once per process;
     every unusable record is named in one warning and ignored."""
-    from .cache import cache_root
-    from .trust import search_roots
+    from .cache.roots import cache_root
+    from .cache.trust import search_roots
     root = root or cache_root()
     memo = (str(root), arch, kernel, device)
     table = _tables.get(memo)
@@ -172,7 +172,8 @@ def write_winners(arch: str, device: str, winners: dict[str, dict], root: Path |
                   kernel: str = "gemm_bf16") -> Path:
     """Merge `winners` (shape -> {"config", "ms": {config: median ms}, ...}) into this device's and toolchain's
     record in the writable root, atomically. CacheError (naming the fix) when the root is not writable."""
-    from .cache import cache_root, ensure_writable, host_id
+    from .cache.entry import host_id
+    from .cache.roots import cache_root, ensure_writable
     from .fsutil import atomic_write_text
     from .version import __version__
     root = root or cache_root()
@@ -196,7 +197,7 @@ def write_winners(arch: str, device: str, winners: dict[str, dict], root: Path |
 
 
 def iter_records(roots: list[tuple[Path, bool]], arch: str | None = None) -> Iterator[dict]:
-    """One dict per tuning record file under the roots ((root, writable) pairs, cachetool.all_roots): for
+    """One dict per tuning record file under the roots ((root, writable) pairs, cache.roots.all_roots): for
     `cache ls` / `cache clear`. Fields: path, arch, writable, layer, device, toolchain_key, shapes, recorded,
     status ("ok" or why it is unusable, checked against its own fields, not this process's)."""
     for root, writable in roots:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .cache import cache_root, host_id
+from .cache.entry import host_id
+from .cache.layout import Layout
+from .cache.roots import cache_root
 from .errors import CaptureError, ToolchainRejectedError
 from .fsutil import atomic_write_text
-from .layout import Layout
 
 #: relative Frobenius error above which a bf16 product (fp32 accumulation) is wrong, not just rounded
 REL_TOL = 1e-2

@@ -78,7 +78,7 @@ def configured_set(arch: str, root: Path | None = None) -> list[str]:
     table = SELECTION.get(arch)
     names += [r.config for r in table.rules] if table else []
     try:
-        from .cachetool import all_roots
+        from .cache.roots import all_roots
         key = toolchain_key(arch, root)
         names += [c for rec in iter_records(all_roots(root), arch) if rec["status"] == "ok"
                   and rec["toolchain_key"] == key for c in rec["winners"].values()]

@@ -22,9 +22,10 @@ import pytest
 
 from helpers import child_env, copy_cache, record, small_filesystem
 
-from hkjit.cache import file_xxh3, iter_entries, verify_entry
-from hkjit.layout import FORMAT_DIR, KEY_JSON, LOCKS, MANIFEST, MEMO, VERIFIED_STAMP, Layout
-from hkjit.cachetool import ARCHIVE_JSON, IMPORT_MAX_MEMBER_BYTES, export, verify
+from hkjit.cache.admin import verify
+from hkjit.cache.archive import ARCHIVE_JSON, IMPORT_MAX_MEMBER_BYTES, export
+from hkjit.cache.entry import file_xxh3, iter_entries, verify_entry
+from hkjit.cache.layout import FORMAT_DIR, KEY_JSON, LOCKS, MANIFEST, MEMO, VERIFIED_STAMP, Layout
 from hkjit.loader import find_published
 from hkjit.specs import get_spec
 
@@ -112,7 +113,7 @@ def test_manifest_naming_a_file_outside_its_entry_is_refused_by_import_verify_an
         shutil.copyfile(real, entry / "sub" / real.name)
     doctored_entry(entry, name, evil if where != "subfolder" else entry / "sub" / real.name)
 
-    # the loader's check (cache.verify_entry, through manifest.manifest_problem) and `cache verify` refuse it
+    # the loader's check (cache.entry.verify_entry, through manifest_problem) and `cache verify` refuse it
     assert not verify_entry(entry, full=False).ok and "module file" in verify_entry(entry).reason
     assert find_published(get_spec("cpu"), entry.name.rsplit("-", 1)[1], source) is None
     p = hk("cache", "verify", cache=source)

@@ -20,7 +20,7 @@ import pytest
 
 from helpers import record, start_child
 
-from hkjit.layout import Layout
+from hkjit.cache.layout import Layout
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not os.path.isdir("/proc"),
                                 reason="reads the process table from /proc (Linux)")

@@ -17,8 +17,8 @@ import pytest
 
 from helpers import LOAD, child_env, child_result, copy_cache, count_builds, record, run_child, small_filesystem
 
-from hkjit.cache import file_xxh3, iter_entries, verify_entry
-from hkjit.layout import MANIFEST, USED_STAMP, Layout
+from hkjit.cache.entry import file_xxh3, iter_entries, verify_entry
+from hkjit.cache.layout import MANIFEST, USED_STAMP, Layout
 
 
 
@@ -119,7 +119,7 @@ def test_entry_vanishing_between_verify_and_import_is_looked_up_again(built_cach
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     with BuildLock(Path(sys.argv[1]), "gemm-test", what="a test build"):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -128,7 +128,7 @@ HOLD = textwrap.dedent("""
 WAIT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     with BuildLock(Path(sys.argv[1]), "gemm-test", what="a test build"):
         print("acquired")
 """)
@@ -213,8 +213,7 @@ def test_full_disk_at_the_lease_or_the_build_is_one_clear_error(tmp_path, leave_
 CLEAN = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from hkjit.builder import clean_orphans
-    from hkjit.cache import host_id
+    from hkjit.cache.entry import clean_orphans, host_id
     print(json.dumps({"host": host_id(), "removed": [str(p) for p in clean_orphans(Path(sys.argv[1]))]}))
 """)
 

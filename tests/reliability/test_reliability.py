@@ -17,8 +17,8 @@ import pytest
 from helpers import (child_env, child_result, copy_cache, count_builds, read_only, record, run_child,
                      start_child)
 
-from hkjit.cache import iter_entries, verify_entry
-from hkjit.layout import KEY_JSON, MANIFEST, VERIFIED_STAMP, Layout, lock_file
+from hkjit.cache.entry import iter_entries, verify_entry
+from hkjit.cache.layout import KEY_JSON, MANIFEST, VERIFIED_STAMP, Layout, lock_file
 from hkjit.keys import key_of
 from hkjit.fsutil import atomic_write_text
 
@@ -183,7 +183,7 @@ def test_leftover_temp_folder_is_ignored_and_cleaned(built_cache, tmp_path):
     (orphan / "half.so").write_bytes(b"\0" * 100)
     res = child_result(run_child(root))                   # a hit never looks into tmp/
     assert not res["built"]
-    from hkjit.builder import clean_orphans
+    from hkjit.cache.entry import clean_orphans
     assert clean_orphans(root, prefix=stem) == [orphan]   # the next build for that key removes it
     record("leftover temp folder: never loaded, removed by the next build of its key", processes=1, corruptions=1)
 
@@ -193,7 +193,7 @@ def test_leftover_temp_folder_is_ignored_and_cleaned(built_cache, tmp_path):
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     with BuildLock(Path(sys.argv[1]), "gemm-test", what="a test build"):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -208,7 +208,7 @@ def _hold(root: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_lock_of_dead_holder_is_taken_at_once(tmp_path):
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     holder = _hold(tmp_path, 600)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
@@ -221,7 +221,7 @@ def test_lock_of_dead_holder_is_taken_at_once(tmp_path):
 
 def test_live_slow_holder_times_out_naming_holder_and_lock(tmp_path, caplog):
     from hkjit.errors import LockTimeoutError
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     holder = _hold(tmp_path, 60)
     try:
         caplog.set_level("INFO", logger="hkjit")
@@ -240,15 +240,16 @@ def test_live_slow_holder_times_out_naming_holder_and_lock(tmp_path, caplog):
 
 
 def test_network_filesystem_cache_keeps_its_lock_in_a_local_runtime_dir(tmp_path, monkeypatch):
-    from hkjit import locking
-    fstype = locking.filesystem_type(tmp_path)
+    from hkjit.cache import lock as cache_lock
+    from hkjit.fsutil import filesystem_type
+    fstype = filesystem_type(tmp_path)
     assert fstype, "could not read the filesystem type from /proc/mounts"
-    assert locking.lock_dir(tmp_path) == Layout(tmp_path).locks_dir
-    monkeypatch.setattr(locking, "NETWORK_FS", locking.NETWORK_FS | {fstype})   # pretend this fs is NFS
-    d = locking.lock_dir(tmp_path)
+    assert cache_lock.lock_dir(tmp_path) == Layout(tmp_path).locks_dir
+    monkeypatch.setattr(cache_lock, "NETWORK_FS", cache_lock.NETWORK_FS | {fstype})   # pretend this fs is NFS
+    d = cache_lock.lock_dir(tmp_path)
     assert not str(d).startswith(str(tmp_path)) and "locks-" in d.name
     monkeypatch.setenv("HKJIT_LOCK_DIR", str(tmp_path / "mine"))
-    assert locking.lock_dir(tmp_path) == tmp_path / "mine"
+    assert cache_lock.lock_dir(tmp_path) == tmp_path / "mine"
     record("lock: network filesystem -> lock in a local runtime dir; HKJIT_LOCK_DIR overrides", lock_scenarios=1)
 
 

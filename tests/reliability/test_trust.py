@@ -17,8 +17,9 @@ import pytest
 
 from helpers import LOAD, child_env, child_result, copy_cache, record, run_child
 
-from hkjit.cache import ensure_writable, file_xxh3, iter_entries, touch_used, verify_entry
-from hkjit.layout import KEY_JSON, MANIFEST, USED_STAMP, VERIFIED_STAMP, Layout, lease_file, lock_file
+from hkjit.cache.entry import file_xxh3, iter_entries, touch_used, verify_entry
+from hkjit.cache.layout import KEY_JSON, MANIFEST, USED_STAMP, VERIFIED_STAMP, Layout, lease_file, lock_file
+from hkjit.cache.roots import ensure_writable
 from hkjit.errors import CacheError
 
 OTHER = 65534          # nobody
@@ -154,7 +155,7 @@ def test_sticky_parent_and_private_group_are_trusted(built_cache, tmp_path):
     """/tmp-like sticky parents and a group-writable folder of the owner's private group (umask 002) are fine."""
     import grp
     import pwd
-    from hkjit.trust import root_problem
+    from hkjit.cache.trust import root_problem
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)
@@ -287,7 +288,7 @@ def test_planted_lease_and_lock_symlinks_are_never_followed(tmp_path):
     """The lease is replaced by rename; the lock file is opened with O_NOFOLLOW (filelock >= 3.20.1, the lower
     bound: older versions truncate the symlink's target), which BuildLock reports as a CacheError."""
     import filelock
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     root = tmp_path / "root"
     victim = _victim(tmp_path)
     locks = Layout(root).locks_dir
@@ -307,12 +308,13 @@ def test_planted_lease_and_lock_symlinks_are_never_followed(tmp_path):
 # ------------------------------------------------------------------------------------------------------ locks
 
 def test_runtime_lock_dir_is_private(tmp_path, monkeypatch):
-    from hkjit import locking
-    fstype = locking.filesystem_type(tmp_path)
-    monkeypatch.setattr(locking, "NETWORK_FS", locking.NETWORK_FS | {fstype})   # pretend the cache is on NFS
+    from hkjit.cache import lock as cache_lock
+    from hkjit.fsutil import filesystem_type
+    fstype = filesystem_type(tmp_path)
+    monkeypatch.setattr(cache_lock, "NETWORK_FS", cache_lock.NETWORK_FS | {fstype})   # pretend the cache is on NFS
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.delenv("HKJIT_LOCK_DIR", raising=False)
-    with locking.BuildLock(tmp_path / "cache", "t", timeout=5) as lock:
+    with cache_lock.BuildLock(tmp_path / "cache", "t", timeout=5) as lock:
         created = [p for p in [lock.path.parent, *lock.path.parent.parents] if p.is_relative_to(tmp_path / "run")]
     assert created and all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in created), \
         [(str(p), oct(p.stat().st_mode)) for p in created]
@@ -321,7 +323,7 @@ def test_runtime_lock_dir_is_private(tmp_path, monkeypatch):
 
 @as_root
 def test_lock_dir_of_another_user_is_refused(tmp_path, monkeypatch):
-    from hkjit.locking import BuildLock
+    from hkjit.cache.lock import BuildLock
     d = tmp_path / "locks"
     d.mkdir()
     os.chown(d, OTHER, OTHER)
@@ -336,7 +338,7 @@ RUNTIME = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import platformdirs
     d = os.path.join(platformdirs.user_runtime_dir("hkjit"), "locks-test")
-    os.makedirs(d, mode=0o700, exist_ok=True)      # what hkjit.locking.prepare_lock_dir needs to work
+    os.makedirs(d, mode=0o700, exist_ok=True)      # what hkjit.cache.lock.prepare_lock_dir needs to work
     print(platformdirs.__version__, d)
 """)
 

@@ -46,7 +46,7 @@ def add_arch_option(parser: argparse.ArgumentParser, help: str, repeat: bool = F
 
 
 def size_arg(text: str) -> int:
-    from ..cachetool import parse_size
+    from ..config import parse_size
     try:
         return parse_size(text)
     except ValueError as e:

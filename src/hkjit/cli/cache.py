@@ -1,5 +1,5 @@
-"""`hkjit cache ls|info|verify|clear|prune|export|import|why`: the text and JSON reports over hkjit.cachetool,
-which does the work (tests and scripts call it directly)."""
+"""`hkjit cache ls|info|verify|clear|prune|export|import|why`: the text and JSON reports over hkjit.cache.admin
+and hkjit.cache.archive, which do the work (tests and scripts call them directly)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..layout import FORMAT_DIR, TRASH
+from ..cache.layout import FORMAT_DIR, TRASH
 from ._common import ARCHS, add_arch_option, emit_json, err, parents, plural, size_arg, table, when
 
 
@@ -76,8 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
-    from ..cachetool import human_size, list_entries
-    from ..cachetool import all_roots
+    from ..cache.admin import list_entries
+    from ..cache.roots import all_roots
+    from ..config import human_size
     from ..tuning import iter_records
     entries = list_entries(arch=args.arch, kernel=args.kernel, verify=args.verify, with_current=True)
     tuning = [] if args.kernel not in (None, "gemm_bf16") else list(iter_records(all_roots(), args.arch))
@@ -106,7 +107,8 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_info(args: argparse.Namespace) -> int:
-    from ..cachetool import cache_summary, entry_details, human_size
+    from ..cache.admin import cache_summary, entry_details
+    from ..config import human_size
     if args.entry:
         details = entry_details(args.entry)
         if args.json:
@@ -157,7 +159,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_verify(args: argparse.Namespace) -> int:
-    from ..cachetool import verify
+    from ..cache.admin import verify
     results = verify(fix=args.fix, arch=args.arch, kernel=args.kernel)
     bad = [r for r in results if not r.ok]
     if args.json:
@@ -180,8 +182,9 @@ def cmd_cache_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_clear(args: argparse.Namespace) -> int:
-    from ..cachetool import clear, human_size
-    from ..cache import cache_root
+    from ..cache.admin import clear
+    from ..cache.roots import cache_root
+    from ..config import human_size
     removed = clear(arch=args.arch, kernel=args.kernel, validation_only=args.validation)
     if args.json:
         emit_json(removed.to_json() | {"root": str(cache_root())})
@@ -196,7 +199,8 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:
-    from ..cachetool import human_size, prune
+    from ..cache.admin import prune
+    from ..config import human_size
     res = prune(args.max_size)
     if args.json:
         emit_json(res.to_json())
@@ -213,7 +217,8 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_export(args: argparse.Namespace) -> int:
-    from ..cachetool import export, human_size
+    from ..cache.archive import export
+    from ..config import human_size
     res = export(Path(args.file), arch=args.arch, kernel=args.kernel)
     if args.json:
         emit_json(res.to_json())
@@ -232,8 +237,8 @@ def cmd_cache_export(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_import(args: argparse.Namespace) -> int:
-    from ..cachetool import import_archive
-    from ..cache import cache_root
+    from ..cache.archive import import_archive
+    from ..cache.roots import cache_root
     res = import_archive(Path(args.file), expect_sha256=args.expect_sha256)
     if args.json:
         emit_json(res.to_json() | {"root": str(cache_root())})
@@ -258,7 +263,7 @@ def _fmt_value(v) -> str:
 
 
 def cmd_cache_why(args: argparse.Namespace) -> int:
-    from ..cachetool import why
+    from ..cache.admin import why
     res = why(args.kernel, args.arch)
     if args.json:
         emit_json(res.to_json())

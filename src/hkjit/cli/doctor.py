@@ -39,7 +39,7 @@ def _short(h: str | None) -> str:
 
 def format_report(r: Report) -> str:
     """The human-readable doctor report."""
-    from ..cachetool import human_size
+    from ..config import human_size
     lines: list[str] = []
     add = lines.append
     h, t, d = r.hkjit, r.torch, r.device

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_warmup(args: argparse.Namespace) -> int:
     import torch.distributed as dist
-    from ..cache import cache_root
+    from ..cache.roots import cache_root
     from ..warmup import default_archs, warmup, warmup_specs
     archs = args.arch or default_archs("cli")
     configs = config_names(args.config)

@@ -1,9 +1,10 @@
 """The cache's on-disk format: every path under a cache root, spelled once.
 
 Other modules never join a cache path by hand: they ask ``Layout(root)`` (tests/test_layout.py fails when a module
-other than this one spells one of the names below). What a file *holds* stays with its owner: cache.py (entries,
-verification, publish, moving aside), builder.py (staging builds), locking.py (locks and leases), validation.py
-(validation records), keys.py (the memo), cachetool.py (listing, maintenance, archives)::
+other than this one spells one of the names below). What a file *holds* stays with its owner: cache/entry.py
+(entries, verification, publish, moving aside, staging cleanup), builder.py (staging builds), cache/lock.py (locks
+and leases), validation.py (validation records), tuning.py (tuning records), keys.py (the memo), cache/admin.py
+(listing, maintenance), cache/archive.py (export and import)::
 
     <root>/v1/                                      format_dir (v<CACHE_FORMAT>)
         <arch>/<kernel>-<key>/                      entry(arch, kernel, key): a published entry
@@ -15,7 +16,7 @@ verification, publish, moving aside), builder.py (staging builds), locking.py (l
         trash/<kernel>-<key>.<time>.<pid>.<n>/      trash_slot(...): an entry moved aside
         failed/<arch>-<kernel>-<key>.log            failed_log(...): the last failed build's log
         locks/<arch>-<kernel>-<key>.lock / .lease   locks_dir, lock_file(...), lease_file(...) (HKJIT_LOCK_DIR
-                                                    or a runtime dir may replace the folder: locking.lock_dir)
+                                                    or a runtime dir may replace the folder: lock.lock_dir)
         tuning/<arch>/<kernel>-<device>-<toolchain key>.json   tuning_record(...): `tune`'s winners (tuning.py)
         memo.json                                   memo: compiler versions / header hashes (keys.py)
 
@@ -30,7 +31,7 @@ import time
 from itertools import count
 from pathlib import Path
 
-from .version import CACHE_FORMAT
+from ..version import CACHE_FORMAT
 
 FORMAT_DIR = f"v{CACHE_FORMAT}"
 
@@ -40,7 +41,7 @@ KEY_JSON = "key.json"
 BUILD_LOG = "build.log"
 USED_STAMP = ".last_used"
 VERIFIED_STAMP = ".verified"
-#: the files an entry holds besides its module (none of them may be the module: manifest.py)
+#: the files an entry holds besides its module (none of them may be the module: entry.manifest_problem)
 ENTRY_FILES = (MANIFEST, KEY_JSON, BUILD_LOG, USED_STAMP, VERIFIED_STAMP)
 
 # folders and files of the format folder
@@ -152,7 +153,7 @@ class Layout:
 
     @property
     def locks_dir(self) -> Path:
-        """The default lock folder (locking.lock_dir may put locks elsewhere)."""
+        """The default lock folder (lock.lock_dir may put locks elsewhere)."""
         return self.format_dir / LOCKS
 
     @property

@@ -23,41 +23,24 @@ import filelock
 import platformdirs
 import xxhash
 
-from .cache import host_id
-from .config import env_str, lock_timeout
-from .errors import CacheError, LockTimeoutError
-from .fsutil import atomic_write_text, out_of_space
+from ..config import env_str, lock_timeout
+from ..errors import CacheError, LockTimeoutError
+from ..fsutil import atomic_write_text, filesystem_type, out_of_space
+from .entry import host_id
 from .layout import Layout, lease_file, lock_file
 from .trust import TRUST_VAR, dir_problem
 
 log = logging.getLogger("hkjit")
 
+#: filesystems whose flock is unreliable (fsutil.filesystem_type names them): locks go to a local folder instead
 NETWORK_FS = {"nfs", "nfs4", "lustre", "cifs", "smb3", "smbfs", "gpfs", "beegfs", "fuse.sshfs", "9p", "ceph",
               "fuse.glusterfs", "afs", "orangefs", "panfs", "wekafs", "fuse.juicefs"}
 POLL_SECONDS = 5.0
 
 
-def filesystem_type(path: Path) -> str:
-    """fstype of the mount holding `path` (from /proc/mounts; '' where unknown)."""
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    real = os.path.realpath(p)
-    best, fstype = "", ""
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3:
-                    mnt = parts[1].replace("\\040", " ")
-                    if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                        best, fstype = mnt, parts[2]
-    except OSError:
-        pass
-    return fstype
-
-
 def lock_dir(root: Path) -> Path:
+    """The folder of root's build locks: HKJIT_LOCK_DIR, a local runtime folder (root on a network filesystem), or
+    Layout.locks_dir."""
     explicit = env_str("HKJIT_LOCK_DIR")
     if explicit:
         return Path(explicit)

@@ -1,103 +1,94 @@
-"""The on-disk cache: where entries live, what makes an entry valid, publishing one, and moving bad ones aside.
+"""One cache entry's life: what makes it valid, publishing it, recording its use, moving it aside, and cleaning
+up the staging folders of builds and imports that died.
 
-One writable root, plus read-only layers from HKJIT_CACHE_PATH. Every path under a root is named by
-``layout.Layout`` (its docstring draws the tree): an entry ``<root>/v1/<arch>/<kernel>-<key>/`` holds the module,
-key.json (every key input, hashing to <key>), build.log and, written last, manifest.json (module name, size and
-xxh3 checksum). Builds and imports are staged in ``v1/tmp`` and ``publish``-ed into place; bad entries are moved
-into ``v1/trash``.
+An entry ``<root>/v1/<arch>/<kernel>-<key>/`` (every path is named by layout.Layout, whose docstring draws the tree)
+holds the module, key.json (every key input, hashing to <key>), build.log and, written last, manifest.json (module
+name, size and xxh3 checksum). Builds and imports are staged in ``v1/tmp`` and ``publish``-ed into place; bad
+entries are moved into ``v1/trash``.
 
-An entry is loaded only after ``verify_entry`` passes: the manifest exists, names this format and this key,
-key.json hashes to the key, and the module file has the recorded size and checksum; the entry's folder and files
-are not symlinks and belong to this user or root (trust.py says who may have written a cache).
+An entry is loaded only after ``verify_entry`` passes: the manifest exists, names this format and this key and a
+module file confined to the entry (manifest_problem), key.json hashes to the key, and the module file has the
+recorded size and checksum; the entry's folder and files are not symlinks and belong to this user or root
+(trust.py says who may have written a cache). `cache verify`, export and import also ask entry_problem (key.json
+and the manifest name the folder's arch and kernel).
+
+Everything here is on the warm path or the builder's: nothing heavy is imported at module level.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
+import re
+import shutil
 import socket
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .config import env_paths, env_raw, env_set, env_str
-from .errors import CacheError
-from .fsutil import atomic_write_text, fsync_dir, fsync_tree, read_nofollow, touch_nofollow
-from .keys import file_identity, key_of
-# the entry file names are re-exported for modules and tests that import them from here (layout.py owns them)
-from .layout import (BUILD_LOG, FORMAT_DIR, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP,  # noqa: F401
-                     VERIFIED_STAMP, Layout, split_entry_name, staging_re)
-from .manifest import manifest_problem
-from .trust import check_root, entry_file_problem, explicitly_trusted, recheck_root
-from .version import CACHE_FORMAT
+from ..fsutil import atomic_write_text, fsync_dir, fsync_tree, hash_file, read_nofollow, touch_nofollow
+from ..keys import file_identity, key_of
+from ..version import CACHE_FORMAT
+from .layout import (ENTRY_FILES, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP, VERIFIED_STAMP, Layout,
+                     split_entry_name, staging_re)
+from .roots import in_layer
+from .trust import entry_file_problem, explicitly_trusted
 
 log = logging.getLogger("hkjit")
 
-
-def cache_root() -> Path:
-    """The writable cache root: HKJIT_CACHE_DIR, else the platform's user cache dir (~/.cache/hkjit)."""
-    return _root_for(env_str("HKJIT_CACHE_DIR"))
-
-
-@functools.lru_cache(maxsize=16)
-def _root_for(raw: str) -> Path:
-    # Resolved once per value: cache_root() is on every call's path and must not stat or import each time.
-    root = Path(os.path.expanduser(raw)) if raw else default_root()
-    if root.exists() and not root.is_dir():
-        _root_for.cache_clear()
-        raise CacheError(f"HKJIT_CACHE_DIR={root} is a file, not a directory: point it at a folder")
-    return root
+# ------------------------------------------------------------------------------------------------- the manifest
+# The manifest tells the loader which file to import (``module_file``) under which name (``module_name``). An entry
+# is a folder of plain files, so ``module_file`` must be a plain file name inside it: an absolute path or a path
+# with a folder would make the loader import a file the entry's checksum never covered ("/some/where/evil.so" --
+# the checksum would then be of that file, written by whoever wrote the manifest).
+_PLAIN_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def default_root() -> Path:
-    """``platformdirs.user_cache_dir("hkjit")``, read from the environment directly on Linux.
+def manifest_problem(manifest: dict, entry_name: str | None = None, arch: str | None = None) -> str:
+    """Why `manifest` may not be used for the entry folder `entry_name` (``<kernel>-<key>``) under `arch`; ""
+    when it may. Checks the names only (the one check shared by the loader, `cache verify` and `cache import`):
+    sizes and checksums are verify_entry's."""
+    module_file = manifest.get("module_file")
+    if not isinstance(module_file, str) or not _PLAIN_FILE.match(module_file) or module_file in ENTRY_FILES \
+            or not module_file.endswith((".so", ".pyd")):
+        return (f"manifest names module file {module_file!r}, not a plain .so/.pyd file name inside the entry "
+                f"(refused: the loader would import a file outside what the entry's checksum covers)")
+    module_name = manifest.get("module_name")
+    if not isinstance(module_name, str) or not _MODULE_NAME.match(module_name) \
+            or not module_file.startswith(module_name):
+        return f"manifest names module {module_name!r}, not the Python name of {module_file!r}"
+    if entry_name is not None:
+        kernel, key = split_entry_name(entry_name)
+        if manifest.get("kernel", kernel) != kernel or manifest.get("key", key) != key:
+            return (f"manifest of {manifest.get('kernel')}-{manifest.get('key')} in the folder of {entry_name} "
+                    f"(moved or renamed)")
+    if arch is not None and manifest.get("arch", arch) != arch:
+        return f"manifest of an entry for {manifest.get('arch')} filed under {arch}"
+    return ""
 
-    Importing platformdirs costs 2-3 ms, as much as the rest of a warm start. On Linux platformdirs follows the XDG
-    base-directory spec: ``$XDG_CACHE_HOME`` when it is an absolute path, else ``$HOME/.cache`` (tests pin the
-    equality for set, empty and relative values). Anything else (another OS, Android, no absolute HOME) asks
-    platformdirs itself."""
-    if sys.platform == "linux" and not env_set("ANDROID_DATA"):
-        xdg, home = env_raw("XDG_CACHE_HOME") or "", env_raw("HOME") or ""
-        if os.path.isabs(xdg):
-            return Path(xdg, "hkjit")
-        if os.path.isabs(home):
-            return Path(home, ".cache", "hkjit")
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("hkjit"))
 
-
-def cache_layers() -> list[Path]:
-    """Read-only cache roots from HKJIT_CACHE_PATH (os.pathsep-separated), e.g. a cache pre-baked in CI."""
-    return [Path(os.path.expanduser(p)) for p in env_paths("HKJIT_CACHE_PATH")]
-
-
-def ensure_writable(root: Path) -> None:
-    """Raise CacheError (naming the fix) unless a build can write under root, and root is trusted (trust.py).
-
-    The probe is a fresh O_EXCL file (mkstemp), never a fixed name: a symlink planted there is not written through."""
-    check_root(root)
-    fmt = Layout(root).format_dir
+def entry_problem(path: Path, manifest: dict, arch: str | None = None) -> str:
+    """Why an entry that passed verify_entry still does not belong where it is ("" when it does): its manifest's
+    names (manifest_problem) and key.json's arch and kernel against the folder it is in."""
+    arch = arch or path.parent.name
+    if why := manifest_problem(manifest, path.name, arch):
+        return why
     try:
-        fmt.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=fmt)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise CacheError(f"the hkjit cache {root} is not writable ({e.strerror}): set HKJIT_CACHE_DIR to a writable "
-                         f"folder, or list a pre-built cache in HKJIT_CACHE_PATH (made by `python -m hkjit warmup` "
-                         f"where it can write)") from None
-    recheck_root(root)        # v1/ may have been created just now: by us, or by someone who raced us to it
+        inputs = json.loads((path / KEY_JSON).read_text())
+    except (OSError, ValueError):
+        return "key.json missing or unreadable"
+    kernel = split_entry_name(path.name)[0]
+    if not isinstance(inputs, dict) or inputs.get("arch") != arch or inputs.get("kernel") != kernel:
+        got = (inputs.get("kernel"), inputs.get("arch")) if isinstance(inputs, dict) else (None, None)
+        return f"entry of {got[0]} for {got[1]} filed under {arch}/{path.name}"
+    return ""
 
 
+# ------------------------------------------------------------------------------------------------- verification
 def file_xxh3(path: Path) -> str:
+    """The checksum a manifest records for its module (xxh3-128, hex)."""
     import xxhash   # a warm hit trusts the .verified stamp and never hashes the module (verify_entry)
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return hash_file(path, xxhash.xxh3_128())
 
 
 class Verdict:
@@ -110,12 +101,6 @@ class Verdict:
 
     def __repr__(self) -> str:
         return f"Verdict(ok={self.ok!r}, reason={self.reason!r})"
-
-
-def _in_layer(path: Path) -> bool:
-    """Whether entry `path` lives in a read-only layer (HKJIT_CACHE_PATH), where hkjit never writes."""
-    root = Layout.of_entry(path).root
-    return any(root == layer for layer in cache_layers())
 
 
 def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
@@ -153,7 +138,7 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
         return Verdict(False, f"cache format {manifest.get('format')} (this hkjit writes {CACHE_FORMAT})")
     if manifest.get("key") != dir_key or (expected_key and dir_key != expected_key):
         return Verdict(False, f"manifest of another key ({manifest.get('key')})")
-    if why := manifest_problem(manifest, path.name):    # module_file confined to the entry (manifest.py)
+    if why := manifest_problem(manifest, path.name):    # module_file confined to the entry
         return Verdict(False, why)
     module = path / manifest["module_file"]
     try:
@@ -187,7 +172,7 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
     if file_xxh3(module) != manifest.get("xxh3"):
         return Verdict(False, "module checksum mismatch (corrupted)")
     if write_stamp is None:
-        write_stamp = not _in_layer(path)
+        write_stamp = not in_layer(path)
     if write_stamp:
         try:
             atomic_write_text(stamp, json.dumps(identity), durable=False)   # replaces a planted symlink
@@ -196,6 +181,7 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
     return Verdict(True, "ok", manifest)
 
 
+# ---------------------------------------------------------------------------------------- publishing, moving aside
 def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None:
     """Move a bad entry into its root's trash (Layout.trash_slot) so it is never loaded again and can be inspected."""
     dest = Layout.of_entry(path).trash_slot(path.name)
@@ -225,6 +211,7 @@ def publish(staged: Path, final: Path, replacing: str, then: str = "") -> None:
     fsync_dir(final.parent)
 
 
+# ------------------------------------------------------------------------------------------- use (for LRU pruning)
 def touch_used(path: Path) -> None:
     """Record a use (for LRU pruning) in an entry of the writable root; never through a symlink. The loader never
     calls it for a read-only layer."""
@@ -253,6 +240,7 @@ def last_used(path: Path) -> float:
     return 0.0
 
 
+# --------------------------------------------------------------------------------------------------------- listing
 def iter_entries(root: Path):
     """(arch, kernel, key, path) of every entry folder under root (valid or not)."""
     fmt = Layout(root).format_dir
@@ -267,11 +255,14 @@ def iter_entries(root: Path):
                 yield arch_dir.name, kernel, key, entry
 
 
+# --------------------------------------------------------------------------- staging folders of builds and imports
 def host_id() -> str:
+    """This host's name, as staging folders, leases, manifests and records carry it."""
     return socket.gethostname()
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host exists (another user's counts: it may still be building)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -301,3 +292,20 @@ def stale_temp_dir(d: Path, max_age: float) -> bool:
         if host == host_id() and pid != os.getpid() and not pid_alive(pid):
             return True
     return abs(time.time() - st.st_mtime) > max_age
+
+
+def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> list[Path]:
+    """Remove the staging folders (named `prefix`...) whose builder is dead (same host) or that are older than
+    max_age (any host); the builder calls it before each build, `cache clear` for every key."""
+    removed = []
+    tmp = Layout(root).staging_dir
+    if not tmp.is_dir():
+        return removed
+    for d in tmp.iterdir():
+        if d.name.startswith(prefix) and stale_temp_dir(d, max_age):
+            if d.is_symlink():
+                d.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed

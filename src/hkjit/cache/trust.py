@@ -27,8 +27,8 @@ import os
 import stat
 from pathlib import Path
 
-from .config import env_str
-from .errors import CacheError
+from ..config import env_str
+from ..errors import CacheError
 from .layout import Layout
 
 log = logging.getLogger("hkjit")
@@ -220,6 +220,6 @@ def trust_report(path: Path) -> dict:
 
 def search_roots(root: Path) -> list[Path]:
     """root, then the trusted read-only layers: CacheError for an untrusted root, one warning per skipped layer."""
-    from .cache import cache_layers
+    from .roots import cache_layers
     check_root(root)
     return [root] + trusted_layers([p for p in cache_layers() if p != root])
