@@ -96,7 +96,7 @@ def _library_info(lib) -> dict:
     """A header library as the build requests found it (toolchain.HeaderLibrary)."""
     from .libraries import LIBRARIES
     meta = LIBRARIES[lib.name]
-    out = {"env_var": meta.env_var, "env": env_str(meta.env_var), "url": meta.url}
+    out: dict[str, object] = {"env_var": meta.env_var, "env": env_str(meta.env_var), "url": meta.url}
     if lib.hash is not None:
         out.update(path=lib.include_dir, hash=lib.hash, found=True)
     else:
@@ -294,7 +294,7 @@ def _build_tools(problems: list[Problem]) -> dict:
 def _settings(problems: list[Problem]) -> dict:
     from .config import lock_timeout
     from .policy import current_mode
-    out = {}
+    out: dict[str, object] = {}
     try:
         out["dispatch"] = current_mode()
     except ValueError as e:

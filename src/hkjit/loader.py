@@ -81,6 +81,8 @@ _mutexes_guard = threading.Lock()
 def _import(path: Path, manifest: dict) -> ModuleType:
     name = manifest["module_name"]
     spec = importlib.util.spec_from_file_location(name, path / manifest["module_file"])
+    if spec is None or spec.loader is None:         # not a loadable extension file name (the manifest checked it)
+        raise ImportError(f"{path / manifest['module_file']} is not an importable module file")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -131,6 +133,7 @@ def ensure(spec: KernelSpec, root: Path | None = None, *, call_site: bool = Fals
     t0 = time.perf_counter()
     request, key, inputs = _request(spec, root)
     found = _ensure(request, key, inputs, root, call_site, build=True)
+    assert found is not None                        # build=True: a miss is built, never None
     _touch(found.path, root)
     return found.replace(seconds=time.perf_counter() - t0)
 

@@ -57,7 +57,7 @@ def detect_target(device: torch.device | str | None = None) -> Target:
     """The target of `device` (default: the current CUDA/HIP device if there is one, else the CPU).
 
     Raises UnsupportedTargetError naming the arch found and the supported ones."""
-    if type(device) is torch.device and (device.index is not None or device.type == "cpu"):
+    if type(device) is torch.device and (device.index is not None or device.type == "cpu"):  # type: ignore[union-attr]
         # on every call's path: one dict lookup per tensor's device ("cuda" without an index follows
         # the current device, so it is not memoized)
         target = _by_device.get(device)
@@ -70,11 +70,11 @@ def detect_target(device: torch.device | str | None = None) -> Target:
 def _detect_target(device: torch.device | str | None) -> Target:
     if device is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(device)
-    index = device.index if device.index is not None else (torch.cuda.current_device() if device.type == "cuda" else 0)
-    arch = _device_arch(device.type, index)
+    dev = torch.device(device)
+    index = dev.index if dev.index is not None else (torch.cuda.current_device() if dev.type == "cuda" else 0)
+    arch = _device_arch(dev.type, index)
     if arch not in BACKENDS:
-        name = torch.cuda.get_device_name(index) if device.type == "cuda" else device.type
+        name = torch.cuda.get_device_name(index) if dev.type == "cuda" else dev.type
         raise UnsupportedTargetError(
             f"no hkjit kernel for {name} ({arch}); supported archs: {', '.join(KNOWN_ARCHS)}. "
             f"Use torch.matmul, or set HKJIT_DISPATCH=torch to route hkjit.gemm there.")

@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..config import env_size, human_size
 from ..errors import ArchiveError, CacheError
@@ -109,7 +110,7 @@ def export(dest: Path, root: Path | None = None, layers: list[Path] | None = Non
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
-        with tarfile.open(tmp, _tar_mode(dest.name, "w"), format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(tmp, _tar_mode(dest.name, "w"), format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             data = json.dumps(meta, indent=1).encode()
             info = tarfile.TarInfo(ARCHIVE_JSON)
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
@@ -148,7 +149,7 @@ class ImportResult:
                 "sha256": self.sha256}
 
 
-def _classify(member: tarfile.TarInfo) -> tuple[str, object]:
+def _classify(member: tarfile.TarInfo) -> tuple[str, Any]:
     """("meta"|"dir", None), ("file", (arch, entry folder, file name)), ("unsafe", why) or ("foreign", why)."""
     name = member.name
     p = PurePosixPath(name)
@@ -335,7 +336,7 @@ def _read_archive(src: Path, stack: contextlib.ExitStack, limits: ImportLimits,
         raise ArchiveError(f"{src}: {ARCHIVE_JSON} is {human_size(meta_member.size)}, no listing is over "
                            f"{human_size(MAX_LISTING_BYTES)}: refused, nothing imported")
     try:
-        meta = json.loads(tar.extractfile(meta_member).read())
+        meta = json.loads(tar.extractfile(meta_member).read())  # type: ignore[union-attr]  # a regular file member
     except ArchiveError:
         raise
     except (ValueError, AttributeError, *_READ_ERRORS) as e:
@@ -353,6 +354,8 @@ def _unpack_file(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: Path, src: Path
     """Stream one member to dest: reads fail as ArchiveError (the archive), writes as CacheError (the cache)."""
     try:
         data = tar.extractfile(m)
+        if data is None:                # _classify let only regular files through
+            raise ArchiveError(f"{src}: {m.name} is not a regular file")
     except ArchiveError:
         raise
     except _READ_ERRORS as e:

@@ -67,9 +67,11 @@ def manifest_problem(manifest: dict, entry_name: str | None = None, arch: str | 
     return ""
 
 
-def entry_problem(path: Path, manifest: dict, arch: str | None = None) -> str:
+def entry_problem(path: Path, manifest: dict | None, arch: str | None = None) -> str:
     """Why an entry that passed verify_entry still does not belong where it is ("" when it does): its manifest's
     names (manifest_problem) and key.json's arch and kernel against the folder it is in."""
+    if manifest is None:
+        return "no manifest"
     arch = arch or path.parent.name
     if why := manifest_problem(manifest, path.name, arch):
         return why
@@ -297,7 +299,7 @@ def stale_temp_dir(d: Path, max_age: float) -> bool:
 def clean_orphans(root: Path, prefix: str = "", max_age: float = 24 * 3600) -> list[Path]:
     """Remove the staging folders (named `prefix`...) whose builder is dead (same host) or that are older than
     max_age (any host); the builder calls it before each build, `cache clear` for every key."""
-    removed = []
+    removed: list[Path] = []
     tmp = Layout(root).staging_dir
     if not tmp.is_dir():
         return removed
