@@ -23,8 +23,6 @@ from .version import CACHE_FORMAT
 from .errors import MissingLibraryError
 from .specs import KernelSpec, is_default_config
 from .toolchain import BuildRequest, resolve
-# cache.py (owned by the cache package move) imports file_identity from here; it lives in toolchain.py now
-from .toolchain import file_identity  # noqa: F401
 
 
 def canonical(obj: Any) -> bytes:
