@@ -100,7 +100,7 @@ def test_kernel_source_byte_changes_key(tmp_path):
 def test_warm_library_check_catches_every_kind_of_change(tmp_path, library_tree, monkeypatch):
     """A warm start stats the recorded listing instead of walking or reading the tree: each change still shows."""
     import os
-    from hkjit.toolchain import Memo
+    from hkjit.cache.memo import Memo
     spec = get_spec("cpu").replace(libraries=("hipkittens",))
     monkeypatch.setenv("HIPKITTENS_ROOT", str(library_tree))
     memo = tmp_path / "memo.json"

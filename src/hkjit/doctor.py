@@ -353,7 +353,8 @@ def _libraries(request_of: Callable, memo: Path | None) -> dict:
     """Every known header library, as the build requests found it (one not needed by any kernel: found alone)."""
     from .libraries import LIBRARIES
     from .specs import SPECS
-    from .toolchain import Memo, header_library
+    from .cache.memo import Memo
+    from .toolchain import header_library
     found = {}
     for spec in SPECS:
         request = request_of(spec)

@@ -28,7 +28,7 @@ from pathlib import Path
 from ..fsutil import atomic_write_text, fsync_dir, fsync_tree, hash_file, read_nofollow, touch_nofollow
 from ..keys import key_of
 from ..records import Record
-from ..toolchain import file_identity
+from .memo import file_identity
 from ..version import CACHE_FORMAT
 from .layout import (ENTRY_FILES, KEY_JSON, MANIFEST, SPECIAL_DIRS, USED_STAMP, VERIFIED_STAMP, Layout,
                      split_entry_name, staging_re)

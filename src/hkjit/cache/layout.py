@@ -3,7 +3,7 @@
 Other modules never join a cache path by hand: they ask ``Layout(root)`` (tests/test_layout.py fails when a module
 other than this one spells one of the names below). What a file *holds* stays with its owner: cache/entry.py
 (entries, verification, publish, moving aside, staging cleanup), builder.py (staging builds), cache/lock.py (locks
-and leases), validation.py (validation records), tuning.py (tuning records), keys.py (the memo), cache/admin.py
+and leases), validation.py (validation records), tuning.py (tuning records), cache/memo.py (the memo), cache/admin.py
 (listing, maintenance), cache/archive.py (export and import)::
 
     <root>/v1/                                      format_dir (v<CACHE_FORMAT>)
@@ -18,7 +18,7 @@ and leases), validation.py (validation records), tuning.py (tuning records), key
         locks/<arch>-<kernel>-<key>.lock / .lease   locks_dir, lock_file(...), lease_file(...) (HKJIT_LOCK_DIR
                                                     or a runtime dir may replace the folder: lock.lock_dir)
         tuning/<arch>/<kernel>-<device>-<toolchain key>.json   tuning_record(...): `tune`'s winners (tuning.py)
-        memo.json                                   memo: compiler versions / header hashes (keys.py)
+        memo.json                                   memo: compiler versions / header hashes (cache/memo.py)
 
 This module imports nothing of hkjit's but the format number: every other cache module imports it.
 """
