@@ -38,3 +38,17 @@ def test_doctor_reports_the_build_request():
     else:
         assert lib["found"] and lib["hash"] == key_inputs_of(hip)["libraries"]["hipkittens"]
         assert lib["path"] == hip.libraries[0].include_dir
+
+
+def test_a_misspelt_hkjit_variable_is_named_with_the_likely_one(monkeypatch):
+    """HKJIT_CAHCE_DIR is silently ignored by everything else: doctor names it, and the variable it resembles."""
+    monkeypatch.setenv("HKJIT_CAHCE_DIR", "/tmp/somewhere")
+    monkeypatch.setenv("HKJIT_NOT_A_SETTING_AT_ALL", "1")
+    report = diagnose(["cpu"])
+    notes = {p.what: p for p in report.problems}
+    typo, other = notes["HKJIT_CAHCE_DIR"], notes["HKJIT_NOT_A_SETTING_AT_ALL"]
+    assert not typo.blocking and "did you mean HKJIT_CACHE_DIR?" in typo.fix and "no effect" in typo.message
+    assert not other.blocking and "did you mean" not in other.fix
+    monkeypatch.delenv("HKJIT_CAHCE_DIR")
+    monkeypatch.delenv("HKJIT_NOT_A_SETTING_AT_ALL")
+    assert not any(p.what.startswith("HKJIT_CAHCE") for p in diagnose(["cpu"]).problems)

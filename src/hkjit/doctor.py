@@ -303,7 +303,24 @@ def _settings(problems: list[Problem]) -> dict:
         out["lock_timeout"] = lock_timeout()
     except ValueError as e:
         problems.append(Problem("HKJIT_LOCK_TIMEOUT", str(e), "set HKJIT_LOCK_TIMEOUT to seconds, e.g. 900", True))
+    problems += _unknown_variables()
     return out
+
+
+def _unknown_variables() -> list[Problem]:
+    """A note per HKJIT_* variable that is set but read by nothing: a misspelt name is otherwise silently ignored
+    (HKJIT_CAHCE_DIR leaves the cache where it was). Not blocking: it changes nothing."""
+    import difflib
+
+    from .config import VARS, unknown_hkjit_vars
+    notes = []
+    for name in unknown_hkjit_vars():
+        close = difflib.get_close_matches(name, list(VARS), n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]}? " if close else ""
+        notes.append(Problem(name, f"{name} is set, but hkjit reads no variable of that name (a typo, or one from "
+                             f"another version): it has no effect", f"{hint}unset it; README's Environment "
+                             f"variables table lists the ones hkjit reads", False))
+    return notes
 
 
 def _runs_prebaked(info: dict) -> bool:
