@@ -107,8 +107,8 @@ VARS: dict[str, Var] = {v.name: v for v in (
        group="platform"),
     _V("HKJIT_TEST_CRASH_AT", "string", "none", "fault injection (tests/reliability): SIGKILL the builder at a "
        "named step", group="internal"),
-    _V("HKJIT_TEST_FAULT", "string", "none", "fault injection (tests/reliability): make an entry vanish before "
-       "its import", group="internal"),
+    _V("HKJIT_TEST_FAULT", "string", "none", "fault injection (tests): make an entry vanish before its "
+       "import (vanish_before_import), or widen a tuning record's merge (pause_tuning_merge)", group="internal"),
     _V("HKJIT_BUILD_PARENT", "string", "none", "set by the builder for its worker: the pid it must outlive",
        group="internal"),
 )}

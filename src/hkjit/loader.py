@@ -244,7 +244,7 @@ def _build_locked(request: BuildRequest, key: str, inputs: dict, root: Path, cal
 
     spec = request.spec
     ensure_writable(root)
-    with BuildLock(root, lock_name(spec.arch, spec.name, key), what=f"{spec.name} for {spec.arch}"):
+    with BuildLock(root, lock_name(spec.arch, spec.name, key), what=f"building {spec.name} for {spec.arch}"):
         path = Layout(root).entry(spec.arch, spec.name, key)
         if path.exists():
             verdict = verify_entry(path, key, write_stamp=True)

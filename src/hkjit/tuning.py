@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .cache.layout import Layout
+from .config import env_raw
 from .records import Record
 
 log = logging.getLogger("hkjit")
@@ -176,22 +177,29 @@ def write_winners(arch: str, device: str, winners: dict[str, dict], root: Path |
     from .cache.roots import cache_root, ensure_writable
     from .fsutil import atomic_write_text
     from .version import __version__
+    from .cache.layout import tuning_lock_name
+    from .cache.lock import BuildLock
     root = root or cache_root()
     ensure_writable(root)
     key = toolchain_key(arch, root, kernel)
     path = record_path(root, arch, kernel, device, key)
-    old, _why = read_record(path, arch, kernel, device, key)
-    now = time.time()
-    merged = dict(old["winners"]) if old else {}
-    merged.update({s: dict(w, recorded=now) for s, w in winners.items()})
-    rec = {"format": RECORD_FORMAT, "arch": arch, "kernel": kernel, "device": device, "toolchain_key": key,
-           "host": host_id(), "hkjit_version": __version__, "recorded": now, "winners": merged}
-    try:
-        atomic_write_text(path, json.dumps(rec, indent=1, sort_keys=True))
-    except OSError as e:
-        from .errors import CacheError
-        raise CacheError(f"cannot write the tuning record {path} ({e.strerror}): set HKJIT_CACHE_DIR to a writable "
-                         f"folder") from None
+    # read, merge, replace under the record's lock: two `tune` runs at once (other shapes, other processes or
+    # machines sharing the cache) each keep the other's winners instead of the last writer's alone
+    with BuildLock(root, tuning_lock_name(arch, kernel, _slug(device), key), what=f"writing {path.name}"):
+        old, _why = read_record(path, arch, kernel, device, key)
+        if env_raw("HKJIT_TEST_FAULT") == "pause_tuning_merge":
+            time.sleep(1.5)                  # tests: widen the read-to-write window two writers race in
+        now = time.time()
+        merged = dict(old["winners"]) if old else {}
+        merged.update({s: dict(w, recorded=now) for s, w in winners.items()})
+        rec = {"format": RECORD_FORMAT, "arch": arch, "kernel": kernel, "device": device, "toolchain_key": key,
+               "host": host_id(), "hkjit_version": __version__, "recorded": now, "winners": merged}
+        try:
+            atomic_write_text(path, json.dumps(rec, indent=1, sort_keys=True))
+        except OSError as e:
+            from .errors import CacheError
+            raise CacheError(f"cannot write the tuning record {path} ({e.strerror}): set HKJIT_CACHE_DIR to a "
+                             f"writable folder") from None
     forget()
     return path
 

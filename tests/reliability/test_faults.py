@@ -120,7 +120,7 @@ HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from hkjit.cache.lock import BuildLock
-    with BuildLock(Path(sys.argv[1]), "gemm-test", what="a test build"):
+    with BuildLock(Path(sys.argv[1]), "gemm-test", what="building a test build"):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
 """)
@@ -129,7 +129,7 @@ WAIT = textwrap.dedent("""
     import sys
     from pathlib import Path
     from hkjit.cache.lock import BuildLock
-    with BuildLock(Path(sys.argv[1]), "gemm-test", what="a test build"):
+    with BuildLock(Path(sys.argv[1]), "gemm-test", what="building a test build"):
         print("acquired")
 """)
 

@@ -194,7 +194,7 @@ HOLD_LOCK = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from hkjit.cache.lock import BuildLock
-    with BuildLock(Path(sys.argv[1]), "gemm-test", what="a test build"):
+    with BuildLock(Path(sys.argv[1]), "gemm-test", what="building a test build"):
         print("held", flush=True)
         time.sleep(float(sys.argv[2]))
 """)

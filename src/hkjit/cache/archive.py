@@ -462,7 +462,7 @@ def import_archive(src: Path, root: Path | None = None, expect_sha256: str | Non
                 if reason:
                     res.refused.append((name, reason))
                     continue
-                with BuildLock(root, lock_name(a, kernel, key), what=f"{kernel} for {a}"):
+                with BuildLock(root, lock_name(a, kernel, key), what=f"importing {kernel} for {a}"):
                     if final.exists() and verify_entry(final, key).ok:
                         res.skipped.append((name, "already in the cache"))
                         continue

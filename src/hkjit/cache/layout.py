@@ -84,6 +84,11 @@ def lock_name(arch: str, kernel: str, key: str) -> str:
     return f"{arch}-{kernel}-{key}"
 
 
+def tuning_lock_name(arch: str, kernel: str, device_slug: str, toolchain_key: str) -> str:
+    """The lock a writer of one tuning record holds while it reads, merges and replaces it (tuning.py)."""
+    return f"{TUNING}-{arch}-{kernel}-{device_slug}-{toolchain_key}"
+
+
 class Layout:
     """The paths of one cache root (the writable root or a read-only layer). Cheap: building one is a few
     attribute sets, so the warm path may make one per lookup."""

@@ -63,7 +63,7 @@ def describe_holder(info: dict) -> str:
     if not info:
         return "an unknown process"
     since = time.strftime("%H:%M:%S", time.localtime(info.get("started", 0)))
-    return f"pid {info.get('pid')} on {info.get('host')} (building since {since})"
+    return f"pid {info.get('pid')} on {info.get('host')} (since {since})"
 
 
 def prepare_lock_dir(root: Path) -> Path:
@@ -94,7 +94,7 @@ class BuildLock:
         self.path = lock_file(d, name)
         self.lease = lease_file(d, name)
         self.timeout = lock_timeout() if timeout is None else timeout
-        self.what = what or name
+        self.what = what or f"with the lock {name}"
         self._lock = filelock.FileLock(str(self.path), thread_local=False)
 
     def __enter__(self) -> "BuildLock":
@@ -109,9 +109,9 @@ class BuildLock:
                 holder = describe_holder(read_lease(self.lease))
                 if time.monotonic() >= deadline:
                     raise LockTimeoutError(
-                        f"gave up after {self.timeout:.0f} s waiting for {holder} to finish building {self.what} "
+                        f"gave up after {self.timeout:.0f} s waiting for {holder} to finish {self.what} "
                         f"(lock {self.path}); raise HKJIT_LOCK_TIMEOUT, or end that process if it hangs") from None
-                log.info("hkjit: waiting for %s to finish building %s (%.0f s so far; lock %s)",
+                log.info("hkjit: waiting for %s to finish %s (%.0f s so far; lock %s)",
                          holder, self.what, time.monotonic() - start, self.path)
             except OSError as e:     # filelock opens with O_NOFOLLOW: a planted symlink gives ELOOP, never truncation
                 link = " (a symlink: never followed)" if os.path.islink(self.path) else ""
