@@ -30,3 +30,23 @@ def test_two_concurrent_tune_writers_both_keep_their_winners(tmp_path):
     winners = json.loads(files[0].read_text())["winners"]
     assert sorted(winners) == sorted(shapes), f"a writer's winners were lost: {sorted(winners)}"
     record("tuning: two `tune` writers at once (merge window widened to 1.5 s) -> both shapes in the record")
+
+
+def test_listing_reads_each_record_once_without_following_links(tmp_path):
+    """`cache ls` lists a planted symlink and a corrupt file as unusable (never follows the link), a good record
+    as ok."""
+    proc = subprocess.run([sys.executable, "-c", WRITE, str(tmp_path), "64x64x64"], env=child_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    from hkjit.tuning import iter_records
+    arch_dir = Layout(tmp_path).tuning_dir / "cpu"
+    good = next(arch_dir.glob("*.json"))
+    secret = tmp_path / "elsewhere.json"
+    secret.write_text(good.read_text())
+    (arch_dir / "planted.json").symlink_to(secret)
+    (arch_dir / "torn.json").write_text(good.read_text()[:40])
+    status = {p.rsplit("/", 1)[-1]: info["status"] for info in iter_records([(tmp_path, True)]) for p in [info["path"]]}
+    assert status[good.name] == "ok", status
+    assert status["planted.json"].startswith("unreadable"), status      # O_NOFOLLOW: the link is refused
+    assert status["torn.json"].startswith("not JSON"), status
+    record("tuning: cache ls lists a planted symlink record as unreadable and a torn one as not JSON, one read each")

@@ -89,8 +89,9 @@ def record_problem(rec: object, arch: str, kernel: str, device: str, key: str) -
     return ""
 
 
-def read_record(path: Path, arch: str, kernel: str, device: str, key: str) -> tuple[dict | None, str]:
-    """(record, "") when the file at `path` may be used, else (None, why). A missing file is (None, "missing")."""
+def _read_file(path: Path) -> tuple[object, str]:
+    """(parsed JSON, "") of the file at `path`, read once, without following a link, and trust-checked; else
+    (None, why). A missing file is (None, "missing")."""
     from .fsutil import read_nofollow
     from .cache.trust import entry_file_problem, explicitly_trusted
     try:
@@ -102,11 +103,16 @@ def read_record(path: Path, arch: str, kernel: str, device: str, key: str) -> tu
     if (why := entry_file_problem(path, st, "tuning record", explicitly_trusted(path))) is not None:
         return None, why
     try:
-        rec = json.loads(raw)
+        return json.loads(raw), ""
     except ValueError as e:
         return None, f"not JSON ({e})"
-    why = record_problem(rec, arch, kernel, device, key)
-    return (None, why) if why else (rec, "")
+
+
+def read_record(path: Path, arch: str, kernel: str, device: str, key: str) -> tuple[dict | None, str]:
+    """(record, "") when the file at `path` may be used for (arch, kernel, device, key), else (None, why)."""
+    rec, why = _read_file(path)
+    why = why or record_problem(rec, arch, kernel, device, key)
+    return (None, why) if why else (rec, "")    # type: ignore[return-value]  # record_problem checked the dict
 
 
 #: (root, arch, kernel, device) -> {shape: (config, recorded time)}: the records, read once per process
@@ -218,15 +224,21 @@ def iter_records(roots: list[tuple[Path, bool]], arch: str | None = None) -> Ite
             for path in sorted(arch_dir.glob("*.json")):
                 info = {"path": str(path), "arch": arch_dir.name, "writable": writable, "layer": str(root),
                         "device": None, "toolchain_key": None, "winners": {}, "recorded": None}
-                try:
-                    raw = json.loads(path.read_text())
-                    own = (raw["arch"], raw["kernel"], raw["device"], raw["toolchain_key"])
-                    rec, why = read_record(path, *own)
-                    ok_name = path.name == record_path(root, *own).name and own[0] == arch_dir.name
-                    status = why or ("ok" if ok_name else "filed under another name (copied or renamed)")
-                except (OSError, ValueError, KeyError, TypeError) as e:
-                    raw, status = {}, f"unreadable ({e})"
-                winners = raw.get("winners") if isinstance(raw.get("winners"), dict) else {}
+                raw, why = _read_file(path)             # one read: no link followed, trust-checked
+                if not why:
+                    try:
+                        own = (raw["arch"], raw["kernel"], raw["device"], raw["toolchain_key"])  # type: ignore[index]
+                        ok_name = path.name == record_path(root, *own).name and own[0] == arch_dir.name
+                        why = record_problem(raw, *own) or (
+                            "" if ok_name else "filed under another name (copied or renamed)")
+                    except (KeyError, TypeError) as e:
+                        why = f"not a tuning record (no {e})"
+                status = why or "ok"
+                if not isinstance(raw, dict):
+                    raw = {}
+                winners = raw.get("winners")
+                if not isinstance(winners, dict):
+                    winners = {}
                 info.update(device=raw.get("device"), toolchain_key=raw.get("toolchain_key"), recorded=raw.get(
                     "recorded"), winners={s: w.get("config") for s, w in winners.items() if isinstance(w, dict)},
                     status=status)
