@@ -101,15 +101,14 @@ def resolve_key(request: BuildRequest, root: Path) -> tuple[str, dict]:
     matches, the MissingLibraryError for the first absent input is raised, naming the nearest entry's mismatch."""
     from .cache.entry import verify_entry
     from .cache.layout import KEY_JSON, Layout, split_entry_name
-    from .cache.roots import cache_layers
-    from .cache.trust import trusted_layers
+    from .cache.trust import search_roots
     spec = request.spec
     inputs = key_inputs_of(request)
     missing = dict(request.missing)
     if not missing:
         return key_of(inputs), inputs
     nearest: tuple[Path, list] | None = None
-    for layer in [root] + trusted_layers([p for p in cache_layers() if p != root]):
+    for layer in search_roots(root):
         folder = Layout(layer).arch_dir(spec.arch)
         try:
             names = sorted(os.listdir(folder))
