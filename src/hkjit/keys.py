@@ -108,7 +108,8 @@ def resolve_key(request: BuildRequest, root: Path) -> tuple[str, dict]:
     if not missing:
         return key_of(inputs), inputs
     nearest: tuple[Path, list] | None = None
-    for layer in search_roots(root):
+    searched = search_roots(root)
+    for layer in searched:
         folder = Layout(layer).arch_dir(spec.arch)
         try:
             names = sorted(os.listdir(folder))
@@ -138,7 +139,7 @@ def resolve_key(request: BuildRequest, root: Path) -> tuple[str, dict]:
             _FROM_RECORD[key] = tuple(sorted(missing))
             return key, recorded
     first = request.missing[0][1]
-    where = ", ".join(str(p) for p in [root] + cache_layers())
+    where = ", ".join(str(p) for p in searched)
     if nearest is None:
         detail = f"no pre-baked {spec.arch}/{spec.name} entry in {where} to run instead"
     else:
