@@ -123,3 +123,14 @@ def warm_session_cache(session_cache, built_cache) -> Path:
         if entry.is_dir() and not dest.exists():
             shutil.copytree(entry, dest, symlinks=True)
     return session_cache
+
+
+@pytest.fixture
+def library_tree(tmp_path) -> Path:
+    """A header library checkout (real files, HipKittens' shape: include/kittens.cuh including a second header)
+    for a spec to point at through HIPKITTENS_ROOT."""
+    inc = tmp_path / "lib" / "include"
+    (inc / "common").mkdir(parents=True)
+    (inc / "kittens.cuh").write_text('#include "common/base.cuh"\n')
+    (inc / "common" / "base.cuh").write_text("#pragma once\nconstexpr int kWarp = 64;\n")
+    return tmp_path / "lib"

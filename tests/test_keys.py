@@ -5,9 +5,7 @@ import copy
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import torch
 
 from hkjit.config import BUILD_ENV_VARS
@@ -16,14 +14,6 @@ from hkjit.specs import get_spec
 from helpers import REPO, child_env
 
 
-@pytest.fixture
-def library_tree(tmp_path) -> Path:
-    """A header library checkout (real files) to point a spec at."""
-    root = tmp_path / "lib-a" / "include"
-    (root / "common").mkdir(parents=True)
-    (root / "kittens.cuh").write_text('#include "common/base.cuh"\n')
-    (root / "common" / "base.cuh").write_text("#pragma once\nconstexpr int kWarp = 64;\n")
-    return tmp_path / "lib-a"
 
 
 def test_key_covers_every_input_kind():

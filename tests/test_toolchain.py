@@ -25,14 +25,6 @@ from hkjit.specs import get_spec, kernels_dir
 from hkjit.toolchain import compiler_version, resolve
 
 
-@pytest.fixture
-def library_tree(tmp_path) -> Path:
-    """A header library checkout (real files) the spec includes."""
-    inc = tmp_path / "lib" / "include"
-    (inc / "common").mkdir(parents=True)
-    (inc / "kittens.cuh").write_text('#include "common/base.cuh"\n')
-    (inc / "common" / "base.cuh").write_text("#pragma once\nconstexpr int kWarp = 64;\n")
-    return tmp_path / "lib"
 
 
 @pytest.fixture
