@@ -8,7 +8,7 @@ Called with the entry's build lock held (loader.py). Steps, each crash-safe:
    ``load_inline(build_directory=...)`` in a subprocess (never torch's shared extensions folder, so torch's
    FileBaton is never contended), the leader of a session of its own: when the caller dies or is interrupted,
    every process of the build dies with it (_buildworker.kill_session);
-3. write key.json, drop intermediates, and ``cache.publish`` the folder (fsync, rename to
+3. write key.json, drop intermediates, and ``cache.entry.publish`` the folder (fsync, rename to
    ``<root>/v1/<arch>/<kernel>-<key>``, fsync the parent);
 4. write manifest.json (module size + xxh3) last, atomically. An entry without it is never loaded.
 

@@ -9,7 +9,7 @@
 
 Each resolves the build request once (toolchain.resolve): the key is hashed from it (keys.resolve_key) and a build
 builds it. A hit never runs ninja or load_inline: the published module file is imported directly with importlib
-after its manifest is verified (cache.verify_entry).
+after its manifest is verified (cache.entry.verify_entry).
 
 Trust (trust.py): an untrusted root is refused with a CacheError, an untrusted layer is skipped with one warning,
 before anything in them is read. An entry that verifies but does not import (a garbage module, a wrong init
