@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from types import ModuleType
 
 import torch
 
-from .cache.entry import move_aside, touch_used, verify_entry
+from .cache.entry import move_aside, to_trash, touch_used, verify_entry
 from .cache.layout import BUILD_LOG, Layout, lock_name
 from .cache.roots import cache_root, ensure_writable
 from .cache.trust import check_root, search_roots
@@ -233,9 +232,7 @@ def _test_fault(name: str, path: Path) -> None:
     trash right before its import, as a concurrent `cache clear` would."""
     if env_raw("HKJIT_TEST_FAULT") == f"vanish_{name}" and path.is_dir() and name not in _faults_fired:
         _faults_fired.add(name)
-        dest = Layout.of_entry(path).trash_slot(path.name)
-        dest.parent.mkdir(exist_ok=True)
-        os.rename(path, dest)
+        to_trash(path)
 
 
 def _build_locked(request: BuildRequest, key: str, inputs: dict, root: Path, call_site: bool) -> Found:

@@ -10,14 +10,13 @@ Nothing on a call's path imports this module: the loader finds and verifies entr
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..fsutil import dir_size, filesystem_type, free_space, writable
 from ..version import CACHE_FORMAT, __version__
-from .entry import clean_orphans, entry_problem, iter_entries, last_used, move_aside, verify_entry
+from .entry import clean_orphans, entry_problem, iter_entries, last_used, move_aside, to_trash, verify_entry
 from .layout import FORMAT_DIR, KEY_JSON, MANIFEST, Layout
 from .roots import all_roots, cache_root
 from .trust import check_root
@@ -25,13 +24,11 @@ from .trust import check_root
 
 # --------------------------------------------------------------------------------------------------- removal
 def _remove(path: Path, reason: str) -> int:
-    """Rename entry `path` into its root's v1/trash (atomic for concurrent loaders), then delete it; bytes freed."""
+    """Rename entry `path` into its root's trash (entry.to_trash: atomic for concurrent loaders), then delete it;
+    bytes freed."""
     size = dir_size(path)
-    dest = Layout.of_entry(path).trash_slot(path.name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(path, dest)
-    except FileNotFoundError:
+    dest = to_trash(path)
+    if dest is None:
         return 0
     shutil.rmtree(dest, ignore_errors=True)
     return size

@@ -186,16 +186,27 @@ def verify_entry(path: Path, expected_key: str | None = None, full: bool = True,
 
 
 # ---------------------------------------------------------------------------------------- publishing, moving aside
-def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None:
-    """Move a bad entry into its root's trash (Layout.trash_slot) so it is never loaded again and can be inspected."""
+def to_trash(path: Path) -> Path | None:
+    """Rename the entry folder `path` into its root's trash slot (Layout.trash_slot) and return where it went: one
+    rename, so a concurrent loader sees the entry whole or not at all. None when it is already gone; OSError
+    otherwise. `cache clear` / `prune` then delete it, move_aside keeps it for inspection."""
     dest = Layout.of_entry(path).trash_slot(path.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(path, dest)
     except FileNotFoundError:
         return None
+    return dest
+
+
+def move_aside(path: Path, reason: str, then: str = "rebuilding") -> Path | None:
+    """Move a bad entry into its root's trash so it is never loaded again and can be inspected."""
+    try:
+        dest = to_trash(path)
     except OSError as e:
         log.warning("hkjit: cache entry %s is bad (%s) and could not be moved aside: %s", path, reason, e)
+        return None
+    if dest is None:
         return None
     log.warning("hkjit: cache entry %s is bad (%s); moved to %s%s", path, reason, dest, f" and {then}" if then else "")
     return dest
