@@ -17,11 +17,8 @@ from .loader import load
 from .plan import operand_copies, rows_ok
 from .prepared import PREPARED
 from .routing import Route
+from .specs import round_up
 from .validation import ensure_validated
-
-
-def _round_up(x: int, m: int) -> int:
-    return (x + m - 1) // m * m
 
 
 def out_shape(a: torch.Tensor, b: torch.Tensor) -> tuple[int, ...]:
@@ -36,7 +33,7 @@ def to_rows(t: torch.Tensor, align: int, rows: int | None = None, cols: int | No
     """A copy of t (2-D) as kernel rows, zero-padded to rows x cols, row stride a multiple of align."""
     r, c = t.shape
     rows, cols = rows or r, cols or c
-    ld = _round_up(cols, align)
+    ld = round_up(cols, align)
     buf = torch.empty((rows, ld), dtype=t.dtype, device=t.device)
     buf[:r, :c].copy_(t)
     if rows > r:
@@ -77,7 +74,7 @@ def run_kernel(r: Route, a2d: torch.Tensor, b: torch.Tensor, out: torch.Tensor |
         out = torch.empty((m, n), dtype=a2d.dtype, device=a2d.device)
         module.gemm_out(a2d, bt, out)
         return out
-    buf = torch.empty((m, _round_up(n, c.align_c)), dtype=a2d.dtype, device=a2d.device)[:, :n]
+    buf = torch.empty((m, round_up(n, c.align_c)), dtype=a2d.dtype, device=a2d.device)[:, :n]
     module.gemm_out(a2d, bt, buf)
     if out is None:
         return buf.contiguous()

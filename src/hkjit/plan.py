@@ -18,11 +18,7 @@ import torch
 from .checks import check_operands
 from .records import Record
 from .routing import Route, route, route_tensors
-from .specs import KernelSpec
-
-
-def _round_up(x: int, m: int) -> int:
-    return (x + m - 1) // m * m
+from .specs import KernelSpec, round_up
 
 
 def rows_ok(t: torch.Tensor, align: int, max_ld: int | None = None) -> bool:
@@ -30,7 +26,7 @@ def rows_ok(t: torch.Tensor, align: int, max_ld: int | None = None) -> bool:
     stride under max_ld (the arch's bound, policy.MAX_LEADING_DIM) where there is one."""
     rows, cols = t.shape
     unit = cols <= 1 or t.stride(1) == 1
-    ld = t.stride(0) if rows > 1 else _round_up(max(cols, 1), align)
+    ld = t.stride(0) if rows > 1 else round_up(max(cols, 1), align)
     return (unit and ld >= cols and ld % align == 0 and t.data_ptr() % (2 * align) == 0
             and (max_ld is None or ld < max_ld))
 

@@ -14,7 +14,7 @@ import functools
 
 from .records import Record
 from .config import env_choice
-from .specs import get_spec
+from .specs import get_spec, round_up
 
 MODES = ("auto", "kernel", "torch")
 _INF = float("inf")
@@ -214,7 +214,7 @@ class Decision(Record):
 
 
 def tile_fill(m: int, n: int, block_m: int, block_n: int) -> float:
-    return (m * n) / (-(-m // block_m) * block_m * -(-n // block_n) * block_n)
+    return (m * n) / (round_up(m, block_m) * round_up(n, block_n))
 
 
 _EMPTY = Decision("empty", "empty", "a zero-size dimension: the result is empty or all zeros, no kernel needed")
@@ -236,7 +236,7 @@ def decide(arch: str, m: int, n: int, k: int) -> Decision:
 def _too_wide(arch: str, n: int, k: int) -> Decision | None:
     """The torch route for a product whose rows (N for C, K for A and Bᵀ) the arch's kernel cannot address."""
     limit = MAX_LEADING_DIM.get(arch)
-    if limit is None or -(-max(n, k) // 8) * 8 < limit:
+    if limit is None or round_up(max(n, k), 8) < limit:
         return None
     return Decision("torch", "leading-dim", f"N or K reaches {limit} (2^{limit.bit_length() - 1}): row offsets "
                     f"past the kernel's 32-bit buffer range, torch.matmul computes it (even when the kernel is "

@@ -17,7 +17,7 @@ import torch
 
 from .records import Record
 from .policy import MAX_LEADING_DIM, current_mode, decide
-from .specs import KernelSpec, config_spec
+from .specs import KernelSpec, config_spec, round_up
 from .targets import detect_target
 from .tuning import choose_config, forced_config, on_forget
 
@@ -48,10 +48,6 @@ class Route(Record):
         return self.spec
 
 
-def _round_up(x: int, m: int) -> int:
-    return (x + m - 1) // m * m
-
-
 def route(device: torch.device, m: int, n: int, k: int, arch: str | None = None) -> Route:
     """The route of an m x n x k product on `device` under the current settings (not memoized: route_tensors is).
     `arch` overrides the device's (what-if planning: hkjit.explain for another arch, tests)."""
@@ -65,7 +61,7 @@ def route(device: torch.device, m: int, n: int, k: int, arch: str | None = None)
     choice = choose_config(arch, device, m, n, k)
     spec = config_spec(arch, choice.config)
     return Route("kernel", arch, d.rule, d.reason, m, n, k, spec, choice.rule, choice.reason,
-                 _round_up(k, spec.constraints.pad_k_to), MAX_LEADING_DIM.get(arch))
+                 round_up(k, spec.constraints.pad_k_to), MAX_LEADING_DIM.get(arch))
 
 
 def dims(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int, int]:

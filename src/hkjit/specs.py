@@ -13,6 +13,11 @@ from .errors import UnsupportedTargetError
 from .records import Record
 from .targets import KNOWN_ARCHS
 
+def round_up(x: int, m: int) -> int:
+    """x rounded up to a multiple of m: K to a spec's pad_k_to, a row stride to its align, M or N to a tile."""
+    return (x + m - 1) // m * m
+
+
 @functools.lru_cache(maxsize=None)
 def kernels_dir() -> Path:
     """kernels/ of a source checkout (editable install), or the copy shipped inside the wheel."""
