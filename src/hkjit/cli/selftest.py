@@ -40,40 +40,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 HEADER = f"{'shape (MxNxK)':<16} {'layout':<10} {'rel err':>9} {'time':>10}  result"
 
 
+def _verdict(r: CaseResult | EmulatedResult) -> str:
+    return "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
+
+
+def _summary(head: str, recorded: str | None, note: str | None) -> str:
+    """Both selftests' summaries: the verdict line, then where the result was recorded and a note, if any."""
+    return "\n".join([head] + ([recorded] if recorded else []) + ([f"note: {note}"] if note else []))
+
+
 def format_row(r: CaseResult) -> str:
     err = f"{r.rel_err:.2e}" if r.rel_err is not None else "-"
     tm = f"{r.seconds * 1e3:.1f} ms" if r.seconds else "-"
-    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
-    return f"{r.shape:<16} {r.layout:<10} {err:>9} {tm:>10}  {verdict}"
+    return f"{r.shape:<16} {r.layout:<10} {err:>9} {tm:>10}  {_verdict(r)}"
 
 
 def format_summary(rep: SelftestReport) -> str:
-    lines = [f"selftest: {'PASSED' if rep.passed else 'FAILED'}: {rep.n_passed}/{len(rep.results)} shapes, worst "
-             f"relative error {rep.worst:.2e} (tolerance {rep.tolerance:.0e}), seed {rep.seed}"]
-    if rep.record:
-        lines.append(f"recorded for {rep.device}, key {rep.key[:12]}…: {rep.record}")
-    if rep.note:
-        lines.append(f"note: {rep.note}")
-    return "\n".join(lines)
+    return _summary(f"selftest: {'PASSED' if rep.passed else 'FAILED'}: {rep.n_passed}/{len(rep.results)} shapes, "
+                    f"worst relative error {rep.worst:.2e} (tolerance {rep.tolerance:.0e}), seed {rep.seed}",
+                    rep.record and f"recorded for {rep.device}, key {rep.key[:12]}…: {rep.record}", rep.note)
 
 
 EMULATED_HEADER = f"{'case':<44} {'seed':>4} {'wg':<10} {'worst/bound':>11} {'hazards':>7} {'time':>8}  result"
 
 
 def format_emulated_row(r: EmulatedResult) -> str:
-    verdict = "pass" if r.passed else "FAIL" + (f" ({r.error})" if r.error else "")
     wg = ",".join(str(w) for w in r.workgroups)
-    return f"{r.case:<44} {r.seed:>4} {wg:<10} {r.worst:>11.3f} {r.hazards:>7} {r.seconds:>6.1f} s  {verdict}"
+    return f"{r.case:<44} {r.seed:>4} {wg:<10} {r.worst:>11.3f} {r.hazards:>7} {r.seconds:>6.1f} s  {_verdict(r)}"
 
 
 def format_emulated_summary(rep: EmulatedReport) -> str:
-    lines = [f"selftest --emulate: {'PASSED' if rep.passed else 'FAILED'}: {rep.n_passed}/{len(rep.results)} runs "
-             f"on the gfx950 emulator (not a device), input seed {rep.input_seed}; code object from {rep.source}"]
-    if rep.record:
-        lines.append(f"recorded as an emulated validation, key {(rep.key or '')[:12]}…: {rep.record}")
-    if rep.note:
-        lines.append(f"note: {rep.note}")
-    return "\n".join(lines)
+    return _summary(f"selftest --emulate: {'PASSED' if rep.passed else 'FAILED'}: {rep.n_passed}/{len(rep.results)} "
+                    f"runs on the gfx950 emulator (not a device), input seed {rep.input_seed}; code object from "
+                    f"{rep.source}", rep.record and f"recorded as an emulated validation, key "
+                    f"{(rep.key or '')[:12]}…: {rep.record}", rep.note)
 
 
 def _finish(rep, as_json: bool, summary) -> int:
