@@ -8,7 +8,7 @@ import os
 import pytest
 import xxhash
 
-from hkjit.cache.entry import file_xxh3
+from hkjit.fsutil import file_xxh3
 from hkjit.config import env_size, human_size, parse_size
 from hkjit.errors import ConfigError
 from hkjit.fsutil import free_space, hash_file, hash_stream, nearest_existing, writable

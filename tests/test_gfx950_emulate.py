@@ -251,7 +251,7 @@ def test_bound_is_tight_enough_to_see_truncation(gemm_kernel):
 def _fake_entry(root: Path, module: Path) -> Path:
     """A published gfx950 cache entry (manifest, key.json, module) around a clang-22-built HIP module: what a
     pre-bake on a ROCm machine leaves, as far as `--emulate` reads it."""
-    from hkjit.cache.entry import file_xxh3
+    from hkjit.fsutil import file_xxh3
     from hkjit.keys import key_of
     from hkjit.version import CACHE_FORMAT
     inputs = {"kernel": "gemm_bf16", "arch": "gfx950", "note": "test entry around a clang-22 HIP module"}

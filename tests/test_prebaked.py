@@ -174,7 +174,7 @@ def test_run_key_for_gfx950_takes_compiler_and_headers_from_the_record(tmp_path,
         entry.mkdir(parents=True)
         module = entry / "hkjit_gemm_gfx950.so"
         module.write_bytes(os.urandom(4096))
-        from hkjit.cache.entry import file_xxh3
+        from hkjit.fsutil import file_xxh3
         (entry / KEY_JSON).write_text(json.dumps(recorded))
         (entry / MANIFEST).write_text(json.dumps({"format": recorded["format"], "key": key,
                                                   "module_file": module.name, "module_name": "hkjit_gemm_gfx950",

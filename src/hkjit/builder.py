@@ -29,11 +29,11 @@ from itertools import count
 from pathlib import Path
 
 from ._buildworker import kill_session
-from .cache.entry import clean_orphans, file_xxh3, host_id, publish
+from .cache.entry import clean_orphans, host_id, publish
 from .cache.layout import BUILD_LOG, KEY_JSON, MANIFEST, Layout, entry_name
 from .config import env_raw
 from .errors import BuildError, CacheError, MissingLibraryError
-from .fsutil import atomic_write_text, out_of_space
+from .fsutil import atomic_write_text, file_xxh3, out_of_space
 from .specs import KernelSpec
 from .toolchain import BuildRequest, check_can_build
 from .version import CACHE_FORMAT, __version__

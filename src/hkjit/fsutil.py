@@ -169,6 +169,12 @@ def hash_file(path: Path, h: Hasher) -> str:
         return hash_stream(f, h)
 
 
+def file_xxh3(path: Path) -> str:
+    """xxh3-128 (hex) of the file at `path`: a manifest's module checksum, a kernel source's content hash."""
+    import xxhash   # only when something must be hashed: a warm hit hashes nothing (stamps, the memo)
+    return hash_file(path, xxhash.xxh3_128())
+
+
 def dir_size(path: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):

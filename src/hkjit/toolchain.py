@@ -37,6 +37,7 @@ import torch
 from .cache.memo import Memo, file_identity, stat_signature
 from .config import BUILD_ENV_VARS, build_env, env_str
 from .errors import MissingLibraryError, UnsupportedTargetError
+from .fsutil import file_xxh3
 from .libraries import find_library, tree_hash, tree_listing
 from .records import Record
 from .specs import KernelSpec, kernels_dir
@@ -60,13 +61,8 @@ def listing_signature(root: Path, dirs: list[str], files: list[str]) -> str | No
     return hashlib.blake2b(repr((dirs, files, rows)).encode(), digest_size=16).hexdigest()
 
 
-def file_hash(path: Path) -> str:
-    import xxhash   # only when a file changed since it was last hashed (see Memo)
-    return xxhash.xxh3_128_hexdigest(path.read_bytes())
-
-
 def source_hash(path: Path, memo: Memo) -> str:
-    return memo.get(f"file:{path}", stat_signature(str(path)), lambda: file_hash(path))
+    return memo.get(f"file:{path}", stat_signature(str(path)), lambda: file_xxh3(path))   # hashed only when the file changed
 
 
 def library_hash(include_dir: Path, memo: Memo) -> str:

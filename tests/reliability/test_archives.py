@@ -24,7 +24,8 @@ from helpers import child_env, copy_cache, record, small_filesystem
 
 from hkjit.cache.admin import verify
 from hkjit.cache.archive import ARCHIVE_JSON, IMPORT_MAX_MEMBER_BYTES, export
-from hkjit.cache.entry import file_xxh3, iter_entries, verify_entry
+from hkjit.fsutil import file_xxh3
+from hkjit.cache.entry import iter_entries, verify_entry
 from hkjit.cache.layout import FORMAT_DIR, KEY_JSON, LOCKS, MANIFEST, MEMO, VERIFIED_STAMP, Layout
 from hkjit.loader import find_published
 from hkjit.specs import get_spec

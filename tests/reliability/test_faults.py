@@ -17,7 +17,8 @@ import pytest
 
 from helpers import LOAD, child_env, child_result, copy_cache, count_builds, record, run_child, small_filesystem
 
-from hkjit.cache.entry import file_xxh3, iter_entries, verify_entry
+from hkjit.fsutil import file_xxh3
+from hkjit.cache.entry import iter_entries, verify_entry
 from hkjit.cache.layout import MANIFEST, USED_STAMP, Layout
 
 

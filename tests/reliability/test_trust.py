@@ -17,7 +17,8 @@ import pytest
 
 from helpers import LOAD, child_env, child_result, copy_cache, record, run_child
 
-from hkjit.cache.entry import file_xxh3, iter_entries, touch_used, verify_entry
+from hkjit.fsutil import file_xxh3
+from hkjit.cache.entry import iter_entries, touch_used, verify_entry
 from hkjit.cache.layout import KEY_JSON, MANIFEST, USED_STAMP, VERIFIED_STAMP, Layout, lease_file, lock_file
 from hkjit.cache.roots import ensure_writable
 from hkjit.errors import CacheError

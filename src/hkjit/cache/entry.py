@@ -25,7 +25,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..fsutil import atomic_write_text, fsync_dir, fsync_tree, hash_file, read_nofollow, touch_nofollow
+from ..fsutil import atomic_write_text, fsync_dir, file_xxh3, fsync_tree, read_nofollow, touch_nofollow
 from ..keys import key_of
 from ..records import Record
 from .memo import file_identity
@@ -89,12 +89,6 @@ def entry_problem(path: Path, manifest: dict | None, arch: str | None = None) ->
 
 
 # ------------------------------------------------------------------------------------------------- verification
-def file_xxh3(path: Path) -> str:
-    """The checksum a manifest records for its module (xxh3-128, hex)."""
-    import xxhash   # a warm hit trusts the .verified stamp and never hashes the module (verify_entry)
-    return hash_file(path, xxhash.xxh3_128())
-
-
 class Verdict(Record):
     """Whether an entry may be loaded (ok), why not (reason), and its manifest when it may."""
     __slots__ = ("ok", "reason", "manifest")
