@@ -17,6 +17,8 @@
 //                       two alternate (BM 64 or 128), so one stores its tile while the other runs its main loop
 //   HKJIT_SM90A_CLUSTER 1 (default) or 2: 2-CTA clusters; the two CTAs take vertically adjacent tiles (same
 //                       columns) and each loads half of the shared Bt tile, multicast into both CTAs' rings
+//   HKJIT_SM90A_SWAP    0 (default) or 1: small M (decode): the kernel computes C^T = Bt . A^T, so Bt's rows fill the
+//                       64-row wgmma side (BM) and M is the wgmma N side (BN: 16, 32 or 64); stores are transposed
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
 // Every consumer warpgroup owns BM / CONSUMERS rows (one or two m64 wgmma row blocks) x BN columns; its fp32
 // accumulators are BM / CONSUMERS * BN / 128 floats a thread, capped at 128 (so 256 x 256 is refused).
@@ -72,6 +74,14 @@
 //     rows >= M). The launch is cudaLaunchKernelEx with a cluster dimension of 2; the grid is 2 x the clusters that
 //     fit at once (cudaOccupancyMaxActiveClusters). Measured on the H200: = the 128x256 kernel on aligned products,
 //     0.89x of cuBLAS (repack 0.76x) on 3000x5000x7000.
+//   * Swap (HKJIT_SM90A_SWAP=1, the "swap AB" of CUTLASS / cuBLAS small-M kernels): a wgmma has 64 rows, so a
+//     decode product (M = 16) run as-is wastes 3/4 of every tensor-core op (BM >= 64) and of the A half of the ring.
+//     The launcher swaps the operands: the kernel sees A' = Bt (N x K), Bt' = A (M x K), M' = N, N' = M and
+//     computes D = A' . Bt'^T = C^T, with BN (the tile's M side) 16, 32 or 64, so a stage is mostly Bt and the ring
+//     is deep. The epilogue stores D transposed from registers, C[m][n] = D[n][m] (bf16; 8 lanes write 16 contiguous
+//     bytes), or, split, the fp32 partials in C's orientation, so the reduction is the one above. No TMA store, no
+//     staging. Only with SPLITK=1 (the split decides by the same cost model, for C's M), not with REPACK, CLUSTER or
+//     PINGPONG.
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
@@ -94,6 +104,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include "hkjit_gemm.h"
 
@@ -119,10 +130,23 @@
 #ifndef HKJIT_SM90A_PINGPONG
 #define HKJIT_SM90A_PINGPONG 0
 #endif
+#ifndef HKJIT_SM90A_SWAP
+#define HKJIT_SM90A_SWAP 0
+#endif
 #if HKJIT_SM90A_BM != 64 && HKJIT_SM90A_BM != 128 && HKJIT_SM90A_BM != 256
 #error "HKJIT_SM90A_BM must be 64, 128 or 256"
 #endif
-#if HKJIT_SM90A_BN != 64 && HKJIT_SM90A_BN != 128 && HKJIT_SM90A_BN != 192 && HKJIT_SM90A_BN != 256
+#if HKJIT_SM90A_SWAP != 0 && HKJIT_SM90A_SWAP != 1
+#error "HKJIT_SM90A_SWAP must be 0 or 1"
+#endif
+#if HKJIT_SM90A_SWAP
+#if HKJIT_SM90A_BN != 16 && HKJIT_SM90A_BN != 32 && HKJIT_SM90A_BN != 64
+#error "HKJIT_SM90A_SWAP: HKJIT_SM90A_BN (the tile's M side) must be 16, 32 or 64"
+#endif
+#if !HKJIT_SM90A_SPLITK || HKJIT_SM90A_REPACK || HKJIT_SM90A_PINGPONG || HKJIT_SM90A_CLUSTER != 1
+#error "HKJIT_SM90A_SWAP needs HKJIT_SM90A_SPLITK=1 and no REPACK, PINGPONG or CLUSTER"
+#endif
+#elif HKJIT_SM90A_BN != 64 && HKJIT_SM90A_BN != 128 && HKJIT_SM90A_BN != 192 && HKJIT_SM90A_BN != 256
 #error "HKJIT_SM90A_BN must be 64, 128, 192 or 256"
 #endif
 #if HKJIT_SM90A_SPLITK != 0 && HKJIT_SM90A_SPLITK != 1
@@ -153,6 +177,7 @@ constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
 constexpr bool SPLITK = HKJIT_SM90A_SPLITK != 0;
 constexpr bool REPACK = HKJIT_SM90A_REPACK != 0;
 constexpr bool PINGPONG = HKJIT_SM90A_PINGPONG != 0;
+constexpr bool SWAP = HKJIT_SM90A_SWAP != 0;        // the kernel's M, N are C's N, M (C^T = Bt . A^T)
 constexpr int CONSUMERS = PINGPONG || BM > 64 ? 2 : 1;   // consumer warpgroups
 constexpr int MW = PINGPONG ? BM / 64 : BM / 64 / CONSUMERS;   // m64 row blocks (wgmma rows) per consumer: 1 or 2
 constexpr int STAGE_READERS = PINGPONG ? 1 : CONSUMERS;  // consumer warpgroups that read (and release) one stage
@@ -370,7 +395,34 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             warpgroup::mma_async_wait<0>();
             if (laneid() == 0) release_stage(sm.empty[prev_s]);
 
-            if (SPLITK && splits > 1) {
+            if constexpr (SWAP) {
+                // ---- swap epilogue: D[r][c] (r < M: a column of C, c < N: a row of C) stored transposed from
+                // registers; split: fp32 into ws[split][N][ldw] (C's orientation, ldw = M rounded up to 4)
+                const bool split = splits > 1;
+                const int64_t ldw = ((int64_t)M + 3) / 4 * 4;
+                float* base = ws + (split ? (int64_t)w.split * N * ldw : 0);
+                const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
+                auto put = [&](int r, int c, float v) {
+                    if (r < M && c < N) {
+                        if (split) base[(int64_t)c * ldw + r] = v;
+                        else       Cptr[(int64_t)c * ldc + r] = __float2bfloat16(v);
+                    }
+                };
+                #pragma unroll
+                for (int i = 0; i < MW; i++) {
+                    const int r0 = w.m * BM + (rb0 + i) * 64 + wrow;
+                    #pragma unroll
+                    for (int j = 0; j < BN / 16; j++) {
+                        const int c0 = w.n * BN + j * 16 + 2 * (lane % 4);
+                        const float2* d = acc[i].tiles[0][j].data;   // (r0, c0), (r0 + 8, c0), (r0, c0 + 8), (r0 + 8, c0 + 8)
+                        put(r0, c0, d[0].x);         put(r0, c0 + 1, d[0].y);
+                        put(r0 + 8, c0, d[1].x);     put(r0 + 8, c0 + 1, d[1].y);
+                        put(r0, c0 + 8, d[2].x);     put(r0, c0 + 9, d[2].y);
+                        put(r0 + 8, c0 + 8, d[3].x); put(r0 + 8, c0 + 9, d[3].y);
+                    }
+                }
+                continue;
+            } else if (SPLITK && splits > 1) {
                 // ---- split epilogue: fp32 partial straight from registers into ws[split][M][n_tiles * BN]
                 const int64_t ldw = (int64_t)n_tiles * BN;
                 float* base = ws + (int64_t)w.split * M * ldw;
@@ -626,6 +678,14 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
         return cudaErrorInvalidValue;
     if ((lda | ldb | ldc) & 7) return cudaErrorInvalidValue;
 
+    // Swap: from here on A, Bt, M, N are the kernel's (C^T = Bt . A^T); C, ldc stay C's (see SWAP above)
+    if constexpr (SWAP) {
+        std::swap(A, Bt);
+        std::swap(lda, ldb);
+        std::swap(M, N);
+    }
+    const int64_t c_rows = SWAP ? N : M, c_cols = SWAP ? M : N;   // C's shape
+
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
@@ -673,13 +733,15 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     CUtensorMap ma, mb, mc;
     if ((e = make_map(cache_a, &ma, A, M, K, lda, BM)) != cudaSuccess) return release(e);
     if ((e = make_map(cache_b, &mb, Bt, N, K, ldb, BN / CLUSTER)) != cudaSuccess) return release(e);
-    if ((e = make_map(cache_c, &mc, C, M, N, ldc, 64)) != cudaSuccess) return release(e);
+    memset(&mc, 0, sizeof(mc));                                   // SWAP: stores from registers, no C map
+    if (!SWAP && (e = make_map(cache_c, &mc, C, M, N, ldc, 64)) != cudaSuccess) return release(e);
     const int64_t units = (((M + BM - 1) / BM + CLUSTER - 1) / CLUSTER) * n_tiles;   // CLUSTER: tile pairs
-    const int splits = choose_splits(units * CLUSTER, (K + BK - 1) / BK, ctas, M, K);
+    const int splits = choose_splits(units * CLUSTER, (K + BK - 1) / BK, ctas, c_rows, K);
     float* ws = nullptr;
-    const int64_t ldw = n_tiles * BN;
+    const int64_t ldw = SWAP ? (c_cols + 3) / 4 * 4 : n_tiles * BN;   // the partials' row stride (C's orientation)
     if (splits > 1) {
-        e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), (size_t)splits * M * ldw * sizeof(float), pool, st);
+        e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), (size_t)splits * c_rows * ldw * sizeof(float), pool,
+                                    st);
         if (e != cudaSuccess) return release(e);
     }
     const int grid = (int)std::min<int64_t>(units * splits, ctas / CLUSTER) * CLUSTER;
@@ -705,12 +767,12 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     }
     if (splits > 1) {
         if (e == cudaSuccess) {
-            const int64_t quads = M * ((N + 3) / 4);
+            const int64_t quads = c_rows * ((c_cols + 3) / 4);
             const int threads = 256;
             const int64_t blocks = std::min<int64_t>((quads + threads - 1) / threads, (int64_t)sms * 8);
             splitk_reduce_kernel<<<(unsigned)blocks, threads, 0, st>>>(ws, splits, ldw,
                                                                       reinterpret_cast<__nv_bfloat16*>(C), ldc,
-                                                                      (int)M, (int)N);
+                                                                      (int)c_rows, (int)c_cols);
             e = cudaGetLastError();
         }
         const cudaError_t f = cudaFreeAsync(ws, st);
