@@ -17,8 +17,6 @@
 //                       two alternate (BM 64 or 128), so one stores its tile while the other runs its main loop
 //   HKJIT_SM90A_CLUSTER 1 (default) or 2: 2-CTA clusters; the two CTAs take vertically adjacent tiles (same
 //                       columns) and each loads half of the shared Bt tile, multicast into both CTAs' rings
-//   HKJIT_SM90A_PDL     1 (default) or 0: programmatic dependent launch (the kernels are launched with
-//                       programmatic stream serialization, so a kernel's launch and set-up overlap the previous one's tail)
 //   HKJIT_SM90A_SWAP    0 (default) or 1: small M (decode): the kernel computes C^T = Bt . A^T, so Bt's rows fill the
 //                       64-row wgmma side (BM) and M is the wgmma N side (BN: 16, 32 or 64); stores are transposed
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
@@ -84,14 +82,6 @@
 //     bytes), or, split, the fp32 partials in C's orientation, so the reduction is the one above. No TMA store, no
 //     staging. Only with SPLITK=1 (the split decides by the same cost model, for C's M), not with REPACK, CLUSTER or
 //     PINGPONG.
-//   * Programmatic dependent launch (HKJIT_SM90A_PDL=1): the GEMM and the split-K reduction are launched with
-//     cudaLaunchAttributeProgrammaticStreamSerialization, and every kernel lets its dependents launch at once
-//     (griddepcontrol.launch_dependents) and waits for the grid before it (griddepcontrol.wait: that grid complete,
-//     its writes visible) before touching global memory, so only launch latency and barrier set-up overlap, never
-//     a read or a write (no RAW or WAR across calls). The reduction's launch then hides under the GEMM; a decode
-//     product takes ~15 us, of which a launch is a few. A dependent's CTAs are only placed once every CTA of the
-//     grid before has triggered or exited, so a persistent grid cannot be starved by its dependents. Launched
-//     after a kernel that is not programmatic, the wait returns at once (ordinary stream order).
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
@@ -143,12 +133,6 @@
 #ifndef HKJIT_SM90A_SWAP
 #define HKJIT_SM90A_SWAP 0
 #endif
-#ifndef HKJIT_SM90A_PDL
-#define HKJIT_SM90A_PDL 1
-#endif
-#if HKJIT_SM90A_PDL != 0 && HKJIT_SM90A_PDL != 1
-#error "HKJIT_SM90A_PDL must be 0 or 1"
-#endif
 #if HKJIT_SM90A_BM != 64 && HKJIT_SM90A_BM != 128 && HKJIT_SM90A_BM != 256
 #error "HKJIT_SM90A_BM must be 64, 128 or 256"
 #endif
@@ -193,8 +177,7 @@ constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
 constexpr bool SPLITK = HKJIT_SM90A_SPLITK != 0;
 constexpr bool REPACK = HKJIT_SM90A_REPACK != 0;
 constexpr bool PINGPONG = HKJIT_SM90A_PINGPONG != 0;
-constexpr bool SWAP = HKJIT_SM90A_SWAP != 0;
-constexpr bool PDL = HKJIT_SM90A_PDL != 0;        // the kernel's M, N are C's N, M (C^T = Bt . A^T)
+constexpr bool SWAP = HKJIT_SM90A_SWAP != 0;        // the kernel's M, N are C's N, M (C^T = Bt . A^T)
 constexpr int CONSUMERS = PINGPONG || BM > 64 ? 2 : 1;   // consumer warpgroups
 constexpr int MW = PINGPONG ? BM / 64 : BM / 64 / CONSUMERS;   // m64 row blocks (wgmma rows) per consumer: 1 or 2
 constexpr int STAGE_READERS = PINGPONG ? 1 : CONSUMERS;  // consumer warpgroups that read (and release) one stage
@@ -310,14 +293,6 @@ __device__ static inline void mbar_wait(semaphore& s, int phase) {
     asm volatile("" ::: "memory");
 }
 
-// Programmatic dependent launch (see PDL above): let the next kernel launch; wait for the one before.
-__device__ static inline void pdl_launch_dependents() {
-    if constexpr (PDL) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-}
-__device__ static inline void pdl_wait() {
-    if constexpr (PDL) asm volatile("griddepcontrol.wait;\n" ::: "memory");
-}
-
 // A work unit is one output tile (CLUSTER: one pair of vertically adjacent tiles; `m` counts pairs, tile_row() picks
 // this CTA's) and one K slice [kb0, kb1) of it (the whole K when splits == 1).
 struct unit_t { int m, n, split, kb0, kb1; };
@@ -361,8 +336,6 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
     }
     if constexpr (CLUSTER > 1) cluster_sync();   // the partner's barriers are initialised before any remote use
     else __syncthreads();
-    pdl_launch_dependents();
-    pdl_wait();                                  // the grid before is complete: A, Bt readable, C writable
 
     if (wg == CONSUMERS) {
         // ------------------------------------------------------------------------------------------ producer
@@ -511,8 +484,6 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
 // Split-K reduction: C[m, n] = bf16(sum over s in order of ws[s][m][n]); 4 columns a thread.
 __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, int64_t ldw,
                                      __nv_bfloat16* __restrict__ C, int64_t ldc, int M, int N) {
-    pdl_launch_dependents();
-    pdl_wait();                                  // the GEMM's partials are complete and visible
     const int64_t quads = (N + 3) / 4;
     const int64_t total = (int64_t)M * quads, slice = (int64_t)M * ldw;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
@@ -685,35 +656,6 @@ static int choose_splits(int64_t tiles, int64_t k_blocks, int sms, int64_t M, in
     return best;
 }
 
-// One launch through cudaLaunchKernelEx: a cluster dimension when cluster > 1, programmatic stream serialization
-// when PDL (see above). Returns the launch's error, or the kernel's launch-time error.
-template <typename... Params, typename... Args>
-static cudaError_t launch(void (*kernel)(Params...), int grid, int threads, size_t smem, cudaStream_t st, int cluster,
-                          Args... args) {
-    cudaLaunchConfig_t cfg{};
-    cudaLaunchAttribute attrs[2]{};
-    int n = 0;
-    if (cluster > 1) {
-        attrs[n].id = cudaLaunchAttributeClusterDimension;
-        attrs[n].val.clusterDim.x = cluster;
-        attrs[n].val.clusterDim.y = attrs[n].val.clusterDim.z = 1;
-        n++;
-    }
-    if (PDL) {
-        attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attrs[n].val.programmaticStreamSerializationAllowed = 1;
-        n++;
-    }
-    cfg.gridDim = dim3(grid);
-    cfg.blockDim = dim3(threads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = st;
-    cfg.attrs = attrs;
-    cfg.numAttrs = n;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...);
-    return e != cudaSuccess ? e : cudaGetLastError();
-}
-
 }  // namespace hkjit_sm90a
 
 extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64_t ldb, void* C, int64_t ldc,
@@ -803,15 +745,35 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
         if (e != cudaSuccess) return release(e);
     }
     const int grid = (int)std::min<int64_t>(units * splits, ctas / CLUSTER) * CLUSTER;
-    e = launch(gemm_kernel, grid, NUM_THREADS, SMEM_BYTES, st, CLUSTER, ma, mb, mc,
-               reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, splits, (int)M, (int)N, (int)K);
+    if constexpr (CLUSTER == 1) {
+        gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
+                                                            splits, (int)M, (int)N, (int)K);
+        e = cudaGetLastError();
+    } else {
+        cudaLaunchConfig_t cfg{};
+        cudaLaunchAttribute attr{};
+        attr.id = cudaLaunchAttributeClusterDimension;
+        attr.val.clusterDim.x = CLUSTER;
+        attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+        cfg.gridDim = dim3(grid);
+        cfg.blockDim = dim3(NUM_THREADS);
+        cfg.dynamicSmemBytes = SMEM_BYTES;
+        cfg.stream = st;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        e = cudaLaunchKernelEx(&cfg, gemm_kernel, ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, splits,
+                               (int)M, (int)N, (int)K);
+        if (e == cudaSuccess) e = cudaGetLastError();
+    }
     if (splits > 1) {
         if (e == cudaSuccess) {
             const int64_t quads = c_rows * ((c_cols + 3) / 4);
             const int threads = 256;
             const int64_t blocks = std::min<int64_t>((quads + threads - 1) / threads, (int64_t)sms * 8);
-            e = launch(splitk_reduce_kernel, (int)blocks, threads, 0, st, 1, (const float*)ws, splits, ldw,
-                       reinterpret_cast<__nv_bfloat16*>(C), ldc, (int)c_rows, (int)c_cols);
+            splitk_reduce_kernel<<<(unsigned)blocks, threads, 0, st>>>(ws, splits, ldw,
+                                                                      reinterpret_cast<__nv_bfloat16*>(C), ldc,
+                                                                      (int)c_rows, (int)c_cols);
+            e = cudaGetLastError();
         }
         const cudaError_t f = cudaFreeAsync(ws, st);
         if (e == cudaSuccess) e = f;
