@@ -10,7 +10,9 @@
 //   HKJIT_SM90A_BN      columns of the block tile: 64, 128, 192 or 256 (default)
 //   HKJIT_SM90A_STAGES  depth of the shared-memory ring (default: as deep as fits in 227 KB, at most 8)
 //   HKJIT_SM90A_GROUP_M raster group: tiles are visited in groups of GROUP_M tile rows (default 16)
-//   HKJIT_SM90A_SPLITK  0 (default) or 1: the launcher may split K across CTAs when the tiles cannot fill the SMs
+//   HKJIT_SM90A_SPLITK  0 (default), 1 or 2: the launcher may split K across CTAs when the tiles cannot fill the
+//                       SMs; 1: partials in a workspace, summed by a second kernel; 2: the CTAs of a cluster take
+//                       the K slices of one tile and sum them through distributed shared memory (one launch)
 //   HKJIT_SM90A_REPACK  0 (default) or 1: an operand whose row pitch is not a multiple of 128 bytes is first copied
 //                       into a buffer with a 128-byte pitch (compute-bound products: >= 1 wave of tiles; K % 8 == 0)
 //   HKJIT_SM90A_PINGPONG 0 (default) or 1: each of the two consumer warpgroups owns a whole BM x BN tile and the
@@ -74,6 +76,20 @@
 //     rows >= M). The launch is cudaLaunchKernelEx with a cluster dimension of 2; the grid is 2 x the clusters that
 //     fit at once (cudaOccupancyMaxActiveClusters). Measured on the H200: = the 128x256 kernel on aligned products,
 //     0.89x of cuBLAS (repack 0.76x) on 3000x5000x7000.
+//   * Cluster split-K (HKJIT_SM90A_SPLITK=2): the workspace split above costs a second launch and 8 S bytes per
+//     element of C in fp32 traffic, which on decode shapes is a large part of a ~15 us product (64x6144x4096 split
+//     4 ways: 12.6 MB of partials against 50 MB of Bt). Here the launcher picks S in {1, 2, 4, 8} (choose_cluster_split:
+//     SM occupancy of whole clusters, cudaOccupancyMaxActiveClusters per S) and launches clusters of S CTAs; a
+//     cluster takes one tile at a time and CTA rank r its K slice r. After its main loop each CTA writes its fp32
+//     partial into its own shared buffer `red` (in C's orientation), every consumer warp arrives on the `ready`
+//     barrier of every CTA of the cluster (release at cluster scope), and once its own `ready` phase completes
+//     (acquire at cluster scope) CTA r sums rows [r TR / S, (r + 1) TR / S) of the tile over the S buffers, read
+//     with ld.shared::cluster in rank order (deterministic), and stores them as bf16 (16-byte-aligned 8-byte
+//     stores along C's rows). Its warps then arrive on every CTA's `freed` barrier; a CTA waits on its `freed`
+//     before writing `red` for its next tile, so no buffer is overwritten while a partner may still read it. The
+//     producer never waits on either barrier, so the ring runs ahead into the next tile as before. Cluster barriers
+//     after the set-up and before exit, as for CLUSTER. Needs BM x BN <= 8192 (a 32 KB buffer); no PINGPONG,
+//     REPACK or CLUSTER. S = 1 (enough tiles): a plain launch and the plain epilogue.
 //   * Swap (HKJIT_SM90A_SWAP=1, the "swap AB" of CUTLASS / cuBLAS small-M kernels): a wgmma has 64 rows, so a
 //     decode product (M = 16) run as-is wastes 3/4 of every tensor-core op (BM >= 64) and of the A half of the ring.
 //     The launcher swaps the operands: the kernel sees A' = Bt (N x K), Bt' = A (M x K), M' = N, N' = M and
@@ -144,13 +160,17 @@
 #error "HKJIT_SM90A_SWAP: HKJIT_SM90A_BN (the tile's M side) must be 16, 32 or 64"
 #endif
 #if !HKJIT_SM90A_SPLITK || HKJIT_SM90A_REPACK || HKJIT_SM90A_PINGPONG || HKJIT_SM90A_CLUSTER != 1
-#error "HKJIT_SM90A_SWAP needs HKJIT_SM90A_SPLITK=1 and no REPACK, PINGPONG or CLUSTER"
+#error "HKJIT_SM90A_SWAP needs HKJIT_SM90A_SPLITK=1 or 2 and no REPACK, PINGPONG or CLUSTER"
 #endif
 #elif HKJIT_SM90A_BN != 64 && HKJIT_SM90A_BN != 128 && HKJIT_SM90A_BN != 192 && HKJIT_SM90A_BN != 256
 #error "HKJIT_SM90A_BN must be 64, 128, 192 or 256"
 #endif
-#if HKJIT_SM90A_SPLITK != 0 && HKJIT_SM90A_SPLITK != 1
-#error "HKJIT_SM90A_SPLITK must be 0 or 1"
+#if HKJIT_SM90A_SPLITK != 0 && HKJIT_SM90A_SPLITK != 1 && HKJIT_SM90A_SPLITK != 2
+#error "HKJIT_SM90A_SPLITK must be 0, 1 or 2"
+#endif
+#if HKJIT_SM90A_SPLITK == 2 && (HKJIT_SM90A_PINGPONG || HKJIT_SM90A_REPACK || HKJIT_SM90A_CLUSTER != 1 || \
+                                HKJIT_SM90A_BM * HKJIT_SM90A_BN > 8192)
+#error "HKJIT_SM90A_SPLITK=2 (cluster split-K) needs HKJIT_SM90A_BM x HKJIT_SM90A_BN <= 8192 and no PINGPONG, REPACK or CLUSTER"
 #endif
 #if HKJIT_SM90A_REPACK != 0 && HKJIT_SM90A_REPACK != 1
 #error "HKJIT_SM90A_REPACK must be 0 or 1"
@@ -174,7 +194,9 @@ using namespace kittens;
 
 constexpr int BM = HKJIT_SM90A_BM, BN = HKJIT_SM90A_BN, BK = 64;
 constexpr int GROUP_M = HKJIT_SM90A_GROUP_M;
-constexpr bool SPLITK = HKJIT_SM90A_SPLITK != 0;
+constexpr bool SPLITK = HKJIT_SM90A_SPLITK == 1;     // workspace split-K (+ the reduction kernel)
+constexpr bool CL_SPLIT = HKJIT_SM90A_SPLITK == 2;   // cluster split-K (reduced through distributed shared memory)
+constexpr int RED_FLOATS = CL_SPLIT ? BM * BN : 4;   // a CTA's fp32 partial tile (cluster split-K)
 constexpr bool REPACK = HKJIT_SM90A_REPACK != 0;
 constexpr bool PINGPONG = HKJIT_SM90A_PINGPONG != 0;
 constexpr bool SWAP = HKJIT_SM90A_SWAP != 0;        // the kernel's M, N are C's N, M (C^T = Bt . A^T)
@@ -196,7 +218,8 @@ using acc_t = rt_fl<16, BN>;                      // one warp's 16 x BN fp32 acc
 using acc_chunk_t = rt_fl<16, 64>;
 
 constexpr int STAGE_BYTES = (BM + BN) * BK * 2;
-constexpr int FIXED_BYTES = CONSUMERS * 2 * (int)sizeof(c_tile) + 1024 + 1024;   // staging + barriers + align slack
+constexpr int FIXED_BYTES = CONSUMERS * 2 * (int)sizeof(c_tile) + 1024 + 1024 +   // staging + barriers + slack
+                            (CL_SPLIT ? RED_FLOATS * 4 : 0);                         // + the partial tile
 constexpr int SMEM_LIMIT = 232448;                 // the 227 KB a block may opt in to on sm_90
 constexpr int FIT_STAGES = (SMEM_LIMIT - FIXED_BYTES) / STAGE_BYTES;
 #ifdef HKJIT_SM90A_STAGES
@@ -210,8 +233,10 @@ struct __align__(1024) smem_t {
     a_tile a[STAGES][BM / 64];                    // BM x 64 a stage, one TMA box
     b_tile b[STAGES];                             // BN x 64 a stage
     c_tile c[CONSUMERS][2];                       // 2 x 8 KB per consumer
+    float red[RED_FLOATS];                        // cluster split-K: this CTA's partial, C's orientation
     semaphore full[STAGES];
     semaphore empty[STAGES];
+    semaphore ready, freed;                       // cluster split-K: all partials written / all read
 };
 constexpr size_t SMEM_BYTES = sizeof(smem_t) + 1024;   // + slack to align the dynamic base to 1024 bytes
 static_assert(sizeof(a_tile) * (BM / 64) + sizeof(b_tile) == STAGE_BYTES, "stage layout");
@@ -288,6 +313,34 @@ __device__ static inline void release_stage(semaphore& bar) {
         for (int c = 0; c < CLUSTER; c++) arrive_cluster(bar, c);
     }
 }
+// Cluster split-K: one arrival on barrier `bar` of CTA `cta`, releasing at cluster scope (the partial in `red`, or
+// the reads of the partners' `red`), and the matching wait, acquiring at cluster scope.
+__device__ static inline void arrive_cluster_release(semaphore& bar, int cta) {
+    uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(&bar)), remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(cta));
+    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" :: "r"(remote) : "memory");
+}
+__device__ static inline void wait_cluster_acquire(semaphore& bar, int phase) {
+    uint32_t b = static_cast<uint32_t>(__cvta_generic_to_shared(&bar));
+    asm volatile(
+        "{\n"
+        ".reg .pred P1;\n"
+        "LAB_WAIT:\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 P1, [%0], %1;\n"
+        "@P1 bra.uni DONE;\n"
+        "bra.uni LAB_WAIT;\n"
+        "DONE:\n"
+        "}\n" :: "r"(b), "r"(phase) : "memory");
+}
+// 4 floats at `local` (16-byte aligned) in the shared memory of the cluster's CTA `cta`.
+__device__ static inline float4 load_cluster_f4(const float* local, int cta) {
+    uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(local)), remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(a), "r"(cta));
+    float4 v;
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(remote) : "memory");
+    return v;
+}
 __device__ static inline void mbar_wait(semaphore& s, int phase) {
     kittens::wait(s, phase);
     asm volatile("" ::: "memory");
@@ -317,14 +370,26 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
 
     const int m_tiles = (M + BM - 1) / BM, n_tiles = (N + BN - 1) / BN;
     const int m_units = (m_tiles + CLUSTER - 1) / CLUSTER;      // tile rows (CLUSTER: pairs of tile rows)
-    const int num_units = m_units * n_tiles * splits;
+    const bool csplit = CL_SPLIT && splits > 1;                 // cluster split-K: splits = the cluster's CTAs
+    const int num_units = m_units * n_tiles * (CL_SPLIT ? 1 : splits);
     const int k_blocks = (K + BK - 1) / BK;
     const int wg = threadIdx.x / 128;
     const int crank = CLUSTER > 1 ? cluster_rank() : 0;
-    // this CTA's units: first_unit(), first_unit() + unit_step(), ... (CLUSTER: the cluster's units)
-    auto first_unit = [] { return (int)blockIdx.x / CLUSTER; };
-    auto unit_step = [] { return (int)gridDim.x / CLUSTER; };
+    const int srank = csplit ? cluster_rank() : 0;              // cluster split-K: this CTA's K slice
+    const int csize = csplit ? splits : CLUSTER;                // CTAs that share a unit
+    // this CTA's units: first_unit(), first_unit() + unit_step(), ... (CLUSTER, cluster split: the cluster's units)
+    auto first_unit = [&] { return (int)blockIdx.x / csize; };
+    auto unit_step = [&] { return (int)gridDim.x / csize; };
     auto tile_row = [&](const unit_t& w) { return w.m * CLUSTER + crank; };
+    auto unit_at = [&](int u) {
+        unit_t w = unit_of(u, m_units, n_tiles, CL_SPLIT ? 1 : splits, k_blocks);
+        if (csplit) {
+            w.split = srank;
+            w.kb0 = (int)((int64_t)srank * k_blocks / splits);
+            w.kb1 = (int)((int64_t)(srank + 1) * k_blocks / splits);
+        }
+        return w;
+    };
 
     if (threadIdx.x == 0) {
         #pragma unroll
@@ -332,9 +397,13 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             init_semaphore(sm.full[s], 1, 0);
             init_semaphore(sm.empty[s], CLUSTER * STAGE_READERS * 4, 0);   // one per reading consumer warp
         }
+        if (csplit) {                                                       // every consumer warp of the cluster
+            init_semaphore(sm.ready, splits * CONSUMERS * 4, 0);
+            init_semaphore(sm.freed, splits * CONSUMERS * 4, 0);
+        }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    if constexpr (CLUSTER > 1) cluster_sync();   // the partner's barriers are initialised before any remote use
+    if (CLUSTER > 1 || csplit) cluster_sync();   // the partners' barriers are initialised before any remote use
     else __syncthreads();
 
     if (wg == CONSUMERS) {
@@ -345,7 +414,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_b)) : "memory");
             int it = 0;
             for (int u = first_unit(); u < num_units; u += unit_step()) {
-                const unit_t w = unit_of(u, m_units, n_tiles, splits, k_blocks);
+                const unit_t w = unit_at(u);
                 // CLUSTER: past the last tile row the A coordinate is clamped (loaded, computed, never stored)
                 const int a_row = (CLUSTER > 1 ? min(tile_row(w), m_tiles - 1) : tile_row(w)) * BM;
                 for (int kb = w.kb0; kb < w.kb1; kb++, it++) {
@@ -373,7 +442,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         int it = 0, store_no = 0;
         if (PINGPONG && cid == 1) named_arrive(ORDER_BAR + 0, 256);   // consumer 0 takes the first turn
         for (int u = first_unit(), nth = 0; u < num_units; u += unit_step(), nth++) {
-            unit_t w = unit_of(u, m_units, n_tiles, splits, k_blocks);
+            unit_t w = unit_at(u);
             w.m = tile_row(w);
             if (PINGPONG && (nth & 1) != cid) { it += w.kb1 - w.kb0; continue; }   // the other consumer's unit
             if (PINGPONG) named_sync(ORDER_BAR + cid, 256);                     // wait for my turn
@@ -393,9 +462,71 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             // all of this unit's wgmma are issued: the other consumer may issue its unit's (if there is one)
             if (PINGPONG && u + unit_step() < num_units) named_arrive(ORDER_BAR + (cid ^ 1), 256);
             warpgroup::mma_async_wait<0>();
-            if (laneid() == 0) release_stage(sm.empty[prev_s]);
+            if (w.kb0 < w.kb1 && laneid() == 0) release_stage(sm.empty[prev_s]);
+            if (w.kb0 == w.kb1) {                                   // an empty K slice contributes zeros
+                #pragma unroll
+                for (int i = 0; i < MW; i++)
+                    #pragma unroll
+                    for (int j = 0; j < BN / 16; j++)
+                        #pragma unroll
+                        for (int q = 0; q < 4; q++) acc[i].tiles[0][j].data[q] = make_float2(0.f, 0.f);
+            }
 
-            if constexpr (SWAP) {
+            if (CL_SPLIT && csplit) {
+                // ---- cluster split-K epilogue (see "Cluster split-K" above)
+                constexpr int TR = SWAP ? BN : BM, TC = SWAP ? BM : BN;   // the C tile: TR rows x TC columns
+                const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
+                if (nth > 0) wait_cluster_acquire(sm.freed, (nth - 1) & 1);   // partners done with my last one
+                auto put = [&](int r, int c, float2 v) {                 // D[r][c], D[r][c + 1] (tile-local)
+                    if constexpr (SWAP) { sm.red[c * TC + r] = v.x; sm.red[(c + 1) * TC + r] = v.y; }
+                    else *reinterpret_cast<float2*>(&sm.red[r * TC + c]) = v;
+                };
+                #pragma unroll
+                for (int i = 0; i < MW; i++) {
+                    const int r0 = (rb0 + i) * 64 + wrow;
+                    #pragma unroll
+                    for (int j = 0; j < BN / 16; j++) {
+                        const int c0 = j * 16 + 2 * (lane % 4);
+                        const float2* d = acc[i].tiles[0][j].data;
+                        put(r0, c0, d[0]); put(r0 + 8, c0, d[1]); put(r0, c0 + 8, d[2]); put(r0 + 8, c0 + 8, d[3]);
+                    }
+                }
+                __syncwarp();
+                if (lane == 0) {
+                    asm volatile("fence.acq_rel.cluster;\n" ::: "memory");
+                    for (int p = 0; p < splits; p++) arrive_cluster_release(sm.ready, p);
+                }
+                wait_cluster_acquire(sm.ready, nth & 1);                 // every partial of this tile is written
+                const int rows = TR / splits, row0 = srank * rows;       // my rows of the C tile
+                const int64_t c_rows = SWAP ? N : M, c_cols = SWAP ? M : N;
+                const int64_t g_row0 = (int64_t)(SWAP ? w.n * BN : w.m * BM), g_col0 = (int64_t)(SWAP ? w.m * BM : w.n * BN);
+                for (int q = threadIdx.x; q < rows * TC / 4; q += CONSUMERS * 128) {
+                    const int lr = row0 + q * 4 / TC, lc = q * 4 % TC;
+                    const int64_t gr = g_row0 + lr, gc = g_col0 + lc;
+                    float4 sum = load_cluster_f4(&sm.red[lr * TC + lc], 0);
+                    for (int p = 1; p < splits; p++) {
+                        const float4 v = load_cluster_f4(&sm.red[lr * TC + lc], p);
+                        sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
+                    }
+                    if (gr >= c_rows || gc >= c_cols) continue;
+                    __nv_bfloat16* c = Cptr + gr * ldc + gc;
+                    if (gc + 4 <= c_cols) {
+                        __nv_bfloat162 lo = __floats2bfloat162_rn(sum.x, sum.y), hi = __floats2bfloat162_rn(sum.z, sum.w);
+                        uint2 packed;
+                        memcpy(&packed.x, &lo, 4);
+                        memcpy(&packed.y, &hi, 4);
+                        *reinterpret_cast<uint2*>(c) = packed;   // 8-byte aligned: C 16 B, ldc % 8 == 0, gc % 4 == 0
+                    } else {
+                        const int left = (int)(c_cols - gc);     // 1..3 columns
+                        c[0] = __float2bfloat16(sum.x);
+                        if (left > 1) c[1] = __float2bfloat16(sum.y);
+                        if (left > 2) c[2] = __float2bfloat16(sum.z);
+                    }
+                }
+                __syncwarp();
+                if (lane == 0) for (int p = 0; p < splits; p++) arrive_cluster_release(sm.freed, p);
+                continue;
+            } else if constexpr (SWAP) {
                 // ---- swap epilogue: D[r][c] (r < M: a column of C, c < N: a row of C) stored transposed from
                 // registers; split: fp32 into ws[split][N][ldw] (C's orientation, ldw = M rounded up to 4)
                 const bool split = splits > 1;
@@ -478,7 +609,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         }
         if (issuer) tma_store_wait_all();
     }
-    if constexpr (CLUSTER > 1) cluster_sync();   // no CTA exits while its partner may still write to it
+    if (CLUSTER > 1 || csplit) cluster_sync();   // no CTA exits while a partner may still touch its shared memory
 }
 
 // Split-K reduction: C[m, n] = bf16(sum over s in order of ws[s][m][n]); 4 columns a thread.
@@ -580,12 +711,28 @@ static cudaError_t make_map(map_cache& cache, CUtensorMap* out, const void* ptr,
     return cudaSuccess;
 }
 
-struct device_info { int sms, ctas; bool ready; cudaMemPool_t pool; };   // ctas: resident at once (persistent)
+// ctas: resident at once (persistent); fit[i]: clusters of 2^(i + 1) CTAs resident at once (cluster split-K)
+struct device_info { int sms, ctas; int fit[3]; bool ready; cudaMemPool_t pool; };
+constexpr int CSPLITS[3] = {2, 4, 8};
 constexpr int MAX_DEVICES = 64;
 static device_info g_devices[MAX_DEVICES];
 static std::mutex g_devices_mutex;
 
-static cudaError_t device_setup(int dev, int* sms, int* ctas, cudaMemPool_t* pool) {
+static cudaError_t max_clusters(int size, int sms, int* out) {   // clusters of `size` CTAs resident at once
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = size;
+    attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(sms / size * size);
+    cfg.blockDim = dim3(NUM_THREADS);
+    cfg.dynamicSmemBytes = SMEM_BYTES;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    return cudaOccupancyMaxActiveClusters(out, gemm_kernel, &cfg);
+}
+
+static cudaError_t device_setup(int dev, int* sms, int* ctas, int fit[3], cudaMemPool_t* pool) {
     if (dev < 0 || dev >= MAX_DEVICES) return cudaErrorInvalidDevice;
     std::lock_guard<std::mutex> lock(g_devices_mutex);
     device_info& d = g_devices[dev];
@@ -600,20 +747,14 @@ static cudaError_t device_setup(int dev, int* sms, int* ctas, cudaMemPool_t* poo
         if (e != cudaSuccess) return e;
         d.ctas = d.sms;
         if (CLUSTER > 1) {   // how many clusters fit at once: SMs pair up within a GPC, so it may be under sms / 2
-            cudaLaunchConfig_t cfg{};
-            cudaLaunchAttribute attr{};
-            attr.id = cudaLaunchAttributeClusterDimension;
-            attr.val.clusterDim.x = CLUSTER;
-            attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
-            cfg.gridDim = dim3(d.sms / CLUSTER * CLUSTER);
-            cfg.blockDim = dim3(NUM_THREADS);
-            cfg.dynamicSmemBytes = SMEM_BYTES;
-            cfg.attrs = &attr;
-            cfg.numAttrs = 1;
             int clusters = 0;
-            if ((e = cudaOccupancyMaxActiveClusters(&clusters, gemm_kernel, &cfg)) != cudaSuccess) return e;
+            if ((e = max_clusters(CLUSTER, d.sms, &clusters)) != cudaSuccess) return e;
             if (clusters < 1) return cudaErrorLaunchOutOfResources;
             d.ctas = clusters * CLUSTER;
+        }
+        for (int i = 0; i < 3; i++) {   // cluster split-K: 0 = that size never fits (not chosen)
+            d.fit[i] = 0;
+            if (CL_SPLIT && (e = max_clusters(CSPLITS[i], d.sms, &d.fit[i])) != cudaSuccess) return e;
         }
         d.pool = nullptr;
         if (SPLITK || REPACK) {   // the workspace pool: ours, so its release threshold touches nobody else's memory
@@ -629,6 +770,7 @@ static cudaError_t device_setup(int dev, int* sms, int* ctas, cudaMemPool_t* poo
     }
     *sms = d.sms;
     *ctas = d.ctas;
+    for (int i = 0; i < 3; i++) fit[i] = d.fit[i];
     *pool = d.pool;
     return cudaSuccess;
 }
@@ -652,6 +794,26 @@ static int choose_splits(int64_t tiles, int64_t k_blocks, int sms, int64_t M, in
     for (int s = 2; s <= MAX_SPLITS && k_blocks / s >= MIN_SLICE_KB; s++) {
         const double cost = (1.0 + 4.0 * (double)M * s / (double)K) / eff(s);
         if (cost < 0.97 * best_cost) { best_cost = cost; best = s; }
+    }
+    return best;
+}
+
+// Cluster split-K: how many CTAs (1, 2, 4 or 8) share each tile's K. Cost relative to one unsplit pass: 1 / eff,
+// eff = busy SMs over the waves (tiles x S CTAs over waves x sms, waves = ceil(tiles / clusters resident)), times
+// 1.02 per halving of the slices (the DSMEM reduction); >= MIN_SLICE_KB K blocks a slice; >= 2 waves: no split.
+static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const int fit[3]) {
+    if (!CL_SPLIT || tiles >= 2 * (int64_t)sms) return 1;
+    auto cost = [&](int s, int slots, double extra) {
+        const int64_t waves = (tiles + slots - 1) / slots;
+        return extra * (double)(waves * sms) / (double)(tiles * s);
+    };
+    int best = 1;
+    double best_cost = cost(1, sms, 1.0);
+    for (int i = 0; i < 3; i++) {
+        const int s = CSPLITS[i];
+        if (fit[i] < 1 || k_blocks / s < MIN_SLICE_KB) continue;
+        const double c = cost(s, fit[i], 1.0 + 0.02 * (i + 1));
+        if (c < 0.97 * best_cost) { best_cost = c; best = s; }
     }
     return best;
 }
@@ -689,9 +851,9 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
-    int sms = 0, ctas = 0;
+    int sms = 0, ctas = 0, fit[3] = {0, 0, 0};
     cudaMemPool_t pool = nullptr;
-    e = device_setup(dev, &sms, &ctas, &pool);
+    e = device_setup(dev, &sms, &ctas, fit, &pool);
     if (e != cudaSuccess) return e;
 
     const int64_t n_tiles = (N + BN - 1) / BN;
@@ -736,16 +898,20 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     memset(&mc, 0, sizeof(mc));                                   // SWAP: stores from registers, no C map
     if (!SWAP && (e = make_map(cache_c, &mc, C, M, N, ldc, 64)) != cudaSuccess) return release(e);
     const int64_t units = (((M + BM - 1) / BM + CLUSTER - 1) / CLUSTER) * n_tiles;   // CLUSTER: tile pairs
-    const int splits = choose_splits(units * CLUSTER, (K + BK - 1) / BK, ctas, c_rows, K);
+    const int splits = CL_SPLIT ? choose_cluster_split(units, (K + BK - 1) / BK, ctas, fit)
+                                : choose_splits(units * CLUSTER, (K + BK - 1) / BK, ctas, c_rows, K);
     float* ws = nullptr;
     const int64_t ldw = SWAP ? (c_cols + 3) / 4 * 4 : n_tiles * BN;   // the partials' row stride (C's orientation)
-    if (splits > 1) {
+    if (SPLITK && splits > 1) {
         e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), (size_t)splits * c_rows * ldw * sizeof(float), pool,
                                     st);
         if (e != cudaSuccess) return release(e);
     }
-    const int grid = (int)std::min<int64_t>(units * splits, ctas / CLUSTER) * CLUSTER;
-    if constexpr (CLUSTER == 1) {
+    // CTAs per cluster: CLUSTER (multicast pairs), or the cluster split's S; the grid is whole clusters
+    const int csize = CL_SPLIT ? splits : CLUSTER;
+    const int slots = CL_SPLIT && splits > 1 ? fit[splits == 2 ? 0 : splits == 4 ? 1 : 2] : ctas / CLUSTER;
+    const int grid = (int)std::min<int64_t>(CL_SPLIT ? units : units * splits, slots) * csize;
+    if (csize == 1) {
         gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
                                                             splits, (int)M, (int)N, (int)K);
         e = cudaGetLastError();
@@ -753,7 +919,7 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
         cudaLaunchConfig_t cfg{};
         cudaLaunchAttribute attr{};
         attr.id = cudaLaunchAttributeClusterDimension;
-        attr.val.clusterDim.x = CLUSTER;
+        attr.val.clusterDim.x = csize;
         attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
         cfg.gridDim = dim3(grid);
         cfg.blockDim = dim3(NUM_THREADS);
@@ -765,7 +931,7 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
                                (int)M, (int)N, (int)K);
         if (e == cudaSuccess) e = cudaGetLastError();
     }
-    if (splits > 1) {
+    if (SPLITK && splits > 1) {
         if (e == cudaSuccess) {
             const int64_t quads = c_rows * ((c_cols + 3) / 4);
             const int threads = 256;
