@@ -78,9 +78,9 @@
 //     0.89x of cuBLAS (repack 0.76x) on 3000x5000x7000.
 //   * Cluster split-K (HKJIT_SM90A_SPLITK=2): the workspace split above costs a second launch and 8 S bytes per
 //     element of C in fp32 traffic, which on decode shapes is a large part of a ~15 us product (64x6144x4096 split
-//     4 ways: 12.6 MB of partials against 50 MB of Bt). Here the launcher picks S in {1, 2, 4, 8} (choose_cluster_split:
-//     SM occupancy of whole clusters, cudaOccupancyMaxActiveClusters per S) and launches clusters of S CTAs; a
-//     cluster takes one tile at a time and CTA rank r its K slice r. After its main loop each CTA writes its fp32
+//     4 ways: 12.6 MB of partials against 50 MB of Bt). Here the launcher picks S in {1, 2} (choose_cluster_split:
+//     SM occupancy of whole clusters, cudaOccupancyMaxActiveClusters; 4 and 8 measured slower, see CSPLITS) and
+//     launches clusters of S CTAs; a cluster takes one tile at a time and CTA rank r its K slice r. After its main loop each CTA writes its fp32
 //     partial into its own shared buffer `red` (in C's orientation), every consumer warp arrives on the `ready`
 //     barrier of every CTA of the cluster (release at cluster scope), and once its own `ready` phase completes
 //     (acquire at cluster scope) CTA r sums rows [r TR / S, (r + 1) TR / S) of the tile over the S buffers, read
@@ -711,9 +711,14 @@ static cudaError_t make_map(map_cache& cache, CUtensorMap* out, const void* ptr,
     return cudaSuccess;
 }
 
-// ctas: resident at once (persistent); fit[i]: clusters of 2^(i + 1) CTAs resident at once (cluster split-K)
-struct device_info { int sms, ctas; int fit[3]; bool ready; cudaMemPool_t pool; };
-constexpr int CSPLITS[3] = {2, 4, 8};
+// Cluster split-K's cluster sizes. Measured on the H200 (NOTES.md, run 12), forcing each size: 2 is the best
+// (16x4096x4096 with swapped 128x16 tiles: S = 2 0.99x cuBLAS, 4 0.63x, 8 0.45x; 16x6144x4096 0.86 / 0.67 /
+// 0.39x); 4 ties 2 where it wins at all (64x6144x4096, 64x64 tiles: 0.94x both). So pairs only; the kernel takes
+// any size the launcher passes.
+constexpr int CSPLITS[] = {2};
+constexpr int NCSPLITS = (int)(sizeof(CSPLITS) / sizeof(CSPLITS[0]));
+// ctas: resident at once (persistent); fit[i]: clusters of CSPLITS[i] CTAs resident at once (cluster split-K)
+struct device_info { int sms, ctas; int fit[NCSPLITS]; bool ready; cudaMemPool_t pool; };
 constexpr int MAX_DEVICES = 64;
 static device_info g_devices[MAX_DEVICES];
 static std::mutex g_devices_mutex;
@@ -732,7 +737,7 @@ static cudaError_t max_clusters(int size, int sms, int* out) {   // clusters of 
     return cudaOccupancyMaxActiveClusters(out, gemm_kernel, &cfg);
 }
 
-static cudaError_t device_setup(int dev, int* sms, int* ctas, int fit[3], cudaMemPool_t* pool) {
+static cudaError_t device_setup(int dev, int* sms, int* ctas, int fit[NCSPLITS], cudaMemPool_t* pool) {
     if (dev < 0 || dev >= MAX_DEVICES) return cudaErrorInvalidDevice;
     std::lock_guard<std::mutex> lock(g_devices_mutex);
     device_info& d = g_devices[dev];
@@ -752,7 +757,7 @@ static cudaError_t device_setup(int dev, int* sms, int* ctas, int fit[3], cudaMe
             if (clusters < 1) return cudaErrorLaunchOutOfResources;
             d.ctas = clusters * CLUSTER;
         }
-        for (int i = 0; i < 3; i++) {   // cluster split-K: 0 = that size never fits (not chosen)
+        for (int i = 0; i < NCSPLITS; i++) {   // cluster split-K: 0 = that size never fits (not chosen)
             d.fit[i] = 0;
             if (CL_SPLIT && (e = max_clusters(CSPLITS[i], d.sms, &d.fit[i])) != cudaSuccess) return e;
         }
@@ -770,7 +775,7 @@ static cudaError_t device_setup(int dev, int* sms, int* ctas, int fit[3], cudaMe
     }
     *sms = d.sms;
     *ctas = d.ctas;
-    for (int i = 0; i < 3; i++) fit[i] = d.fit[i];
+    for (int i = 0; i < NCSPLITS; i++) fit[i] = d.fit[i];
     *pool = d.pool;
     return cudaSuccess;
 }
@@ -798,10 +803,10 @@ static int choose_splits(int64_t tiles, int64_t k_blocks, int sms, int64_t M, in
     return best;
 }
 
-// Cluster split-K: how many CTAs (1, 2, 4 or 8) share each tile's K. Cost relative to one unsplit pass: 1 / eff,
+// Cluster split-K: how many CTAs (1 or one of CSPLITS) share each tile's K. Cost relative to one unsplit pass: 1 / eff,
 // eff = busy SMs over the waves (tiles x S CTAs over waves x sms, waves = ceil(tiles / clusters resident)), times
 // 1.02 per halving of the slices (the DSMEM reduction); >= MIN_SLICE_KB K blocks a slice; >= 2 waves: no split.
-static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const int fit[3]) {
+static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const int fit[NCSPLITS]) {
     if (!CL_SPLIT || tiles >= 2 * (int64_t)sms) return 1;
     auto cost = [&](int s, int slots, double extra) {
         const int64_t waves = (tiles + slots - 1) / slots;
@@ -809,7 +814,7 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
     };
     int best = 1;
     double best_cost = cost(1, sms, 1.0);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < NCSPLITS; i++) {
         const int s = CSPLITS[i];
         if (fit[i] < 1 || k_blocks / s < MIN_SLICE_KB) continue;
         const double c = cost(s, fit[i], 1.0 + 0.02 * (i + 1));
@@ -851,7 +856,7 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     int dev = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e != cudaSuccess) return e;
-    int sms = 0, ctas = 0, fit[3] = {0, 0, 0};
+    int sms = 0, ctas = 0, fit[NCSPLITS] = {};
     cudaMemPool_t pool = nullptr;
     e = device_setup(dev, &sms, &ctas, fit, &pool);
     if (e != cudaSuccess) return e;
@@ -909,7 +914,9 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     }
     // CTAs per cluster: CLUSTER (multicast pairs), or the cluster split's S; the grid is whole clusters
     const int csize = CL_SPLIT ? splits : CLUSTER;
-    const int slots = CL_SPLIT && splits > 1 ? fit[splits == 2 ? 0 : splits == 4 ? 1 : 2] : ctas / CLUSTER;
+    int slots = ctas / CLUSTER;
+    for (int i = 0; i < NCSPLITS; i++)
+        if (CL_SPLIT && splits == CSPLITS[i]) slots = fit[i];
     const int grid = (int)std::min<int64_t>(CL_SPLIT ? units : units * splits, slots) * csize;
     if (csize == 1) {
         gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
