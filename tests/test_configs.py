@@ -68,10 +68,11 @@ def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
         known = {c.name for c in configs_for(arch)}
         assert all(r.config in known for r in table.rules), arch
     pick = {shape: select_by_table("sm_90a", *shape)[:2] for shape in (
-        (16, 4096, 4096), (16, 28672, 8192), (64, 4096, 4096), (64, 10240, 8192), (128, 28672, 8192),
+        (16, 4096, 4096), (16, 10240, 8192), (32, 4096, 4096), (16, 28672, 8192), (64, 4096, 4096), (64, 10240, 8192), (128, 28672, 8192),
         (256, 10240, 8192), (128, 8192, 8192), (1024, 1024, 8192), (3000, 5000, 7000), (8192, 8192, 8192))}
     assert pick == {
-        (16, 4096, 4096): ("64x128-splitk", "decode-16"), (16, 28672, 8192): ("64x256-pingpong", "decode-widest"),
+        (16, 4096, 4096): ("16x64-swap", "decode-16-swap"), (16, 10240, 8192): ("16x128-swap", "decode-16-swap-wide"),
+        (32, 4096, 4096): ("64x128-splitk", "decode-16"), (16, 28672, 8192): ("64x256-pingpong", "decode-widest"),
         (64, 4096, 4096): ("64x64-splitk", "decode-64"), (64, 10240, 8192): ("64x128-pingpong", "decode-64-wide"),
         (128, 28672, 8192): ("128x256", "decode-wide"), (256, 10240, 8192): ("128x192", "decode-10k-256"),
         (128, 8192, 8192): ("64x128-splitk", "decode"), (1024, 1024, 8192): ("64x128-splitk", "few-tiles"),
@@ -84,9 +85,10 @@ def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
 def test_warmup_builds_one_cpu_configuration_by_default():
     assert [(s.arch, s.config) for s in warmup_specs("cpu")] == [("cpu", "n64k256")]
     assert [s.config for s in warmup_specs("cpu", config="all")] == ["n64k256", OTHER]
-    assert [s.config for s in warmup_specs("sm_90a")] == ["128x256", "64x128-splitk", "64x256-pingpong",
-                                                          "64x256-splitk", "64x64-splitk", "64x128-pingpong",
-                                                          "64x192-pingpong", "128x192", "128x256-cluster2"]
+    assert [s.config for s in warmup_specs("sm_90a")] == ["128x256", "16x64-swap", "16x128-swap", "64x128-splitk",
+                                                          "64x256-pingpong", "64x256-splitk", "64x64-splitk",
+                                                          "64x128-pingpong", "64x192-pingpong", "128x192",
+                                                          "128x256-cluster2"]
     with pytest.raises(Exception, match="no configuration bogus for cpu"):
         warmup_specs("cpu", config="bogus")
 

@@ -1,7 +1,8 @@
 """hkjit.gemm captured in a CUDA graph and replayed, for the sm_90a configurations whose launch does more than one
 kernel: split-K (the GEMM writes fp32 partials into a stream-ordered pool workspace, a second kernel sums them) and
 repack (a copy kernel moves an operand to a 128-byte row pitch first, into pool memory), plus the ping-pong
-configuration and the 2-CTA cluster one (launched by cudaLaunchKernelEx with a cluster dimension). Timed in graphs by tools/sm90a_standalone, never checked there through hkjit: a graph records
+configuration, the 2-CTA cluster one (launched by cudaLaunchKernelEx with a cluster dimension) and the swapped
+small-M ones (C^T = Bt . A^T, K split over CTA pairs that sum in distributed shared memory, transposed stores). Timed in graphs by tools/sm90a_standalone, never checked there through hkjit: a graph records
 the pool allocations and frees, so a replay that reused a stale workspace or a copy made at capture time would
 give the captured inputs' product, which these tests would see.
 
@@ -43,6 +44,10 @@ CASES = [
     ("64x256-pingpong", 2050, 3000, 1000, "ragged M and K, 33 x 12 tiles: odd unit counts per CTA"),
     ("128x256-cluster2", 4096, 4096, 4096, "2-CTA clusters, Bt multicast (cudaLaunchKernelEx in the graph)"),
     ("128x256-cluster2", 2100, 3000, 1000, "17 tile rows: the last pair's second tile is past M"),
+    ("16x64-swap", 16, 4096, 4096, "64 tiles of 64 Bt rows: CTA pairs split K, reduced in shared memory"),
+    ("16x64-swap", 5, 4100, 4104, "M = 5 of the 16-wide side, N % 8 != 0, K % 64 != 0, pairs"),
+    ("16x128-swap", 16, 10240, 8192, "80 tiles of 128 Bt rows: CTA pairs"),
+    ("16x128-swap", 16, 40960, 1024, "320 tiles (>= 2 waves): no split, transposed stores, 2-3 tiles a CTA"),
 ]
 
 

@@ -112,6 +112,13 @@ SELECTION: dict[str, ArchSelection] = {
     "sm_90a": ArchSelection((
         # Re-seeded 2026-12-01 from H200 runs 6-8 (NOTES.md: ping-pong, 2-CTA clusters): "a / b" = the speed-ups
         # over cuBLAS in runs 6 and 7 (both timed every non-cluster configuration), a single figure = one run.
+        # H200 run 13 (NOTES.md, the swapped small-M kernel; one run): M <= 16 takes the swapped tiles
+        ConfigRule("decode-16-swap", "m", 17, "16x64-swap", "M <= 16, N < 10240: swapped 64-row Bt tiles, K split "
+                   "over CTA pairs (16x6144x4096 0.96x, 16x4096x4096 1.04x, 16x8192x8192 0.96x, 16x8192x28672 "
+                   "1.04x; 64x128-splitk 0.83 / 0.96 / 0.86 / 1.00x)", also=(("n", 0, 10240),)),
+        ConfigRule("decode-16-swap-wide", "m", 17, "16x128-swap", "M <= 16, N = 10240..16383: swapped 128-row Bt "
+                   "tiles, K split over CTA pairs (16x10240x8192 1.08x; 64x256-splitk 1.01x)",
+                   also=(("n", 10240, 16384),)),
         ConfigRule("decode-16", "m", 33, "64x128-splitk", "M <= 32, N < 8192: 64x128 tiles, K split (0.83-0.96x)",
                    also=(("n", 0, 8192),)),
         ConfigRule("decode-widest", "m", 65, "64x256-pingpong", "M <= 64, N >= 16384: one 64x256 tile per SM, no "

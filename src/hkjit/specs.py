@@ -153,8 +153,8 @@ def _sm90a_tile(bm: int, bn: int) -> Constraints:
 
 #: The configurations of each arch's kernel, default first (its spec is the SPECS one, no defines). Each other one
 #: is a spec variant with its own cache entry: its defines go into the flags of the files holding the kernel.
-#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1), _REPACK (0|1),
-#: _PINGPONG (0|1), _CLUSTER (1|2).
+#: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1|2), _REPACK (0|1),
+#: _PINGPONG (0|1), _CLUSTER (1|2), _SWAP (0|1).
 #: CPU defines (kernels/gemm_reference.cpp): HKJIT_REF_BLOCK_N, HKJIT_REF_BLOCK_K.
 CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "cpu": (
@@ -196,6 +196,17 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
         KernelConfig("64x128-pingpong", _sm90a(64, 128, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 128),
                      why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 5000..16383 (0.90-0.93x where "
                          "64x64-splitk is 0.77-0.82x)"),
+        # swap: the kernel computes C^T = Bt . A^T (its BM x BN tile is C's BN x BM), K split over CTA pairs that
+        # sum through distributed shared memory (HKJIT_SM90A_SPLITK=2)
+        KernelConfig("16x64-swap", _sm90a(64, 16, "-DHKJIT_SM90A_SWAP=1", "-DHKJIT_SM90A_SPLITK=2"),
+                     _sm90a_tile(16, 64),
+                     why="decode M <= 16: Bt's rows on the 64-row wgmma side, M on its 16-wide N side, K split over "
+                         "CTA pairs reduced in shared memory (16x4096x4096 1.04x, 16x6144x4096 0.96x; 64x128-splitk "
+                         "0.96 / 0.83x)"),
+        KernelConfig("16x128-swap", _sm90a(128, 16, "-DHKJIT_SM90A_SWAP=1", "-DHKJIT_SM90A_SPLITK=2"),
+                     _sm90a_tile(16, 128),
+                     why="decode M <= 16, N = 10240..16383: as 16x64-swap with 128 rows of Bt a tile "
+                         "(16x10240x8192 1.08x; 64x256-splitk 1.01x)"),
         KernelConfig("128x256-cluster2", ("-DHKJIT_SM90A_CLUSTER=2",), _sm90a_tile(128, 256),
                      why="2-CTA clusters: vertically adjacent 128x256 tiles share Bt, each CTA loads half of it "
                          "multicast to both; = 128x256 on aligned products, 0.89x (repack 0.76x) at K = 7000"),
