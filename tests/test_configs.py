@@ -159,6 +159,10 @@ def test_named_shape_sets():
     llm = parse_shapes("llm")
     assert len(llm) == len(set(llm)) == len(LLM_SHAPES) and (3000, 5000, 7000) in llm and (16, 6144, 4096) in llm
     assert parse_shapes("64x64x64,llm")[0] == (64, 64, 64)
+    prefill, decode = parse_shapes("prefill"), parse_shapes("DECODE")
+    assert len(prefill) == len(decode) == 32                     # 8 Llama-3 projections x 4 batch sizes each
+    assert {m for m, _n, _k in prefill} == {2048, 4096, 8192, 16384} and {m for m, _n, _k in decode} == {16, 64, 128, 256}
+    assert set(prefill) | set(decode) < set(llm) and (3000, 5000, 7000) not in prefill + decode
     with pytest.raises(ValueError, match="named set"):
         parse_shapes("gpt")
 

@@ -36,11 +36,18 @@ def _llm() -> tuple[tuple[str, tuple[int, int, int]], ...]:
 #: projections at prefill (M = 2048..16384) and decode (M = 16..256) sizes; duplicates dropped.
 LLM_SHAPES: tuple[tuple[str, tuple[int, int, int]], ...] = _llm()
 
-SHAPE_SETS: dict[str, tuple[tuple[int, int, int], ...]] = {"llm": tuple(s for _label, s in LLM_SHAPES)}
+#: Named sets: the LLM set, and its two halves by the M of the Llama-3 projections (prefill: M >= 2048 tokens;
+#: decode: M <= 256 sequences), so `tune --shapes decode` tunes the half that the small-M configurations serve.
+SHAPE_SETS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "llm": tuple(s for _label, s in LLM_SHAPES),
+    "prefill": tuple((m, n, k) for _label, n, k in LLAMA3_PROJECTIONS for m in PREFILL_M),
+    "decode": tuple((m, n, k) for _label, n, k in LLAMA3_PROJECTIONS for m in DECODE_M),
+}
 
 
 def parse_shapes(text: str) -> list[tuple[int, int, int]]:
-    """A --shapes value: comma-separated MxNxK shapes and set names (llm), e.g. ``llm,3000x5000x7000``."""
+    """A --shapes value: comma-separated MxNxK shapes and set names (llm, prefill, decode), e.g.
+    ``decode,3000x5000x7000``."""
     from .selftest import parse_shape
     out: list[tuple[int, int, int]] = []
     for part in (p.strip() for p in text.split(",")):
