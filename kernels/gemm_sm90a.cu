@@ -7,7 +7,7 @@
 //
 // Configuration (compile-time defines; each configuration is its own build, so its own cache entry):
 //   HKJIT_SM90A_BM      rows of the block tile: 64, 128 (default) or 256
-//   HKJIT_SM90A_BN      columns of the block tile: 64, 128, 192 or 256 (default)
+//   HKJIT_SM90A_BN      columns of the block tile: 64, 128, 192 or 256 (default); with SWAP 16, 32 or 64
 //   HKJIT_SM90A_STAGES  depth of the shared-memory ring (default: as deep as fits in 227 KB, at most 8)
 //   HKJIT_SM90A_GROUP_M raster group: tiles are visited in groups of GROUP_M tile rows (default 16)
 //   HKJIT_SM90A_SPLITK  0 (default), 1 or 2: the launcher may split K across CTAs when the tiles cannot fill the
@@ -95,9 +95,11 @@
 //     The launcher swaps the operands: the kernel sees A' = Bt (N x K), Bt' = A (M x K), M' = N, N' = M and
 //     computes D = A' . Bt'^T = C^T, with BN (the tile's M side) 16, 32 or 64, so a stage is mostly Bt and the ring
 //     is deep. The epilogue stores D transposed from registers, C[m][n] = D[n][m] (bf16; 8 lanes write 16 contiguous
-//     bytes), or, split, the fp32 partials in C's orientation, so the reduction is the one above. No TMA store, no
-//     staging. Only with SPLITK=1 (the split decides by the same cost model, for C's M), not with REPACK, CLUSTER or
-//     PINGPONG.
+//     bytes), or, split (SPLITK=1), the fp32 partials in C's orientation, so the reduction is the one above; with
+//     SPLITK=2 the cluster split's buffer is in C's orientation too. No TMA store, no staging. Needs SPLITK 1 or 2
+//     (the split decides by the same cost models, for C's M), not REPACK, CLUSTER or PINGPONG. Measured on the H200
+//     (NOTES.md, runs 9-13): with pairs (SPLITK=2) M = 16 decode 0.95 -> 1.01x cuBLAS (best per shape); BN = 16
+//     loses for M >= 64 (Bt re-read per 16 rows).
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
