@@ -80,11 +80,11 @@
 //     element of C in fp32 traffic, which on decode shapes is a large part of a ~15 us product (64x6144x4096 split
 //     4 ways: 12.6 MB of partials against 50 MB of Bt). Here the launcher picks S in {1, 2} (choose_cluster_split:
 //     SM occupancy of whole clusters, cudaOccupancyMaxActiveClusters; 4 and 8 measured slower, see CSPLITS) and
-//     launches clusters of S CTAs; a cluster takes one tile at a time and CTA rank r its K slice r. After its main loop each CTA writes its fp32
-//     partial into its own shared buffer `red` (in C's orientation), every consumer warp arrives on the `ready`
-//     barrier of every CTA of the cluster (release at cluster scope), and once its own `ready` phase completes
-//     (acquire at cluster scope) CTA r sums rows [r TR / S, (r + 1) TR / S) of the tile over the S buffers, read
-//     with ld.shared::cluster in rank order (deterministic), and stores them as bf16 (16-byte-aligned 8-byte
+//     launches clusters of S CTAs; a cluster takes one tile at a time and CTA rank r its K slice r. After its main
+//     loop each CTA writes its fp32 partial into its own shared buffer `red` (in C's orientation), every consumer
+//     warp arrives on the `ready` barrier of every CTA of the cluster (release at cluster scope), and once its own
+//     `ready` phase completes (acquire at cluster scope) CTA r sums rows [r TR / S, (r + 1) TR / S) of the tile over
+//     the S buffers, read with ld.shared::cluster in rank order (deterministic), and stores them as bf16 (8-byte
 //     stores along C's rows). Its warps then arrive on every CTA's `freed` barrier; a CTA waits on its `freed`
 //     before writing `red` for its next tile, so no buffer is overwritten while a partner may still read it. The
 //     producer never waits on either barrier, so the ring runs ahead into the next tile as before. Cluster barriers
@@ -172,7 +172,7 @@
 #endif
 #if HKJIT_SM90A_SPLITK == 2 && (HKJIT_SM90A_PINGPONG || HKJIT_SM90A_REPACK || HKJIT_SM90A_CLUSTER != 1 || \
                                 HKJIT_SM90A_BM * HKJIT_SM90A_BN > 8192)
-#error "HKJIT_SM90A_SPLITK=2 (cluster split-K) needs HKJIT_SM90A_BM x HKJIT_SM90A_BN <= 8192 and no PINGPONG, REPACK or CLUSTER"
+#error "HKJIT_SM90A_SPLITK=2 (cluster split-K) needs BM x BN <= 8192 and no PINGPONG, REPACK or CLUSTER"
 #endif
 #if HKJIT_SM90A_REPACK != 0 && HKJIT_SM90A_REPACK != 1
 #error "HKJIT_SM90A_REPACK must be 0 or 1"
@@ -501,7 +501,8 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 wait_cluster_acquire(sm.ready, nth & 1);                 // every partial of this tile is written
                 const int rows = TR / splits, row0 = srank * rows;       // my rows of the C tile
                 const int64_t c_rows = SWAP ? N : M, c_cols = SWAP ? M : N;
-                const int64_t g_row0 = (int64_t)(SWAP ? w.n * BN : w.m * BM), g_col0 = (int64_t)(SWAP ? w.m * BM : w.n * BN);
+                const int64_t g_row0 = (int64_t)(SWAP ? w.n * BN : w.m * BM);   // the tile's origin in C
+                const int64_t g_col0 = (int64_t)(SWAP ? w.m * BM : w.n * BN);
                 for (int q = threadIdx.x; q < rows * TC / 4; q += CONSUMERS * 128) {
                     const int lr = row0 + q * 4 / TC, lc = q * 4 % TC;
                     const int64_t gr = g_row0 + lr, gc = g_col0 + lc;
@@ -513,7 +514,8 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                     if (gr >= c_rows || gc >= c_cols) continue;
                     __nv_bfloat16* c = Cptr + gr * ldc + gc;
                     if (gc + 4 <= c_cols) {
-                        __nv_bfloat162 lo = __floats2bfloat162_rn(sum.x, sum.y), hi = __floats2bfloat162_rn(sum.z, sum.w);
+                        const __nv_bfloat162 lo = __floats2bfloat162_rn(sum.x, sum.y);
+                        const __nv_bfloat162 hi = __floats2bfloat162_rn(sum.z, sum.w);
                         uint2 packed;
                         memcpy(&packed.x, &lo, 4);
                         memcpy(&packed.y, &hi, 4);
@@ -547,7 +549,8 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                     #pragma unroll
                     for (int j = 0; j < BN / 16; j++) {
                         const int c0 = w.n * BN + j * 16 + 2 * (lane % 4);
-                        const float2* d = acc[i].tiles[0][j].data;   // (r0, c0), (r0 + 8, c0), (r0, c0 + 8), (r0 + 8, c0 + 8)
+                        // data: (r0, c0), (r0 + 8, c0), (r0, c0 + 8), (r0 + 8, c0 + 8), two columns each
+                        const float2* d = acc[i].tiles[0][j].data;
                         put(r0, c0, d[0].x);         put(r0, c0 + 1, d[0].y);
                         put(r0 + 8, c0, d[1].x);     put(r0 + 8, c0 + 1, d[1].y);
                         put(r0, c0 + 8, d[2].x);     put(r0, c0 + 9, d[2].y);
