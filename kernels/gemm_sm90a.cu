@@ -343,6 +343,21 @@ __device__ static inline float4 load_cluster_f4(const float* local, int cta) {
                  : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(remote) : "memory");
     return v;
 }
+// 4 consecutive outputs of C from fp32, `left` of them inside C (>= 4: one 8-byte store, aligned: C 16 B,
+// ldc % 8 == 0 and the column a multiple of 4; else element by element).
+__device__ static inline void store_bf16x4(__nv_bfloat16* c, float4 v, int64_t left) {
+    if (left >= 4) {
+        const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+        uint2 packed;
+        memcpy(&packed.x, &lo, 4);
+        memcpy(&packed.y, &hi, 4);
+        *reinterpret_cast<uint2*>(c) = packed;
+    } else {
+        c[0] = __float2bfloat16(v.x);
+        if (left > 1) c[1] = __float2bfloat16(v.y);
+        if (left > 2) c[2] = __float2bfloat16(v.z);
+    }
+}
 __device__ static inline void mbar_wait(semaphore& s, int phase) {
     kittens::wait(s, phase);
     asm volatile("" ::: "memory");
@@ -511,21 +526,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                         const float4 v = load_cluster_f4(&sm.red[lr * TC + lc], p);
                         sum.x += v.x; sum.y += v.y; sum.z += v.z; sum.w += v.w;
                     }
-                    if (gr >= c_rows || gc >= c_cols) continue;
-                    __nv_bfloat16* c = Cptr + gr * ldc + gc;
-                    if (gc + 4 <= c_cols) {
-                        const __nv_bfloat162 lo = __floats2bfloat162_rn(sum.x, sum.y);
-                        const __nv_bfloat162 hi = __floats2bfloat162_rn(sum.z, sum.w);
-                        uint2 packed;
-                        memcpy(&packed.x, &lo, 4);
-                        memcpy(&packed.y, &hi, 4);
-                        *reinterpret_cast<uint2*>(c) = packed;   // 8-byte aligned: C 16 B, ldc % 8 == 0, gc % 4 == 0
-                    } else {
-                        const int left = (int)(c_cols - gc);     // 1..3 columns
-                        c[0] = __float2bfloat16(sum.x);
-                        if (left > 1) c[1] = __float2bfloat16(sum.y);
-                        if (left > 2) c[2] = __float2bfloat16(sum.z);
-                    }
+                    if (gr < c_rows && gc < c_cols) store_bf16x4(Cptr + gr * ldc + gc, sum, c_cols - gc);
                 }
                 __syncwarp();
                 if (lane == 0) for (int p = 0; p < splits; p++) arrive_cluster_release(sm.freed, p);
@@ -630,19 +631,7 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, i
             const float4 v = *reinterpret_cast<const float4*>(p + s * slice);
             acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
         }
-        __nv_bfloat16* c = C + m * ldc + n;
-        if (n + 4 <= N) {
-            __nv_bfloat162 lo = __floats2bfloat162_rn(acc.x, acc.y), hi = __floats2bfloat162_rn(acc.z, acc.w);
-            uint2 packed;
-            memcpy(&packed.x, &lo, 4);
-            memcpy(&packed.y, &hi, 4);
-            *reinterpret_cast<uint2*>(c) = packed;               // 8-byte aligned: C 16 B, ldc % 8 == 0, n % 4 == 0
-        } else {
-            const int left = (int)(N - n);                           // 1..3 columns
-            c[0] = __float2bfloat16(acc.x);
-            if (left > 1) c[1] = __float2bfloat16(acc.y);
-            if (left > 2) c[2] = __float2bfloat16(acc.z);
-        }
+        store_bf16x4(C + m * ldc + n, acc, N - n);
     }
 }
 
