@@ -489,7 +489,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                         for (int q = 0; q < 4; q++) acc[i].tiles[0][j].data[q] = make_float2(0.f, 0.f);
             }
 
-            if (CL_SPLIT && csplit) {
+            if (csplit) {
                 // ---- cluster split-K epilogue (see "Cluster split-K" above)
                 constexpr int TR = SWAP ? BN : BM, TC = SWAP ? BM : BN;   // the C tile: TR rows x TC columns
                 const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
@@ -799,7 +799,7 @@ static int choose_splits(int64_t tiles, int64_t k_blocks, int sms, int64_t M, in
 
 // Cluster split-K: how many CTAs (1 or one of CSPLITS) share each tile's K. Cost relative to one unsplit pass: 1 / eff,
 // eff = busy SMs over the waves (tiles x S CTAs over waves x sms, waves = ceil(tiles / clusters resident)), times
-// 1.02 per halving of the slices (the DSMEM reduction); >= MIN_SLICE_KB K blocks a slice; >= 2 waves: no split.
+// 1.02 per halving of K (S = 2^h slices: the DSMEM reduction); >= MIN_SLICE_KB K blocks a slice; >= 2 waves: no split.
 static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const int fit[NCSPLITS]) {
     if (!CL_SPLIT || tiles >= 2 * (int64_t)sms) return 1;
     auto cost = [&](int s, int slots, double extra) {
@@ -811,7 +811,7 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
     for (int i = 0; i < NCSPLITS; i++) {
         const int s = CSPLITS[i];
         if (fit[i] < 1 || k_blocks / s < MIN_SLICE_KB) continue;
-        const double c = cost(s, fit[i], 1.0 + 0.02 * (i + 1));
+        const double c = cost(s, fit[i], 1.0 + 0.02 * __builtin_ctz(s));   // 1.02 per halving (s = 2^h)
         if (c < 0.97 * best_cost) { best_cost = c; best = s; }
     }
     return best;
