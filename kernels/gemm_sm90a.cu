@@ -378,6 +378,22 @@ __device__ static inline unit_t unit_of(int u, int m_tiles, int n_tiles, int spl
             (int)((int64_t)split * k_blocks / splits), (int)((int64_t)(split + 1) * k_blocks / splits)};
 }
 
+// The register epilogues' walk over a consumer thread's accumulators (the wgmma m64nNk16 fragment layout): f(r, c, v)
+// with v = D[r][c], D[r][c + 1] for every pair the thread holds, r and c tile-local (row blocks rb0 .. rb0 + MW - 1).
+template <typename F> __device__ static inline void for_each_pair(const acc_t (&acc)[MW], int rb0, F&& f) {
+    const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
+    #pragma unroll
+    for (int i = 0; i < MW; i++) {
+        const int r0 = (rb0 + i) * 64 + wrow;
+        #pragma unroll
+        for (int j = 0; j < BN / 16; j++) {
+            const int c0 = j * 16 + 2 * (lane % 4);
+            const float2* d = acc[i].tiles[0][j].data;
+            f(r0, c0, d[0]); f(r0 + 8, c0, d[1]); f(r0, c0 + 8, d[2]); f(r0 + 8, c0 + 8, d[3]);
+        }
+    }
+}
+
 __global__ void __launch_bounds__(NUM_THREADS, 1)
 gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
             const __grid_constant__ CUtensorMap tm_c, __nv_bfloat16* __restrict__ Cptr, int64_t ldc,
@@ -492,22 +508,12 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             if (csplit) {
                 // ---- cluster split-K epilogue (see "Cluster split-K" above)
                 constexpr int TR = SWAP ? BN : BM, TC = SWAP ? BM : BN;   // the C tile: TR rows x TC columns
-                const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
+                const int lane = laneid();
                 if (nth > 0) wait_cluster_acquire(sm.freed, (nth - 1) & 1);   // partners done with my last one
-                auto put = [&](int r, int c, float2 v) {                 // D[r][c], D[r][c + 1] (tile-local)
+                for_each_pair(acc, rb0, [&](int r, int c, float2 v) {     // D[r][c], D[r][c + 1] (tile-local)
                     if constexpr (SWAP) { sm.red[c * TC + r] = v.x; sm.red[(c + 1) * TC + r] = v.y; }
                     else *reinterpret_cast<float2*>(&sm.red[r * TC + c]) = v;
-                };
-                #pragma unroll
-                for (int i = 0; i < MW; i++) {
-                    const int r0 = (rb0 + i) * 64 + wrow;
-                    #pragma unroll
-                    for (int j = 0; j < BN / 16; j++) {
-                        const int c0 = j * 16 + 2 * (lane % 4);
-                        const float2* d = acc[i].tiles[0][j].data;
-                        put(r0, c0, d[0]); put(r0 + 8, c0, d[1]); put(r0, c0 + 8, d[2]); put(r0 + 8, c0 + 8, d[3]);
-                    }
-                }
+                });
                 __syncwarp();
                 if (lane == 0) {
                     asm volatile("fence.acq_rel.cluster;\n" ::: "memory");
@@ -537,77 +543,58 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 const bool split = splits > 1;
                 const int64_t ldw = ((int64_t)M + 3) / 4 * 4;
                 float* base = ws + (split ? (int64_t)w.split * N * ldw : 0);
-                const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
                 auto put = [&](int r, int c, float v) {
                     if (r < M && c < N) {
                         if (split) base[(int64_t)c * ldw + r] = v;
                         else       Cptr[(int64_t)c * ldc + r] = __float2bfloat16(v);
                     }
                 };
-                #pragma unroll
-                for (int i = 0; i < MW; i++) {
-                    const int r0 = w.m * BM + (rb0 + i) * 64 + wrow;
-                    #pragma unroll
-                    for (int j = 0; j < BN / 16; j++) {
-                        const int c0 = w.n * BN + j * 16 + 2 * (lane % 4);
-                        // data: (r0, c0), (r0 + 8, c0), (r0, c0 + 8), (r0 + 8, c0 + 8), two columns each
-                        const float2* d = acc[i].tiles[0][j].data;
-                        put(r0, c0, d[0].x);         put(r0, c0 + 1, d[0].y);
-                        put(r0 + 8, c0, d[1].x);     put(r0 + 8, c0 + 1, d[1].y);
-                        put(r0, c0 + 8, d[2].x);     put(r0, c0 + 9, d[2].y);
-                        put(r0 + 8, c0 + 8, d[3].x); put(r0 + 8, c0 + 9, d[3].y);
-                    }
-                }
+                const int r0 = w.m * BM, c0 = w.n * BN;                 // the tile's origin in D
+                for_each_pair(acc, rb0, [&](int r, int c, float2 v) {
+                    put(r0 + r, c0 + c, v.x);
+                    put(r0 + r, c0 + c + 1, v.y);
+                });
                 continue;
             } else if (SPLITK && splits > 1) {
                 // ---- split epilogue: fp32 partial straight from registers into ws[split][M][n_tiles * BN]
                 const int64_t ldw = (int64_t)n_tiles * BN;
                 float* base = ws + (int64_t)w.split * M * ldw;
-                const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
-                #pragma unroll
-                for (int i = 0; i < MW; i++) {
-                    const int r0 = w.m * BM + (rb0 + i) * 64 + wrow;
-                    #pragma unroll
-                    for (int j = 0; j < BN / 16; j++) {
-                        const int col = w.n * BN + j * 16 + 2 * (lane % 4);
-                        if (r0 < M) {
-                            *reinterpret_cast<float2*>(base + r0 * ldw + col) = acc[i].tiles[0][j].data[0];
-                            *reinterpret_cast<float2*>(base + r0 * ldw + col + 8) = acc[i].tiles[0][j].data[2];
-                        }
-                        if (r0 + 8 < M) {
-                            *reinterpret_cast<float2*>(base + (r0 + 8) * ldw + col) = acc[i].tiles[0][j].data[1];
-                            *reinterpret_cast<float2*>(base + (r0 + 8) * ldw + col + 8) = acc[i].tiles[0][j].data[3];
-                        }
-                    }
-                }
+                const int r0 = w.m * BM, c0 = w.n * BN;                 // the tile's origin in C
+                for_each_pair(acc, rb0, [&](int r, int c, float2 v) {
+                    if (r0 + r < M) *reinterpret_cast<float2*>(base + (int64_t)(r0 + r) * ldw + c0 + c) = v;
+                });
                 continue;
             }
 
-            // ---- epilogue: chunks of 64 x 64, bf16, through double-buffered staging tiles and TMA stores
-            #pragma unroll
-            for (int i = 0; i < MW; i++) {
-                const int row0 = w.m * BM + (rb0 + i) * 64;
-                if (row0 >= M) break;                           // uniform over the warpgroup
+            // ---- epilogue (not SWAP: it stores from registers above): chunks of 64 x 64, bf16, through
+            // double-buffered staging tiles and TMA stores
+            if constexpr (!SWAP) {
                 #pragma unroll
-                for (int j = 0; j < BN / 64; j++) {
-                    const int col0 = w.n * BN + j * 64;
-                    if (col0 >= N) break;                       // uniform over the warpgroup
-                    c_tile& buf = sm.c[cid][store_no & 1];
-                    store_no++;
-                    if (issuer) tma_store_wait_read<1>();       // the store that last read this buffer is done
-                    named_sync(1 + cid, 128);
-                    warpgroup::store(buf, *reinterpret_cast<const acc_chunk_t*>(&acc[i].tiles[0][4 * j]));
-                    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-                    named_sync(1 + cid, 128);
-                    if ((N & 7) == 0 || col0 + 64 <= N) {
-                        if (issuer) tma_store_2d(&tm_c, &buf, col0, row0);
-                    } else {
-                        // TMA stores write whole 16-byte chunks: past an N that is not a multiple of 8 they would
-                        // overwrite the padding up to the next 16 bytes. This edge chunk is stored element-wise.
-                        const int lt = threadIdx.x % 128;
-                        for (int e = lt; e < 64 * 64; e += 128) {
-                            const int r = e / 64, c = e % 64;
-                            if (row0 + r < M && col0 + c < N) Cptr[(int64_t)(row0 + r) * ldc + col0 + c] = buf[{r, c}];
+                for (int i = 0; i < MW; i++) {
+                    const int row0 = w.m * BM + (rb0 + i) * 64;
+                    if (row0 >= M) break;                           // uniform over the warpgroup
+                    #pragma unroll
+                    for (int j = 0; j < BN / 64; j++) {
+                        const int col0 = w.n * BN + j * 64;
+                        if (col0 >= N) break;                       // uniform over the warpgroup
+                        c_tile& buf = sm.c[cid][store_no & 1];
+                        store_no++;
+                        if (issuer) tma_store_wait_read<1>();       // the store that last read this buffer is done
+                        named_sync(1 + cid, 128);
+                        warpgroup::store(buf, *reinterpret_cast<const acc_chunk_t*>(&acc[i].tiles[0][4 * j]));
+                        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+                        named_sync(1 + cid, 128);
+                        if ((N & 7) == 0 || col0 + 64 <= N) {
+                            if (issuer) tma_store_2d(&tm_c, &buf, col0, row0);
+                        } else {
+                            // TMA stores write whole 16-byte chunks: past an N that is not a multiple of 8 they would
+                            // overwrite the padding up to the next 16 bytes. This edge chunk is stored element-wise.
+                            const int lt = threadIdx.x % 128;
+                            for (int e = lt; e < 64 * 64; e += 128) {
+                                const int r = e / 64, c = e % 64;
+                                if (row0 + r < M && col0 + c < N)
+                                    Cptr[(int64_t)(row0 + r) * ldc + col0 + c] = buf[{r, c}];
+                            }
                         }
                     }
                 }

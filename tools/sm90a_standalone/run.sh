@@ -70,7 +70,7 @@ MUTANTS_LIST=(
  "mut_mcast#s/w.n \* BN + crank \* (BN \/ CLUSTER)/w.n * BN/#-DHKJIT_SM90A_CLUSTER=2"
  "mut_crank#s/w.m = tile_row(w);/w.m = w.m * CLUSTER;/#-DHKJIT_SM90A_CLUSTER=2"
  "mut_pprow#s/sm.a\[s\]\[rb0 + i\]/sm.a[s][rb0]/#-DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_PINGPONG=1"
- "mut_swrow#s/put(r0 + 8, c0, d\[1\].x)/put(r0, c0, d[1].x)/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=32"
+ "mut_swrow#s/f(r0 + 8, c0, d\[1\]);/f(r0, c0, d[1]);/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=32"
  "mut_csum#s/for (int p = 1; p < splits; p++) {/for (int p = 1; p < splits - 1; p++) {/#-DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128"
  "mut_crows#s/row0 = srank \* rows;/row0 = 0 * rows;/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=16"
  "mut_swslice#s/(split ? (int64_t)w.split \* N \* ldw : 0)/0/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=16"
