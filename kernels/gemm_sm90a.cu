@@ -19,6 +19,8 @@
 //                       two alternate (BM 64 or 128), so one stores its tile while the other runs its main loop
 //   HKJIT_SM90A_CLUSTER 1 (default) or 2: 2-CTA clusters; the two CTAs take vertically adjacent tiles (same
 //                       columns) and each loads half of the shared Bt tile, multicast into both CTAs' rings
+//   HKJIT_SM90A_PDL     0 (default) or 1: programmatic dependent launch (the next kernel's launch and set-up overlap
+//                       this one's tail; measured a gain only for the swapped configurations)
 //   HKJIT_SM90A_SWAP    0 (default) or 1: small M (decode): the kernel computes C^T = Bt . A^T, so Bt's rows fill the
 //                       64-row wgmma side (BM) and M is the wgmma N side (BN: 16, 32 or 64); stores are transposed
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
@@ -100,6 +102,20 @@
 //     (the split decides by the same cost models, for C's M), not REPACK, CLUSTER or PINGPONG. Measured on the H200
 //     (NOTES.md, runs 9-13): with pairs (SPLITK=2) M = 16 decode 0.95 -> 1.01x cuBLAS (best per shape); BN = 16
 //     loses for M >= 64 (Bt re-read per 16 rows).
+//   * Programmatic dependent launch (HKJIT_SM90A_PDL=1): the GEMM and the split-K reduction are launched with
+//     programmatic stream serialization, so the next kernel of the stream may be scheduled before this one ends.
+//     The producer thread waits (griddepcontrol.wait: the kernel before has completed, its writes visible) before
+//     its first TMA load, and every other global access of the CTA comes after a load it issued (consumers store
+//     C or partials only after consuming stages), so nothing is read before the previous kernel wrote it and
+//     nothing is written while it may still read it. Once its last load is issued it lets the next kernel go
+//     (griddepcontrol.launch_dependents): that kernel's CTAs take the SMs as this one's exit and run their set-up
+//     (barriers, register split, tensor-map prefetch) under this one's tail. The reduction waits before it reads
+//     the partials. After a kernel that is not programmatic the wait returns at once (plain stream order).
+//     Measured on the H200 (NOTES.md, run 20): the swapped configurations back to back +2% (M = 16 decode,
+//     geomean of 8 shapes; 16x4096x4096 1.02 -> 1.11x), ping-pong with few CTAs -13% (16x10240x8192), split-K
+//     and 128x256 no change; so only the swapped configurations set it. tools/sm90a_standalone/check.py chains
+//     calls with no synchronisation between them (each reads what the call before wrote, then overwrites what it
+//     read) to catch a missing wait.
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
@@ -151,6 +167,12 @@
 #ifndef HKJIT_SM90A_SWAP
 #define HKJIT_SM90A_SWAP 0
 #endif
+#ifndef HKJIT_SM90A_PDL
+#define HKJIT_SM90A_PDL 0
+#endif
+#if HKJIT_SM90A_PDL != 0 && HKJIT_SM90A_PDL != 1
+#error "HKJIT_SM90A_PDL must be 0 or 1"
+#endif
 #if HKJIT_SM90A_BM != 64 && HKJIT_SM90A_BM != 128 && HKJIT_SM90A_BM != 256
 #error "HKJIT_SM90A_BM must be 64, 128 or 256"
 #endif
@@ -201,6 +223,7 @@ constexpr bool CL_SPLIT = HKJIT_SM90A_SPLITK == 2;   // cluster split-K (reduced
 constexpr int RED_FLOATS = CL_SPLIT ? BM * BN : 4;   // a CTA's fp32 partial tile (cluster split-K)
 constexpr bool REPACK = HKJIT_SM90A_REPACK != 0;
 constexpr bool PINGPONG = HKJIT_SM90A_PINGPONG != 0;
+constexpr bool PDL = HKJIT_SM90A_PDL != 0;          // programmatic dependent launch (see PDL above)
 constexpr bool SWAP = HKJIT_SM90A_SWAP != 0;        // the kernel's M, N are C's N, M (C^T = Bt . A^T)
 constexpr int CONSUMERS = PINGPONG || BM > 64 ? 2 : 1;   // consumer warpgroups
 constexpr int MW = PINGPONG ? BM / 64 : BM / 64 / CONSUMERS;   // m64 row blocks (wgmma rows) per consumer: 1 or 2
@@ -358,6 +381,14 @@ __device__ static inline void store_bf16x4(__nv_bfloat16* c, float4 v, int64_t l
         if (left > 2) c[2] = __float2bfloat16(v.z);
     }
 }
+// Programmatic dependent launch (see PDL above): let the next kernel of the stream be scheduled; wait until the
+// kernel before has completed and its writes are visible.
+__device__ static inline void pdl_launch_dependents() {
+    if constexpr (PDL) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+__device__ static inline void pdl_wait() {
+    if constexpr (PDL) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
 __device__ static inline void mbar_wait(semaphore& s, int phase) {
     kittens::wait(s, phase);
     asm volatile("" ::: "memory");
@@ -445,6 +476,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
         if (threadIdx.x == CONSUMERS * 128) {
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_a)) : "memory");
             asm volatile("prefetch.tensormap [%0];\n" :: "l"(reinterpret_cast<uint64_t>(&tm_b)) : "memory");
+            pdl_wait();   // PDL: the kernel before is done (every global access of this CTA follows this load)
             int it = 0;
             for (int u = first_unit(); u < num_units; u += unit_step()) {
                 const unit_t w = unit_at(u);
@@ -464,6 +496,7 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                     }
                 }
             }
+            pdl_launch_dependents();   // PDL: every load is issued; the next kernel may take the SMs as they free
         }
     } else {
         // ------------------------------------------------------------------------------------------ consumers
@@ -608,6 +641,8 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
 // Split-K reduction: C[m, n] = bf16(sum over s in order of ws[s][m][n]); 4 columns a thread.
 __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, int64_t ldw,
                                      __nv_bfloat16* __restrict__ C, int64_t ldc, int M, int N) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int64_t quads = (N + 3) / 4;
     const int64_t total = (int64_t)M * quads, slice = (int64_t)M * ldw;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
@@ -899,22 +934,31 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     for (int i = 0; i < NCSPLITS; i++)
         if (CL_SPLIT && splits == CSPLITS[i]) slots = fit[i];
     const int grid = (int)std::min<int64_t>(CL_SPLIT ? units : units * splits, slots) * csize;
-    if (csize == 1) {
+    if (csize == 1 && !PDL) {
         gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
                                                             splits, (int)M, (int)N, (int)K);
         e = cudaGetLastError();
     } else {
         cudaLaunchConfig_t cfg{};
-        cudaLaunchAttribute attr{};
-        attr.id = cudaLaunchAttributeClusterDimension;
-        attr.val.clusterDim.x = csize;
-        attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+        cudaLaunchAttribute attr[2]{};
+        int n = 0;
+        if (csize > 1) {
+            attr[n].id = cudaLaunchAttributeClusterDimension;
+            attr[n].val.clusterDim.x = csize;
+            attr[n].val.clusterDim.y = attr[n].val.clusterDim.z = 1;
+            n++;
+        }
+        if (PDL) {
+            attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+            attr[n].val.programmaticStreamSerializationAllowed = 1;
+            n++;
+        }
         cfg.gridDim = dim3(grid);
         cfg.blockDim = dim3(NUM_THREADS);
         cfg.dynamicSmemBytes = SMEM_BYTES;
         cfg.stream = st;
-        cfg.attrs = &attr;
-        cfg.numAttrs = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = n;
         e = cudaLaunchKernelEx(&cfg, gemm_kernel, ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, splits,
                                (int)M, (int)N, (int)K);
         if (e == cudaSuccess) e = cudaGetLastError();
@@ -924,10 +968,18 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
             const int64_t quads = c_rows * ((c_cols + 3) / 4);
             const int threads = 256;
             const int64_t blocks = std::min<int64_t>((quads + threads - 1) / threads, (int64_t)sms * 8);
-            splitk_reduce_kernel<<<(unsigned)blocks, threads, 0, st>>>(ws, splits, ldw,
-                                                                      reinterpret_cast<__nv_bfloat16*>(C), ldc,
-                                                                      (int)c_rows, (int)c_cols);
-            e = cudaGetLastError();
+            cudaLaunchConfig_t cfg{};
+            cudaLaunchAttribute attr{};
+            attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+            attr.val.programmaticStreamSerializationAllowed = 1;
+            cfg.gridDim = dim3((unsigned)blocks);
+            cfg.blockDim = dim3(threads);
+            cfg.stream = st;
+            cfg.attrs = &attr;
+            cfg.numAttrs = PDL ? 1 : 0;
+            e = cudaLaunchKernelEx(&cfg, splitk_reduce_kernel, (const float*)ws, splits, ldw,
+                                   reinterpret_cast<__nv_bfloat16*>(C), ldc, (int)c_rows, (int)c_cols);
+            if (e == cudaSuccess) e = cudaGetLastError();
         }
         const cudaError_t f = cudaFreeAsync(ws, st);
         if (e == cudaSuccess) e = f;

@@ -111,6 +111,56 @@ class Case:
         return dict(ok=ok, err=err, note="; ".join(note))
 
 
+def chain(lib, M, K, gen):
+    """Three calls back to back, no synchronisation between them: C1 = A Bt^T; C2 = C1 Bt^T (reads what the call
+    before wrote); A = D Bt^T (overwrites what the first call read). A kernel that touches global memory before the
+    kernel before it is done (programmatic dependent launch without its wait) reads the NaN poison of C1 or gets C1
+    wrong. Three rounds with fresh inputs; the worst relative error against float64 of each output."""
+    err, note = 0.0, ""
+    Bt = (torch.randn(K, K, device="cuda", generator=gen) / K ** 0.5).to(torch.bfloat16)
+    C1 = torch.empty(M, K, device="cuda", dtype=torch.bfloat16)
+    C2 = torch.empty_like(C1)
+    for _ in range(3):
+        A = torch.randn(M, K, device="cuda", generator=gen).to(torch.bfloat16)
+        D = torch.randn(M, K, device="cuda", generator=gen).to(torch.bfloat16)
+        A0 = A.clone()
+        C1.fill_(float("nan"))
+        C2.fill_(float("nan"))
+        torch.cuda.synchronize()
+        rcs = [call(lib, A, K, Bt, K, C1, K, M, K, K), call(lib, C1, K, Bt, K, C2, K, M, K, K),
+               call(lib, D, K, Bt, K, A, K, M, K, K)]
+        torch.cuda.synchronize()
+        if any(rcs):
+            return dict(ok=False, err=float("nan"), note=f"rc={rcs}")
+        for out, ref in ((C1, A0.double() @ Bt.double().T), (C2, C1.double() @ Bt.double().T),
+                         (A, D.double() @ Bt.double().T)):
+            e = ((out.double() - ref).norm() / ref.norm()).item()
+            err = max(err, e) if e == e else float("inf")
+    if err > TOL:
+        note = "chained calls wrong (a read before the kernel before finished?)"
+    return dict(ok=err <= TOL, err=err, note=note)
+
+
+def chain_after_long(lib, gen, K0=32768, N=1024):
+    """The race a missing wait opens most widely: a long first call on few CTAs (16 x N x K0: most SMs idle), then a
+    call reading its output (C2 = C1 W^T), which a programmatic launch may schedule on the idle SMs at once."""
+    A = torch.randn(16, K0, device="cuda", generator=gen).to(torch.bfloat16)
+    B0 = (torch.randn(N, K0, device="cuda", generator=gen) / K0 ** 0.5).to(torch.bfloat16)
+    W = (torch.randn(N, N, device="cuda", generator=gen) / N ** 0.5).to(torch.bfloat16)
+    C1 = torch.full((16, N), float("nan"), device="cuda", dtype=torch.bfloat16)
+    C2 = torch.full_like(C1, float("nan"))
+    torch.cuda.synchronize()
+    rcs = [call(lib, A, K0, B0, K0, C1, N, 16, N, K0), call(lib, C1, N, W, N, C2, N, 16, N, N)]
+    torch.cuda.synchronize()
+    if any(rcs):
+        return dict(ok=False, err=float("nan"), note=f"rc={rcs}")
+    err = 0.0
+    for out, ref in ((C1, A.double() @ B0.double().T), (C2, C1.double() @ W.double().T)):
+        e = ((out.double() - ref).norm() / ref.norm()).item()
+        err = max(err, e) if e == e else float("inf")
+    return dict(ok=err <= TOL, err=err, note="" if err <= TOL else "chained calls wrong (read before written?)")
+
+
 def correctness(libs):
     """rows of (shape label, {lib name: result})."""
     gen = torch.Generator(device="cuda")
@@ -138,6 +188,9 @@ def correctness(libs):
     rows.append(("48x2000x3000 ld+24", {name: case.run(lib) for name, lib in libs}))
     case = Case(2048, 4096, 520, gen, extra_ld=8)  # repacked with a stride past K
     rows.append(("2048x4096x520 ld+8", {name: case.run(lib) for name, lib in libs}))
+    for (M, K) in ((16, 4096), (256, 4096), (4096, 4096)):   # back-to-back calls (PDL builds overlap them)
+        rows.append((f"{M}x{K}x{K} chained", {name: chain(lib, M, K, gen) for name, lib in libs}))
+    rows.append(("16x1024x32768 then 16x1024x1024", {name: chain_after_long(lib, gen) for name, lib in libs}))
     side = torch.cuda.Stream()
     for (M, N, K) in [(1024, 768, 512), (32, 768, 4096)]:   # the second one splits K in SPLITK builds
         with torch.cuda.stream(side):
