@@ -2,9 +2,11 @@
 kernel: split-K (the GEMM writes fp32 partials into a stream-ordered pool workspace, a second kernel sums them) and
 repack (a copy kernel moves an operand to a 128-byte row pitch first, into pool memory), plus the ping-pong
 configuration, the 2-CTA cluster one (launched by cudaLaunchKernelEx with a cluster dimension) and the swapped
-small-M ones (C^T = Bt . A^T, K split over CTA pairs that sum in distributed shared memory, transposed stores). Timed in graphs by tools/sm90a_standalone, never checked there through hkjit: a graph records
-the pool allocations and frees, so a replay that reused a stale workspace or a copy made at capture time would
-give the captured inputs' product, which these tests would see.
+small-M ones (C^T = Bt . A^T, K split over CTA pairs that sum in distributed shared memory, transposed stores,
+programmatic dependent launch: also chained calls, eagerly and in a graph). Timed in graphs by
+tools/sm90a_standalone, never checked there through hkjit: a graph records the pool allocations and frees, so a
+replay that reused a stale workspace or a copy made at capture time would give the captured inputs' product, which
+these tests would see.
 
 Each case: warm the configuration (built or loaded, validated) outside the capture, capture one call on static
 inputs, then per replay write fresh random numbers into the static inputs, poison the output with NaN, replay,
@@ -81,3 +83,51 @@ def test_graph_replay_of_forced_configuration(config, m, n, k, why):
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(first.view(torch.int16), c.view(torch.int16)), "second replay differs (a race?)"
+
+
+# 16x64-swap launches with programmatic dependent launch (HKJIT_SM90A_PDL=1): a call may be scheduled
+# before the call before it has finished, and only its wait keeps it from reading that call's output too early.
+CHAINS = [("16x64-swap", 16, 4096), ("16x128-swap", 16, 10240)]
+
+
+@pytest.mark.parametrize("config,m,n", CHAINS, ids=[f"{c[0]}-{c[1]}x{c[2]}" for c in CHAINS])
+def test_back_to_back_calls_see_the_call_before(config, m, n):
+    """Three calls with no synchronisation between them, eagerly and replayed in a graph: c1 = a w^T, c2 = c1 w^T
+    (reads what the call before wrote), then d w^T written into a (overwrites what the first call read); outputs
+    poisoned with NaN before each round, every result against float64 on the values it was computed from."""
+    dev = "cuda"
+    gen = torch.Generator(device=dev).manual_seed(m + n)
+    a = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+    d = torch.empty_like(a)
+    w = torch.empty(n, n, device=dev, dtype=torch.bfloat16)
+    c1, c2 = torch.empty_like(a), torch.empty_like(a)
+
+    def calls():
+        hkjit.gemm(a, w.t(), out=c1)
+        hkjit.gemm(c1, w.t(), out=c2)
+        hkjit.gemm(d, w.t(), out=a)
+
+    def check(replay):
+        for _ in range(3):
+            a.normal_(generator=gen)
+            d.normal_(generator=gen)
+            w.normal_(generator=gen).div_(n ** 0.5)
+            a0 = a.double()
+            c1.fill_(float("nan"))
+            c2.fill_(float("nan"))
+            replay()
+            torch.cuda.synchronize()
+            w64 = w.double().t()
+            assert rel_err(c1, a0 @ w64) <= TOL, f"{config}: the first call"
+            assert rel_err(c2, c1.double() @ w64) <= TOL, f"{config}: read its input before the call before wrote it"
+            assert rel_err(a, d.double() @ w64) <= TOL, f"{config}: the third call"
+
+    with hkjit.dispatch("kernel"), force_config(config):
+        assert hkjit.explain(a, w.t()).config == config
+        calls()                                                      # built/loaded and validated before capture
+        torch.cuda.synchronize()
+        check(calls)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            calls()
+    check(graph.replay)

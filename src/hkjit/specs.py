@@ -154,7 +154,7 @@ def _sm90a_tile(bm: int, bn: int) -> Constraints:
 #: The configurations of each arch's kernel, default first (its spec is the SPECS one, no defines). Each other one
 #: is a spec variant with its own cache entry: its defines go into the flags of the files holding the kernel.
 #: sm_90a defines (kernels/gemm_sm90a.cu): HKJIT_SM90A_BM, _BN, _STAGES, _GROUP_M, _SPLITK (0|1|2), _REPACK (0|1),
-#: _PINGPONG (0|1), _CLUSTER (1|2), _SWAP (0|1).
+#: _PINGPONG (0|1), _CLUSTER (1|2), _SWAP (0|1), _PDL (0|1).
 #: CPU defines (kernels/gemm_reference.cpp): HKJIT_REF_BLOCK_N, HKJIT_REF_BLOCK_K.
 CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
     "cpu": (
@@ -197,8 +197,11 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 5000..16383 (0.90-0.93x where "
                          "64x64-splitk is 0.77-0.82x)"),
         # swap: the kernel computes C^T = Bt . A^T (its BM x BN tile is C's BN x BM), K split over CTA pairs that
-        # sum through distributed shared memory (HKJIT_SM90A_SPLITK=2)
-        KernelConfig("16x64-swap", _sm90a(64, 16, "-DHKJIT_SM90A_SWAP=1", "-DHKJIT_SM90A_SPLITK=2"),
+        # sum through distributed shared memory (HKJIT_SM90A_SPLITK=2); 16x64-swap is launched with programmatic
+        # dependent launch (HKJIT_SM90A_PDL=1: +2% back to back on the M = 16 decode shapes in H200 runs 20 and 21;
+        # 16x128-swap lost 6% with it at 16x10240x8192 in run 21, so it has none)
+        KernelConfig("16x64-swap", _sm90a(64, 16, "-DHKJIT_SM90A_SWAP=1", "-DHKJIT_SM90A_SPLITK=2",
+                                          "-DHKJIT_SM90A_PDL=1"),
                      _sm90a_tile(16, 64),
                      why="decode M <= 16: Bt's rows on the 64-row wgmma side, M on its 16-wide N side, K split over "
                          "CTA pairs reduced in shared memory (16x4096x4096 1.04x, 16x6144x4096 0.96x; 64x128-splitk "
