@@ -203,6 +203,11 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("sm_90a", 64, 8192, 28672).rule == "decode-deep"        # split-K 1.07x
         assert decide("sm_90a", 64, 4096, 14336).rule == "tiny"               # split-K's two launches: 0.55x
         assert decide("sm_90a", 16, 28672, 4096).rule == "tiny"
+        assert decide("sm_90a", 16, 10240, 8192).rule == "decode-16-wide"    # 16x128-swap: 1.05-1.08x
+        assert decide("sm_90a", 16, 8192, 28672).rule == "decode-16-deep"    # 16x64-swap: 1.01-1.06x
+        assert decide("sm_90a", 8, 10240, 8192).rule == "tiny"               # M <= 8: not measured
+        assert decide("sm_90a", 16, 10240, 4096).rule == "tiny"              # K under the measured class
+        assert decide("sm_90a", 16, 6144, 4096).rule == "tiny"               # 0.96-0.99x: cuBLAS kept
         assert decide("sm_90a", 3000, 5000, 7000).rule == "parity"            # K % 64 != 0: 0.77x repacked
         assert decide("sm_90a", 4097, 4095, 4096).path == "kernel"
         assert decide("gfx950", 8192, 8192, 8192).path == "kernel"

@@ -47,11 +47,18 @@ POLICY: dict[str, ArchPolicy] = {
     # being SELECTION's pick. The kernel wins where cuBLAS leaves its fast path (N or K not a multiple of 8: 5.7-5.9x),
     # on deep square products with N = 8192 (128x192 tiles: 8192^3 1.03x, 8192x8192x28672 1.025x, 16384x8192x28672
     # 1.045x) and on M = 64..128 decode products with a wide N or a deep K (split-K / 128x256: 1.01-1.11x, one at
-    # 0.99x). Everywhere else it is at parity within run-to-run noise (prefill at K = 4096: 0.96-1.01x; M = 16
-    # decode with the swapped configurations: 0.95-1.05x, one run through hkjit) or behind (K % 64 != 0:
+    # 0.99x), and on two M = 16 decode classes with the swapped configurations (N = 10240..16383 or K >= 20000:
+    # 1.04-1.07x through hkjit bench, 1.01-1.08x in five graph runs). Everywhere else it is at parity within run-to-run
+    # noise (prefill at K = 4096: 0.96-1.01x; the other M = 16 decode shapes 0.92-1.03x) or behind (K % 64 != 0:
     # 0.77-0.84x repacked; mid-size: 0.87-0.95x). Parity goes to cuBLAS: a win must be measured, so the last rule
     # sends the rest to torch.
     "sm_90a": ArchPolicy((
+        Rule("decode-16-wide", "m", 17, "kernel", "M = 9..16, N = 10240..16383, K >= 8192 (16x128-swap): "
+             "1.05 / 1.07x through hkjit bench (16x10240x8192, two sessions), 1.05-1.08x in five CUDA-graph runs; "
+             "M <= 8 not measured", also=(("m", 9, 17), ("n", 10240, 16384), ("k", 8192, _INF))),
+        Rule("decode-16-deep", "m", 17, "kernel", "M = 9..16, N < 10240, K >= 20000 (16x64-swap): 1.04x through "
+             "hkjit bench (16x8192x28672), 1.01-1.06x in five CUDA-graph runs; M <= 8 not measured",
+             also=(("m", 9, 17), ("n", 0, 10240), ("k", 20000, _INF))),
         Rule("decode-wide", "m", 129, "kernel", "M = 97..128 with N >= 16384 (128x256 tiles): 1.02-1.04x "
              "(128x28672x4096, 128x28672x8192; M = 64 is 0.98-1.00x: torch)",
              also=(("m", 97, 129), ("n", 16384, _INF))),
@@ -65,7 +72,7 @@ POLICY: dict[str, ArchPolicy] = {
         Rule("deep-square", "n", 10240, "kernel", "M >= 8192, N = 8192..10239, K >= 8192 (128x192 tiles): "
              "1.025-1.045x", also=(("m", 8192, _INF), ("n", 8192, 10240), ("k", 8192, _INF))),
         Rule("parity", "mnk", _INF, "torch", "no measured win for this shape class (prefill at K = 4096: "
-             "0.96-1.01x, M = 16 decode 0.95-1.05x swapped, K % 64 != 0 0.77-0.84x): cuBLAS kept"),
+             "0.96-1.01x, the other M = 16 decode shapes 0.92-1.03x swapped, K % 64 != 0 0.77-0.84x): cuBLAS kept"),
     ), "the kernel (unreachable: the last rule routes every shape without a measured win to torch)"),
     # Not measured (no MI350X available to us): conservative bounds in the same shape as the H100's, scaled to
     # the 256x256 block; `python -m hkjit bench` on an MI350X tells where to move them.
