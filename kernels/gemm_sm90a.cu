@@ -20,7 +20,7 @@
 //   HKJIT_SM90A_CLUSTER 1 (default) or 2: 2-CTA clusters; the two CTAs take vertically adjacent tiles (same
 //                       columns) and each loads half of the shared Bt tile, multicast into both CTAs' rings
 //   HKJIT_SM90A_PDL     0 (default) or 1: programmatic dependent launch (the next kernel's launch and set-up overlap
-//                       this one's tail; measured a gain only for the swapped configurations)
+//                       this one's tail; measured a gain only for the swapped 64x16 configuration)
 //   HKJIT_SM90A_SWAP    0 (default) or 1: small M (decode): the kernel computes C^T = Bt . A^T, so Bt's rows fill the
 //                       64-row wgmma side (BM) and M is the wgmma N side (BN: 16, 32 or 64); stores are transposed
 // No defines = BM 128, BN 256, 4 stages, GROUP_M 16, no split: the kernel of 2026-11.
@@ -111,11 +111,11 @@
 //     (griddepcontrol.launch_dependents): that kernel's CTAs take the SMs as this one's exit and run their set-up
 //     (barriers, register split, tensor-map prefetch) under this one's tail. The reduction waits before it reads
 //     the partials. After a kernel that is not programmatic the wait returns at once (plain stream order).
-//     Measured on the H200 (NOTES.md, run 20): the swapped configurations back to back +2% (M = 16 decode,
-//     geomean of 8 shapes; 16x4096x4096 1.02 -> 1.11x), ping-pong with few CTAs -13% (16x10240x8192), split-K
-//     and 128x256 no change; so only the swapped configurations set it. tools/sm90a_standalone/check.py chains
-//     calls with no synchronisation between them (each reads what the call before wrote, then overwrites what it
-//     read) to catch a missing wait.
+//     Measured on the H200 (NOTES.md, runs 20-21): swapped 64x16 tiles back to back +2% (M = 16 decode, geomean
+//     of 8 shapes, two runs; 16x4096x4096 1.02 -> 1.11x), swapped 128x16 -6% at 16x10240x8192, ping-pong with few
+//     CTAs -13% (16x10240x8192), split-K and 128x256 no change; so only 16x64-swap sets it. check.py
+//     (tools/sm90a_standalone) chains calls with no synchronisation between them (each reads what the call before
+//     wrote, then overwrites what it read; and a call after a long call on few CTAs) to catch a missing wait.
 //   * Repack (HKJIT_SM90A_REPACK=1): measured on the H200 (2026-12-01), TMA loads of rows whose pitch is not a
 //     multiple of 128 bytes (K % 64 != 0 for contiguous operands) run the kernel at ~0.65x of the aligned speed
 //     (3000x5000x7000 0.63x cuBLAS, 3000x5000x7040 0.92x). With REPACK the launcher copies such an operand
