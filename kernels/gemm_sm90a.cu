@@ -934,11 +934,7 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     for (int i = 0; i < NCSPLITS; i++)
         if (CL_SPLIT && splits == CSPLITS[i]) slots = fit[i];
     const int grid = (int)std::min<int64_t>(CL_SPLIT ? units : units * splits, slots) * csize;
-    if (csize == 1 && !PDL) {
-        gemm_kernel<<<grid, NUM_THREADS, SMEM_BYTES, st>>>(ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws,
-                                                            splits, (int)M, (int)N, (int)K);
-        e = cudaGetLastError();
-    } else {
+    {   // one launch path: no attribute, a cluster dimension, programmatic serialization, or both
         cudaLaunchConfig_t cfg{};
         cudaLaunchAttribute attr[2]{};
         int n = 0;
