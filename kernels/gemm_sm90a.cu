@@ -7,7 +7,9 @@
 //
 // Configuration (compile-time defines; each configuration is its own build, so its own cache entry):
 //   HKJIT_SM90A_BM      rows of the block tile: 64, 128 (default) or 256
-//   HKJIT_SM90A_BN      columns of the block tile: 64, 128, 192 or 256 (default); with SWAP 16, 32 or 64
+//   HKJIT_SM90A_BN      columns of the block tile: a multiple of 16 from 64 to 256 (default 256); with SWAP 16, 32
+//                       or 64. Widths off the 64 grid (80, 96, 160, 224, ...) fit a wave of tiles to the SMs on
+//                       products of one or two waves (256x10240: 128 tiles of 128x160 where 128x192 makes 108)
 //   HKJIT_SM90A_STAGES  depth of the shared-memory ring (default: as deep as fits in 227 KB, at most 8)
 //   HKJIT_SM90A_GROUP_M raster group: tiles are visited in groups of GROUP_M tile rows (default 16)
 //   HKJIT_SM90A_SPLITK  0 (default), 1 or 2: the launcher may split K across CTAs when the tiles cannot fill the
@@ -186,8 +188,8 @@
 #if !HKJIT_SM90A_SPLITK || HKJIT_SM90A_REPACK || HKJIT_SM90A_PINGPONG || HKJIT_SM90A_CLUSTER != 1
 #error "HKJIT_SM90A_SWAP needs HKJIT_SM90A_SPLITK=1 or 2 and no REPACK, PINGPONG or CLUSTER"
 #endif
-#elif HKJIT_SM90A_BN != 64 && HKJIT_SM90A_BN != 128 && HKJIT_SM90A_BN != 192 && HKJIT_SM90A_BN != 256
-#error "HKJIT_SM90A_BN must be 64, 128, 192 or 256"
+#elif HKJIT_SM90A_BN < 64 || HKJIT_SM90A_BN > 256 || HKJIT_SM90A_BN % 16 != 0
+#error "HKJIT_SM90A_BN must be a multiple of 16 from 64 to 256"
 #endif
 #if HKJIT_SM90A_SPLITK != 0 && HKJIT_SM90A_SPLITK != 1 && HKJIT_SM90A_SPLITK != 2
 #error "HKJIT_SM90A_SPLITK must be 0, 1 or 2"
@@ -410,14 +412,15 @@ __device__ static inline unit_t unit_of(int u, int m_tiles, int n_tiles, int spl
 }
 
 // The register epilogues' walk over a consumer thread's accumulators (the wgmma m64nNk16 fragment layout): f(r, c, v)
-// with v = D[r][c], D[r][c + 1] for every pair the thread holds, r and c tile-local (row blocks rb0 .. rb0 + MW - 1).
-template <typename F> __device__ static inline void for_each_pair(const acc_t (&acc)[MW], int rb0, F&& f) {
+// with v = D[r][c], D[r][c + 1] for every pair the thread holds, r and c tile-local (row blocks rb0 .. rb0 + MW - 1;
+// columns from 16 x J0 on).
+template <int J0 = 0, typename F> __device__ static inline void for_each_pair(const acc_t (&acc)[MW], int rb0, F&& f) {
     const int lane = laneid(), wrow = (warpid() % 4) * 16 + lane / 4;
     #pragma unroll
     for (int i = 0; i < MW; i++) {
         const int r0 = (rb0 + i) * 64 + wrow;
         #pragma unroll
-        for (int j = 0; j < BN / 16; j++) {
+        for (int j = J0; j < BN / 16; j++) {
             const int c0 = j * 16 + 2 * (lane % 4);
             const float2* d = acc[i].tiles[0][j].data;
             f(r0, c0, d[0]); f(r0 + 8, c0, d[1]); f(r0, c0 + 8, d[2]); f(r0 + 8, c0 + 8, d[3]);
@@ -600,7 +603,8 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
             }
 
             // ---- epilogue (not SWAP: it stores from registers above): chunks of 64 x 64, bf16, through
-            // double-buffered staging tiles and TMA stores
+            // double-buffered staging tiles and TMA stores; a BN off the 64 grid leaves BN % 64 columns, stored from
+            // registers (a narrower box would need its own tensor map, swizzle and staging tile for a few KB)
             if constexpr (!SWAP) {
                 #pragma unroll
                 for (int i = 0; i < MW; i++) {
@@ -630,6 +634,16 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                             }
                         }
                     }
+                }
+                if constexpr (BN % 64 != 0) {   // the last BN % 64 columns: bf16 pairs from registers
+                    const int r0 = w.m * BM, c0 = w.n * BN;         // the tile's origin in C
+                    for_each_pair<BN / 64 * 4>(acc, rb0, [&](int r, int c, float2 v) {
+                        const int64_t gr = r0 + r, gc = c0 + c;     // gc even, ldc % 8 == 0: 4-byte aligned
+                        if (gr >= M || gc >= N) return;
+                        __nv_bfloat16* p = Cptr + gr * ldc + gc;
+                        if (gc + 1 < N) *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v.x, v.y);
+                        else            *p = __float2bfloat16(v.x);
+                    });
                 }
             }
         }

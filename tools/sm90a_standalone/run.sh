@@ -74,6 +74,8 @@ MUTANTS_LIST=(
  "mut_csum#s/for (int p = 1; p < splits; p++) {/for (int p = 1; p < splits - 1; p++) {/#-DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128"
  "mut_crows#s/row0 = srank \* rows;/row0 = 0 * rows;/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=16"
  "mut_pdlwait#s/pdl_wait();   \/\/ PDL: the kernel before/pdl_launch_dependents();   \/\/ PDL: the kernel before/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=16 -DHKJIT_SM90A_PDL=1"
+ "mut_tail#s/for_each_pair<BN \/ 64 \* 4>(acc/for_each_pair<BN \/ 64 * 4 + 1>(acc/#-DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=160"
+ "mut_tailedge#s/if (gc + 1 < N) \*reinterpret_cast/if (true) *reinterpret_cast/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=96 -DHKJIT_SM90A_PINGPONG=1"
  "mut_swslice#s/(split ? (int64_t)w.split \* N \* ldw : 0)/0/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=16"
 )
 # EXPERIMENTS="name#sed-script#flags ..." (newline-separated, names x_*) adds timing experiments in the same form.
