@@ -22,7 +22,10 @@ reject() {  # expected message fragment, flags...
     else echo "FAIL: $* refused without naming $want:"; grep -m2 error "$OBJ/log"; bad=1; fi
 }
 reject HKJIT_SM90A_BM -DHKJIT_SM90A_BM=100
-reject HKJIT_SM90A_BN -DHKJIT_SM90A_BN=96
+reject HKJIT_SM90A_BN -DHKJIT_SM90A_BN=100
+reject HKJIT_SM90A_BN -DHKJIT_SM90A_BN=48
+reject HKJIT_SM90A_BN -DHKJIT_SM90A_BN=272
+reject "HKJIT_SM90A_BM x HKJIT_SM90A_BN" -DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=144
 reject "HKJIT_SM90A_BM x HKJIT_SM90A_BN" -DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=256
 reject HKJIT_SM90A_STAGES -DHKJIT_SM90A_STAGES=6
 reject HKJIT_SM90A_STAGES -DHKJIT_SM90A_STAGES=1
@@ -64,7 +67,12 @@ if [ "${1:-}" = --all ]; then
              "-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=64" \
              "-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=16 -DHKJIT_SM90A_PDL=1" \
              "-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=16 -DHKJIT_SM90A_PDL=1" \
-             "-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_PDL=1"; do
+             "-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_PDL=1" \
+             "-DHKJIT_SM90A_BN=160" "-DHKJIT_SM90A_BN=96" "-DHKJIT_SM90A_BN=80" "-DHKJIT_SM90A_BN=224" \
+             "-DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=112" "-DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=160" \
+             "-DHKJIT_SM90A_PINGPONG=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=96" \
+             "-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=96 -DHKJIT_SM90A_SPLITK=1" "-DHKJIT_SM90A_CLUSTER=2 -DHKJIT_SM90A_BN=160" \
+             "-DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=80"; do
         if "$NVCC" "${FLAGS[@]}" -Xptxas=-v -c $c kernels/gemm_sm90a.cu -o "$OBJ/x.o" >"$OBJ/log" 2>&1 &&
            ! grep -E "stack frame|spill" "$OBJ/log" | grep -vq "^ *0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"; then
             echo "ok: [${c:-defaults}] compiles, 0 spills / 0 stack"

@@ -31,8 +31,20 @@ def query() -> str:
     return f"clocks.sm,clocks.max.sm,power.draw,power.limit,{reasons}"
 
 
-def sample(proc_out: list[str], t0: float, t1: float, stamps: list[float]) -> list[list[str]]:
-    return [line.split(", ") for line, ts in zip(proc_out, stamps) if t0 <= ts <= t1]
+def sample(lines: list[str], stamps: list[float], t0: float, t1: float) -> list[list[str]]:
+    """The nvidia-smi rows read between t0 and t1 (host clock), split into fields."""
+    return [line.split(", ") for line, ts in zip(lines, stamps) if t0 <= ts <= t1]
+
+
+def median_of(rows: list[list[str]], i: int) -> float:
+    """Median of field i over the rows where it is a number ([N/A] and the like are skipped)."""
+    vals = []
+    for r in rows:
+        try:
+            vals.append(float(r[i]))
+        except (IndexError, ValueError):
+            pass
+    return statistics.median(vals) if vals else float("nan")
 
 
 def main() -> None:
@@ -81,15 +93,11 @@ def main() -> None:
             ev1.record(); torch.cuda.synchronize()
             t1 = time.time()
             ms = ev0.elapsed_time(ev1) / n
-            rows = sample(lines, t0 + 0.2, t1, stamps)
-            clk = [float(r[0]) for r in rows if len(r) >= 5]
-            pw = [float(r[2]) for r in rows if len(r) >= 5]
+            rows = sample(lines, stamps, t0 + 0.2, t1)
             reasons = sorted({r[4] for r in rows if len(r) >= 5})
-            mx = rows[0][1] if rows else "?"
-            lim = rows[0][3] if rows else "?"
             tf = 2 * M * N * K / ms / 1e9
-            print(f"| {name} (round {rnd + 1}) | {tf:.0f} | {statistics.median(clk) if clk else float('nan'):.0f} / {mx} "
-                  f"| {statistics.median(pw) if pw else float('nan'):.0f} / {lim} | {' '.join(reasons)} |", flush=True)
+            print(f"| {name} (round {rnd + 1}) | {tf:.0f} | {median_of(rows, 0):.0f} / {median_of(rows, 1):.0f} "
+                  f"| {median_of(rows, 2):.0f} / {median_of(rows, 3):.0f} | {' '.join(reasons)} |", flush=True)
             time.sleep(1.0)   # let the clock recover between candidates
     smi.terminate()
 
