@@ -4,8 +4,9 @@
 #     bash benchmarks/device_h100.sh
 #     STEPS="warmup tests bench" bash benchmarks/device_h100.sh      # only some steps (a short device session)
 # Steps: doctor warmup latency profile host tests selftest tune bench (default: all). TUNE_SHAPES / BENCH_SHAPES
-# (default llm), TUNE_REPEAT / BENCH_REPEAT, BENCH_CONFIGS (default "--configs all"; "" for none) and BENCH_ARGS
-# (e.g. "--graph") tune the last two.
+# (default llm), TUNE_REPEAT / BENCH_REPEAT, TUNE_CONFIGS (default: every listed configuration; e.g.
+# "all,128x160,64x96-pingpong" adds configurations named by their parameters), BENCH_CONFIGS (default
+# "--configs all"; "" for none) and BENCH_ARGS (e.g. "--graph") tune the last two.
 # Needs: torch (CUDA), nvcc, ninja, filelock, xxhash; platformdirs as a wheel in .whl/ and ThunderKittens in
 # .carry/ThunderKittens (or THUNDERKITTENS_ROOT) when the machine cannot download them.
 set -uo pipefail
@@ -40,7 +41,7 @@ fi
 if want host; then step "host cost per call"; python3 benchmarks/host_overhead.py 2>&1 | tee "$OUT/host_overhead.txt"; fi
 if want tests; then step "pytest -m gpu"; HKJIT_TEST_CACHE_DIR=$HKJIT_CACHE_DIR timeout 300 python3 -m pytest -m gpu -q -rs -s tests 2>&1 | tee "$OUT/pytest_gpu.txt"; fi
 if want selftest; then step selftest; python3 -m hkjit selftest 2>&1 | tee "$OUT/selftest.txt"; fi
-if want tune; then step "tune (LLM set, every configuration)"; python3 -m hkjit tune --shapes ${TUNE_SHAPES:-llm} --repeat ${TUNE_REPEAT:-50} 2>&1 | tee "$OUT/tune.txt"; fi
+if want tune; then step "tune (LLM set, every configuration)"; python3 -m hkjit tune --shapes ${TUNE_SHAPES:-llm} ${TUNE_CONFIGS:+--configs $TUNE_CONFIGS} --repeat ${TUNE_REPEAT:-50} 2>&1 | tee "$OUT/tune.txt"; fi
 if want bench; then
   step "bench (LLM set: the default path after tuning, and every configuration forced)"
   python3 -m hkjit bench --shapes ${BENCH_SHAPES:-llm} ${BENCH_CONFIGS---configs all} --repeat ${BENCH_REPEAT:-100} ${BENCH_ARGS:-} --plot "$OUT/bench_llm.png" 2>&1 | tee "$OUT/bench.txt"

@@ -59,8 +59,61 @@ def test_configurations_are_data_with_their_own_keys():
     assert "config" not in default                       # the default's key is the key of before configurations
     assert other["config"] == OTHER and "-DHKJIT_REF_BLOCK_N=128" in other["flags"]["cflags"]
     assert key_of(default) != key_of(other)
-    with pytest.raises(Exception, match="no configuration 'nope' for cpu; configurations: n64k256, n128k128"):
+    with pytest.raises(Exception, match="no configuration 'nope' for cpu: not of the form nNkK .*; configurations: "
+                                        "n64k256, n128k128"):
         config_spec("cpu", "nope")
+
+
+SPELLED = {   # name -> (defines, (block_m, block_n)) of configurations outside CONFIGS that their names spell
+    "128x160": (("-DHKJIT_SM90A_BM=128", "-DHKJIT_SM90A_BN=160"), (128, 160)),
+    "64x96-pingpong-st6": (("-DHKJIT_SM90A_BM=64", "-DHKJIT_SM90A_BN=96", "-DHKJIT_SM90A_PINGPONG=1",
+                            "-DHKJIT_SM90A_STAGES=6"), (64, 96)),
+    "64x80-csplit": (("-DHKJIT_SM90A_BM=64", "-DHKJIT_SM90A_BN=80", "-DHKJIT_SM90A_SPLITK=2"), (64, 80)),
+    "128x256-g8": (("-DHKJIT_SM90A_GROUP_M=8",), (128, 256)),          # the default tile needs no tile defines
+    "32x128-swap-pdl": (("-DHKJIT_SM90A_BM=128", "-DHKJIT_SM90A_BN=32", "-DHKJIT_SM90A_SWAP=1",
+                         "-DHKJIT_SM90A_SPLITK=2", "-DHKJIT_SM90A_PDL=1"), (32, 128)),   # C's tile: M side x Bt rows
+}
+REFUSED = {   # name -> what the refusal says
+    "128x100": "BN 100 is not a multiple of 16 from 64 to 256", "96x128": "BM 96 is not 64, 128 or 256",
+    "64x96-st6-pingpong": "out of order", "64x96-splitk-splitk": "out of order or repeated",
+    "64x96-fast": "unknown part -fast", "128x160-st1": "2..16 stages", "128x160-g0": "at least 1 tile row",
+    "256x144": "at most 128 columns", "128x160-pingpong": "at most 128 columns",
+    "256x64-pingpong": "ping-pong needs BM 64 or 128", "64x96-splitk-csplit": "take one",
+    "128x128-csplit": "BM x BN <= 8192", "16x64-swap-splitk": "out of order",
+    "16x64-swap-pdl": "that is the configuration 16x64-swap", "64x128-splitk-st8": "",   # st8 is not its default
+    "128x16": "BN 16 is not a multiple of 16 from 64 to 256", "16x64-pdl-swap": "out of order",
+    "48x128-swap": "M side 48", "16x64-swap-cluster2": "out of order", "128x256-repack-cluster2": "",
+    "1x2x3": "not of the form", "": "not of the form",
+}
+
+
+def test_configurations_named_by_their_parameters():
+    """A name that spells a configuration's parameters is one (tune can time tiles no one listed); the grammar
+    agrees with every listed name; a name with a listed configuration's defines is refused (one name each)."""
+    from hkjit.errors import UnsupportedTargetError
+    from hkjit.specs import find_config, resolve_configs
+    for name, (defines, tile) in SPELLED.items():
+        cfg = find_config("sm_90a", name)
+        assert (cfg.name, cfg.defines, (cfg.constraints.block_m, cfg.constraints.block_n)) == (name, defines, tile)
+        spec = config_spec("sm_90a", name)
+        assert spec.device_cflags[-len(defines):] == defines and spec.config == name
+    for name, says in REFUSED.items():
+        if not says:                                   # spelled and fine (the check of the refusals can fail)
+            assert find_config("sm_90a", name).name == name
+            continue
+        with pytest.raises(UnsupportedTargetError, match=f"no configuration '{name}' for sm_90a: .*{says}"):
+            find_config("sm_90a", name)
+    from hkjit import specs
+    for cfg in configs_for("sm_90a")[1:]:              # the listed names mean what the grammar says ...
+        got = specs._parse_sm90a(cfg.name + ("-pdl" if cfg.name == "16x64-swap" else ""))   # ... this one has PDL
+        assert set(got.defines) == set(cfg.defines) and got.constraints == cfg.constraints, cfg.name
+    assert resolve_configs("sm_90a", ["128x160", "all", "128x160"]) == ["128x160"] + [
+        c.name for c in configs_for("sm_90a")]
+    assert key_of(key_inputs(config_spec("sm_90a", "128x160"))) != key_of(key_inputs(config_spec("sm_90a", "128x192")))
+    cpu = find_config("cpu", "n32k128")
+    assert cpu.defines == ("-DHKJIT_REF_BLOCK_N=32", "-DHKJIT_REF_BLOCK_K=128") and cpu.constraints.block_n == 32
+    with pytest.raises(UnsupportedTargetError, match="'128x160' for gfx950: this arch takes only the listed names"):
+        find_config("gfx950", "128x160")
 
 
 def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
@@ -89,7 +142,7 @@ def test_warmup_builds_one_cpu_configuration_by_default():
                                                           "64x256-pingpong", "64x256-splitk", "64x64-splitk",
                                                           "64x128-pingpong", "64x192-pingpong", "128x192",
                                                           "128x256-cluster2"]
-    with pytest.raises(Exception, match="no configuration bogus for cpu"):
+    with pytest.raises(Exception, match="no configuration 'bogus' for cpu"):
         warmup_specs("cpu", config="bogus")
 
 
@@ -257,3 +310,35 @@ def test_a_recorded_configuration_is_built_by_warmup_and_its_module_runs(two_con
                           "err": ((c.double() - ref).norm() / ref.norm()).item()}}))
     """, root))
     assert out["configs"] == ["n64k256", OTHER] and out["loaded"] == [OTHER] and out["err"] < TOL, out
+
+
+def test_a_configuration_named_by_its_parameters_is_recorded_built_timed_and_used(two_configs, tmp_path):
+    """n32k128 is in no list: a tuning record naming it makes warmup build it, the call for that shape runs it
+    (correct numbers), tune takes it as a candidate, and cache ls shows its entry as current."""
+    spelled = "n32k128"
+    root = copy_cache(two_configs, tmp_path / "cache")
+    assert last_json(child(f"""
+        import json
+        from hkjit import tuning
+        print(json.dumps(str(tuning.write_winners("cpu", "cpu", {{"50x70x90": {{"config": "{spelled}", "ms": {{}}}}}}))))
+    """, root))
+    doc = last_json_doc(hk("warmup", "--arch", "cpu", "--json", cache=root))
+    assert [(r["config"], r["status"]) for r in doc["results"]] == [("n64k256", "hit"), (spelled, "built")]
+    out = last_json(child("""
+        import json, torch, hkjit
+        from hkjit import loader
+        a = torch.randn(50, 90).bfloat16(); b = torch.randn(90, 70).bfloat16()
+        out = torch.full((50, 70), float("nan"), dtype=torch.bfloat16)         # poisoned
+        plan = hkjit.explain(a, b); hkjit.gemm(a, b, out=out); ref = a.double() @ b.double()
+        print(json.dumps({"config": plan.config, "rule": plan.config_rule, "tile": plan.tile,
+                          "loaded": [k[3] for k in loader._loaded],
+                          "err": ((out.double() - ref).norm() / ref.norm()).item() if torch.isfinite(out).all() else 9}))
+    """, root))
+    assert out == {**out, "config": spelled, "rule": "tuned", "tile": [1, 32, 128], "loaded": [spelled]}, out
+    assert out["err"] < TOL, out
+    rep = last_json_doc(hk("tune", "--shapes", "24x64x64", "--configs", f"n64k256,{spelled}", "--repeat", "2",
+                           "--json", "--no-record", cache=root))
+    assert rep["candidates"] == ["n64k256", spelled] and max(rep["results"][0]["errors"].values()) < TOL, rep
+    ls = last_json_doc(hk("cache", "ls", "--json", cache=root))
+    assert sorted((e["config"], e["current"]) for e in ls["entries"]) == sorted(
+        [("n64k256", True), (OTHER, True), (spelled, True)]), ls["entries"]

@@ -7,6 +7,7 @@ lock, build and load code never branches on a kernel's name.
 
 import functools
 import os
+import re
 from pathlib import Path
 
 from .errors import UnsupportedTargetError
@@ -217,6 +218,120 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
 }
 
 
+# ------------------------------------------------------------------------------------- named by their parameters
+# A configuration outside CONFIGS may be asked for by a name that spells its parameters (warmup --config, tune /
+# bench --configs, a tuning record's winner): `tune` can then time a tile the kernel supports but no one has
+# listed (sm_90a 128x160), and a winner it records is used like a listed one. The names of CONFIGS always mean
+# what CONFIGS says; a spelled name whose defines equal a listed configuration's is refused (one name each).
+
+#: sm_90a name suffixes, in the one order a name lists them, and the defines each adds (see gemm_sm90a.cu)
+_SM90A_FEATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("splitk", ("-DHKJIT_SM90A_SPLITK=1",)),        # K split over CTAs, partials in a workspace
+    ("csplit", ("-DHKJIT_SM90A_SPLITK=2",)),        # K split over the CTAs of a cluster (distributed shared memory)
+    ("pingpong", ("-DHKJIT_SM90A_PINGPONG=1",)),
+    ("repack", ("-DHKJIT_SM90A_REPACK=1",)),
+    ("cluster2", ("-DHKJIT_SM90A_CLUSTER=2",)),
+    ("swap", ("-DHKJIT_SM90A_SWAP=1", "-DHKJIT_SM90A_SPLITK=2")),   # C^T = Bt . A^T, pairs split K (needs a split)
+    ("pdl", ("-DHKJIT_SM90A_PDL=1",)),
+)
+_SM90A_GRAMMAR = ("BMxBN[-splitk|-csplit][-pingpong][-repack][-cluster2][-pdl][-stS][-gG] (BM 64, 128 or 256; BN a "
+                  "multiple of 16 from 64 to 256; S ring stages 2..16; G raster group), or MxBM-swap[-pdl][-stS] "
+                  "(M side 16, 32 or 64)")
+
+
+def _parse_sm90a(name: str) -> KernelConfig | str:
+    """The configuration an sm_90a name spells, or why it spells none. Checked here: the grammar and each value's
+    range; what only the kernel knows (accumulator registers, shared memory) its #error / static_assert says."""
+    m = re.fullmatch(r"(\d+)x(\d+)((?:-[a-z0-9]+)*)", name)
+    if not m:
+        return f"not of the form {_SM90A_GRAMMAR}"
+    first, second = int(m.group(1)), int(m.group(2))
+    parts = [p for p in m.group(3).split("-") if p]
+    order = [f for f, _ in _SM90A_FEATURES] + ["st", "g"]
+    defines: list[str] = []
+    seen: list[int] = []
+    for p in parts:
+        num = re.fullmatch(r"(st|g)(\d+)", p)
+        at = order.index(num.group(1)) if num else order.index(p) if p in order else -1
+        if at < 0:
+            return f"unknown part -{p} (parts: {', '.join('-' + f for f in order[:-2])}, -stS, -gG)"
+        if seen and at <= seen[-1]:
+            return f"-{p} is out of order or repeated: parts go in the order {' '.join('-' + f for f in order)}"
+        seen.append(at)
+        if num:
+            value = int(num.group(2))
+            if num.group(1) == "st" and not 2 <= value <= 16:
+                return f"-st{value}: the ring has 2..16 stages"
+            if num.group(1) == "g" and value < 1:
+                return "-g0: the raster group is at least 1 tile row"
+            defines.append(f"-DHKJIT_SM90A_{'STAGES' if num.group(1) == 'st' else 'GROUP_M'}={value}")
+        else:
+            defines += _SM90A_FEATURES[at][1]
+    swap = "swap" in parts
+    if "splitk" in parts and "csplit" in parts:
+        return "-splitk and -csplit are two ways of splitting K: take one"
+    bm, bn = (second, first) if swap else (first, second)     # a swapped name is C's tile: M side x Bt rows
+    if bm not in (64, 128, 256):
+        return f"{'the Bt side' if swap else 'BM'} {bm} is not 64, 128 or 256"
+    if swap and bn not in (16, 32, 64):
+        return f"the M side {bn} of a swapped tile is not 16, 32 or 64"
+    if not swap and (bn % 16 or not 64 <= bn <= 256):
+        return f"BN {bn} is not a multiple of 16 from 64 to 256"
+    if swap and any(p in ("splitk", "csplit", "pingpong", "repack", "cluster2") for p in parts):
+        return "a swapped tile takes only -pdl, -stS and -gG (it splits K over CTA pairs itself)"
+    pingpong = "pingpong" in parts
+    if pingpong and bm == 256:
+        return "ping-pong needs BM 64 or 128 (each consumer holds a whole tile)"
+    if "csplit" in parts and (bm * bn > 8192 or any(p in ("pingpong", "repack", "cluster2") for p in parts)):
+        return "-csplit needs BM x BN <= 8192 and no -pingpong, -repack or -cluster2"
+    if not swap and (bm // 64 if pingpong else max(bm // 128, 1)) * bn > 256:
+        return (f"a consumer warpgroup's accumulators ({bm}x{bn} tile{', ping-pong' if pingpong else ''}) would "
+                f"exceed 128 registers a thread: at most {(256 // (bm // 64 if pingpong else max(bm // 128, 1)))} "
+                f"columns with these rows")
+    tile = () if (bm, bn) == (128, 256) else (f"-DHKJIT_SM90A_BM={bm}", f"-DHKJIT_SM90A_BN={bn}")
+    return KernelConfig(name, tile + tuple(defines), _sm90a_tile(bn, bm) if swap else _sm90a_tile(bm, bn),
+                        why="named by its parameters (not in the measured list)")
+
+
+def _parse_cpu(name: str) -> KernelConfig | str:
+    """The configuration a CPU name spells (nNkK: panels of N columns of Bt, K deep), or why it spells none."""
+    m = re.fullmatch(r"n(\d+)k(\d+)", name)
+    if not m or not (1 <= int(m.group(1)) <= 4096 and 1 <= int(m.group(2)) <= 65536):
+        return "not of the form nNkK (N columns of Bt per panel, 1..4096; K deep, 1..65536)"
+    n, k = int(m.group(1)), int(m.group(2))
+    return KernelConfig(name, (f"-DHKJIT_REF_BLOCK_N={n}", f"-DHKJIT_REF_BLOCK_K={k}"),
+                        Constraints(block_m=1, block_n=n, block_k=k), why="named by its parameters")
+
+
+#: arch -> the parser of its spelled configuration names (an arch without one takes only the names of CONFIGS)
+_SPELLED = {"sm_90a": _parse_sm90a, "cpu": _parse_cpu}
+_FOUND: dict[tuple[str, str], KernelConfig] = {}
+
+
+def find_config(arch: str, name: str) -> KernelConfig:
+    """The configuration `name` of `arch`: one of CONFIGS, or one its name spells (see above). Raises
+    UnsupportedTargetError saying why a name is neither, with the listed names and the grammar."""
+    hit = _FOUND.get((arch, name))
+    if hit is not None:
+        return hit
+    listed = configs_for(arch)
+    cfg = next((c for c in listed if c.name == name), None)
+    if cfg is None:
+        parse = _SPELLED.get(arch)
+        got = parse(name) if parse else "this arch takes only the listed names"
+        if isinstance(got, KernelConfig):
+            same = set(got.defines)
+            twin = next((c for c in listed if set(c.defines) == same), None)   # the default: no defines
+            if twin is not None:
+                got = f"that is the configuration {twin.name}"
+        if isinstance(got, str):
+            raise UnsupportedTargetError(f"no configuration {name!r} for {arch}: {got}; configurations: "
+                                         f"{', '.join(c.name for c in listed)}")
+        cfg = got
+    _FOUND[(arch, name)] = cfg
+    return cfg
+
+
 def configs_for(arch: str) -> tuple[KernelConfig, ...]:
     """The configurations of `arch`'s kernel, default first (UnsupportedTargetError for an unknown arch)."""
     found = CONFIGS.get(arch)
@@ -230,16 +345,13 @@ def default_config(arch: str) -> str:
 
 
 def resolve_configs(arch: str, names: list[str]) -> list[str]:
-    """Configuration names as a user gives them (--config/--configs: names, or "all" for every configuration of
-    `arch`), in order, each once; an unknown one raises UnsupportedTargetError naming the known ones."""
-    known = [c.name for c in configs_for(arch)]
-    if "all" in names:
-        return known
-    bad = [c for c in names if c not in known]
-    if bad:
-        raise UnsupportedTargetError(f"no configuration {', '.join(bad)} for {arch}; configurations: "
-                                     f"{', '.join(known)} (or all)")
-    return list(dict.fromkeys(names))
+    """Configuration names as a user gives them (--config/--configs: names, "all" for every listed configuration
+    of `arch`, or names that spell a configuration: find_config), in order, each once; a name that is neither
+    raises UnsupportedTargetError saying why."""
+    out = []
+    for n in names:
+        out += [c.name for c in configs_for(arch)] if n == "all" else [find_config(arch, n).name]
+    return list(dict.fromkeys(out))
 
 
 _VARIANTS: dict[tuple[str, str, str], KernelSpec] = {}
@@ -258,10 +370,7 @@ def config_spec(arch: str, config: str | None = None, kernel: str = "gemm_bf16")
     if hit is not None:
         return hit
     base = get_spec(arch, kernel)
-    cfg = next((c for c in configs_for(arch) if c.name == config), None)
-    if cfg is None:
-        raise UnsupportedTargetError(f"no configuration {config!r} for {arch}; configurations: "
-                                     f"{', '.join(c.name for c in configs_for(arch))}")
+    cfg = find_config(arch, config)
     if cfg.name == base.config:
         spec = base
     elif base.device_sources:

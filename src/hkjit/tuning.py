@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 from .cache.layout import Layout
 from .config import env_raw
+from .errors import UnsupportedTargetError
 from .records import Record
 
 log = logging.getLogger("hkjit")
@@ -74,18 +75,24 @@ def _warn_once(what: str, msg: str, *args) -> None:
 
 def record_problem(rec: object, arch: str, kernel: str, device: str, key: str) -> str:
     """Why `rec` (a parsed record file) may not be used for (arch, kernel, device, key); "" when it may."""
-    from .specs import configs_for
+    from .specs import configs_for, find_config
     if not isinstance(rec, dict) or rec.get("format") != RECORD_FORMAT:
         return f"not a tuning record of format {RECORD_FORMAT}"
     for field, want in (("arch", arch), ("kernel", kernel), ("device", device), ("toolchain_key", key)):
         if rec.get(field) != want:
             return f"its {field} is {rec.get(field)!r}, this process's is {want!r} (a copied or renamed record)"
     winners = rec.get("winners")
-    known = {c.name for c in configs_for(arch)}
+
+    def known(name: object) -> bool:          # a listed configuration, or one its name spells (specs.find_config)
+        try:
+            return isinstance(name, str) and bool(find_config(arch, name))
+        except UnsupportedTargetError:
+            return False
     if not isinstance(winners, dict) or not all(
-            isinstance(w, dict) and w.get("config") in known and re.fullmatch(r"\d+x\d+x\d+", s)
+            isinstance(w, dict) and known(w.get("config")) and re.fullmatch(r"\d+x\d+x\d+", s)
             for s, w in winners.items()):
-        return f"its winners are not shape -> known configuration ({', '.join(sorted(known))})"
+        return (f"its winners are not shape -> known configuration ({', '.join(c.name for c in configs_for(arch))}, "
+                f"or a name that spells one)")
     return ""
 
 

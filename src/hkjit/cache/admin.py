@@ -113,14 +113,30 @@ def list_entries(root: Path | None = None, layers: list[Path] | None = None, arc
                 status, manifest = ("verified" if v.ok else v.reason), (v.manifest or _quick_status(path)[1])
             else:
                 status, manifest = _quick_status(path)
+            config = entry_config(path, a)
             cur = keys.get((a, k))
+            if cur is not None and key not in cur:
+                cur = cur | _spelled_key(a, k, config)   # a configuration named by its parameters (tune's)
             out.append(EntryInfo(
                 arch=a, kernel=k, key=key, path=str(path), layer=str(layer), writable=is_root,
                 size=dir_size(path), built_at=manifest.get("built_at"), last_used=last_used(path), status=status,
                 build_seconds=manifest.get("build_seconds"), host=manifest.get("host", ""),
                 hkjit_version=manifest.get("hkjit_version", ""),
-                current=None if not with_current or cur is None else key in cur, config=entry_config(path, a)))
+                current=None if not with_current or cur is None else key in cur, config=config))
     return out
+
+
+def _spelled_key(arch: str, kernel: str, config: str) -> set[str]:
+    """{the key this process would use for `config`} when it is a configuration outside specs.CONFIGS that its name
+    spells (specs.find_config), else {} (listed ones are in current_keys; an unknown name has no current key)."""
+    from ..keys import entry_key
+    from ..specs import config_spec, configs_for
+    try:
+        if not config or any(c.name == config for c in configs_for(arch)):
+            return set()
+        return {entry_key(config_spec(arch, config, kernel))[0]}
+    except Exception:      # not a name that spells one, or no compiler / headers for that arch here
+        return set()
 
 
 def layer_summary(path: Path, is_root: bool) -> dict:
