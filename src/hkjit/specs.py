@@ -235,13 +235,14 @@ _SM90A_FEATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pdl", ("-DHKJIT_SM90A_PDL=1",)),
 )
 _SM90A_GRAMMAR = ("BMxBN[-splitk|-csplit][-pingpong][-repack][-cluster2][-pdl][-stS][-gG] (BM 64, 128 or 256; BN a "
-                  "multiple of 16 from 64 to 256; S ring stages 2..16; G raster group), or MxBM-swap[-pdl][-stS] "
+                  "multiple of 16 from 64 to 256; S ring stages 2..16; G raster group), or MxBM-swap[-pdl][-stS][-gG] "
                   "(M side 16, 32 or 64)")
 
 
 def _parse_sm90a(name: str) -> KernelConfig | str:
-    """The configuration an sm_90a name spells, or why it spells none. Checked here: the grammar and each value's
-    range; what only the kernel knows (accumulator registers, shared memory) its #error / static_assert says."""
+    """The configuration an sm_90a name spells, or why it spells none. Checked here: the grammar, each value's range
+    and the combinations gemm_sm90a.cu refuses that the name alone shows (its #error / static_assert stay the
+    authority); what only the compiler can tell (whether the ring fits in shared memory) fails the build."""
     m = re.fullmatch(r"(\d+)x(\d+)((?:-[a-z0-9]+)*)", name)
     if not m:
         return f"not of the form {_SM90A_GRAMMAR}"
@@ -284,10 +285,10 @@ def _parse_sm90a(name: str) -> KernelConfig | str:
         return "ping-pong needs BM 64 or 128 (each consumer holds a whole tile)"
     if "csplit" in parts and (bm * bn > 8192 or any(p in ("pingpong", "repack", "cluster2") for p in parts)):
         return "-csplit needs BM x BN <= 8192 and no -pingpong, -repack or -cluster2"
-    if not swap and (bm // 64 if pingpong else max(bm // 128, 1)) * bn > 256:
+    row_blocks = bm // 64 if pingpong else max(bm // 128, 1)   # m64 row blocks a consumer warpgroup holds
+    if not swap and row_blocks * bn > 256:
         return (f"a consumer warpgroup's accumulators ({bm}x{bn} tile{', ping-pong' if pingpong else ''}) would "
-                f"exceed 128 registers a thread: at most {(256 // (bm // 64 if pingpong else max(bm // 128, 1)))} "
-                f"columns with these rows")
+                f"exceed 128 registers a thread: at most {256 // row_blocks} columns with these rows")
     tile = () if (bm, bn) == (128, 256) else (f"-DHKJIT_SM90A_BM={bm}", f"-DHKJIT_SM90A_BN={bn}")
     return KernelConfig(name, tile + tuple(defines), _sm90a_tile(bn, bm) if swap else _sm90a_tile(bm, bn),
                         why="named by its parameters (not in the measured list)")
