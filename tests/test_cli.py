@@ -400,7 +400,9 @@ def test_usage_errors_exit_2(tmp_path):
                          (["cache", "prune"], "--max-size"), (["selftest", "--shapes", "1x2"], "MxNxK"),
                          (["warmup", "--arch", "nope"], "unknown arch"), (["warmup", "--arch", "cpu", "-j", "0"], "jobs"),
                          (["cache", "ls", "--arch", "nope"], "unknown arch"), (["selftest", "--arch", "gfx9"], "gfx950"),
-                         (["selftest", "--shapes", "8x8x8", "--layouts", "diagonal"], "diagonal")):
+                         (["selftest", "--shapes", "8x8x8", "--layouts", "diagonal"], "diagonal"),
+                         (["configs", "--arch", "sm90"], "unknown arch"),
+                         (["tune", "--shapes", "8x8x8", "--configs", "n32"], "not of the form nNkK")):
         p = hk(*args, cache_dir=d)
         assert p.returncode == 2, (args, p.stdout, p.stderr)
         assert needle in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
@@ -412,7 +414,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 @pytest.mark.parametrize("cmd", [[], ["warmup"], ["cache"], ["cache", "ls"], ["cache", "info"], ["cache", "verify"],
                                  ["cache", "clear"], ["cache", "prune"], ["cache", "export"], ["cache", "import"],
-                                 ["cache", "why"], ["doctor"], ["selftest"], ["bench"]])
+                                 ["cache", "why"], ["doctor"], ["selftest"], ["bench"], ["tune"], ["configs"]])
 def test_help(cmd):
     p = hk(*cmd, "--help", timeout=60)
     assert p.returncode == 0 and "usage:" in p.stdout, p.stderr
@@ -429,7 +431,32 @@ def test_help_arch_list_matches_targets():
                 parsers += action.choices.values()
             elif action.dest == "arch":
                 arch_options.append(action)
-    assert len(arch_options) == 8 and all(tuple(a.choices) == targets.KNOWN_ARCHS for a in arch_options)
+    assert len(arch_options) == 9 and all(tuple(a.choices) == targets.KNOWN_ARCHS for a in arch_options)
     assert "torch" not in subprocess.run([sys.executable, "-c", "import sys, hkjit.cli; hkjit.cli.build_parser(); "
                                           "print(' '.join(m for m in sys.modules if m == 'torch'))"],
                                          env=_env(None), capture_output=True, text=True).stdout
+
+
+def test_configs_lists_every_configuration_its_rules_and_the_spelled_form():
+    """`hkjit configs`: each arch's listed configurations in CONFIGS order (the default first), the selection rules
+    that pick each, and the form of the names that spell others (none for an arch without one)."""
+    from hkjit.policy import SELECTION
+    from hkjit.specs import CONFIGS
+    from hkjit.targets import KNOWN_ARCHS
+    doc = hk_json("configs")["archs"]
+    assert [a["arch"] for a in doc] == list(KNOWN_ARCHS)
+    for a in doc:
+        listed = CONFIGS[a["arch"]]
+        assert [c["name"] for c in a["configs"]] == [c.name for c in listed]
+        assert [c["default"] for c in a["configs"]] == [True] + [False] * (len(listed) - 1)
+        rules = {c["name"]: c["rules"] for c in a["configs"]}
+        assert sorted(r for rs in rules.values() for r in rs) == sorted(r.name for r in SELECTION[a["arch"]].rules)
+        assert all(r.name in rules[r.config] for r in SELECTION[a["arch"]].rules)
+    by_arch = {a["arch"]: a for a in doc}
+    assert by_arch["gfx950"]["spelled"] is None and by_arch["cpu"]["spelled"].startswith("nNkK")
+    sm = {c["name"]: c for c in by_arch["sm_90a"]["configs"]}
+    assert sm["16x64-swap"]["tile"] == [16, 64, 64] and "-DHKJIT_SM90A_PDL=1" in sm["16x64-swap"]["defines"]
+    text = hk("configs", "--arch", "sm_90a")
+    assert text.returncode == 0, text.stderr
+    assert "deep-square" in text.stdout and "SWAP=1 SPLITK=2 PDL=1" in text.stdout
+    assert "other names: BMxBN" in text.stdout and "cpu (" not in text.stdout

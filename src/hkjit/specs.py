@@ -294,19 +294,28 @@ def _parse_sm90a(name: str) -> KernelConfig | str:
                         why="named by its parameters (not in the measured list)")
 
 
+_CPU_GRAMMAR = "nNkK (N columns of Bt per panel, 1..4096; K deep, 1..65536)"
+
+
 def _parse_cpu(name: str) -> KernelConfig | str:
     """The configuration a CPU name spells (nNkK: panels of N columns of Bt, K deep), or why it spells none."""
     m = re.fullmatch(r"n(\d+)k(\d+)", name)
     if not m or not (1 <= int(m.group(1)) <= 4096 and 1 <= int(m.group(2)) <= 65536):
-        return "not of the form nNkK (N columns of Bt per panel, 1..4096; K deep, 1..65536)"
+        return f"not of the form {_CPU_GRAMMAR}"
     n, k = int(m.group(1)), int(m.group(2))
     return KernelConfig(name, (f"-DHKJIT_REF_BLOCK_N={n}", f"-DHKJIT_REF_BLOCK_K={k}"),
                         Constraints(block_m=1, block_n=n, block_k=k), why="named by its parameters")
 
 
-#: arch -> the parser of its spelled configuration names (an arch without one takes only the names of CONFIGS)
-_SPELLED = {"sm_90a": _parse_sm90a, "cpu": _parse_cpu}
+#: arch -> the parser of its spelled configuration names and their form (an arch without one takes only the names
+#: of CONFIGS)
+_SPELLED = {"sm_90a": (_parse_sm90a, _SM90A_GRAMMAR), "cpu": (_parse_cpu, _CPU_GRAMMAR)}
 _FOUND: dict[tuple[str, str], KernelConfig] = {}
+
+
+def spelled_form(arch: str) -> str | None:
+    """The form of the names that spell `arch`'s configurations by their parameters (None: listed names only)."""
+    return _SPELLED[arch][1] if arch in _SPELLED else None
 
 
 def find_config(arch: str, name: str) -> KernelConfig:
@@ -318,8 +327,7 @@ def find_config(arch: str, name: str) -> KernelConfig:
     listed = configs_for(arch)
     cfg = next((c for c in listed if c.name == name), None)
     if cfg is None:
-        parse = _SPELLED.get(arch)
-        got = parse(name) if parse else "this arch takes only the listed names"
+        got = _SPELLED[arch][0](name) if arch in _SPELLED else "this arch takes only the listed names"
         if isinstance(got, KernelConfig):
             same = set(got.defines)
             twin = next((c for c in listed if set(c.defines) == same), None)   # the default: no defines

@@ -1,4 +1,4 @@
-"""`python -m hkjit` / `hkjit`: warmup, cache management, doctor, selftest, bench, tune.
+"""`python -m hkjit` / `hkjit`: warmup, cache management, doctor, selftest, bench, tune, configs.
 
 Exit codes: 0 ok; 1 a check failed (a kernel failed to build, a bad cache entry, a selftest failure, a refused
 archive entry, doctor found a blocking problem, a tuned shape with no correct configuration); 2 usage or
@@ -8,7 +8,7 @@ Reports go to stdout (``--json``: one JSON document), progress and logging to st
 
 Heavy imports (torch) happen inside the commands, so ``--help`` is instant.
 
-A package: one module per command (warmup, cache, doctor, selftest, bench, tune), each with its argparse setup
+A package: one module per command (warmup, cache, doctor, selftest, bench, tune, configs), each with its argparse setup
 (``add_parser(subparsers)``), its handler and its text report; what they share is in ``_common``. This module
 builds the parser from them and turns an HkjitError into one line and exit 2.
 """
@@ -21,7 +21,7 @@ import sys
 
 from ..errors import HkjitError
 from ..version import CACHE_FORMAT, __version__
-from . import bench, cache, doctor, selftest, tune, warmup
+from . import bench, cache, configs, doctor, selftest, tune, warmup
 from ._common import KNOWN_ARCHS, err
 
 __all__ = ["KNOWN_ARCHS", "build_parser", "main"]
@@ -29,7 +29,7 @@ __all__ = ["KNOWN_ARCHS", "build_parser", "main"]
 log = logging.getLogger("hkjit")
 
 #: the commands in the order --help lists them
-COMMANDS = (warmup, cache, doctor, selftest, bench, tune)
+COMMANDS = (warmup, cache, doctor, selftest, bench, tune, configs)
 
 
 def build_parser() -> argparse.ArgumentParser:
