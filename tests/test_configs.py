@@ -110,6 +110,8 @@ def test_configurations_named_by_their_parameters():
     assert resolve_configs("sm_90a", ["128x160", "all", "128x160"]) == ["128x160"] + [
         c.name for c in configs_for("sm_90a")]
     assert key_of(key_inputs(config_spec("sm_90a", "128x160"))) != key_of(key_inputs(config_spec("sm_90a", "128x192")))
+    with pytest.raises(UnsupportedTargetError, match="at most a 64 MiB fp32 panel"):
+        find_config("cpu", "n2048k128")
     cpu = find_config("cpu", "n32k128")
     assert cpu.defines == ("-DHKJIT_REF_BLOCK_N=32", "-DHKJIT_REF_BLOCK_K=128") and cpu.constraints.block_n == 32
     with pytest.raises(UnsupportedTargetError, match="'128x160' for gfx950: this arch takes only the listed names"):

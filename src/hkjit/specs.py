@@ -294,13 +294,13 @@ def _parse_sm90a(name: str) -> KernelConfig | str:
                         why="named by its parameters (not in the measured list)")
 
 
-_CPU_GRAMMAR = "nNkK (N columns of Bt per panel, 1..4096; K deep, 1..65536)"
+_CPU_GRAMMAR = "nNkK (N columns of Bt per panel, 1..1024; K deep, 1..16384: at most a 64 MiB fp32 panel)"
 
 
 def _parse_cpu(name: str) -> KernelConfig | str:
     """The configuration a CPU name spells (nNkK: panels of N columns of Bt, K deep), or why it spells none."""
     m = re.fullmatch(r"n(\d+)k(\d+)", name)
-    if not m or not (1 <= int(m.group(1)) <= 4096 and 1 <= int(m.group(2)) <= 65536):
+    if not m or not (1 <= int(m.group(1)) <= 1024 and 1 <= int(m.group(2)) <= 16384):
         return f"not of the form {_CPU_GRAMMAR}"
     n, k = int(m.group(1)), int(m.group(2))
     return KernelConfig(name, (f"-DHKJIT_REF_BLOCK_N={n}", f"-DHKJIT_REF_BLOCK_K={k}"),
