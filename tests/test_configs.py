@@ -28,8 +28,8 @@ from hkjit.warmup import warmup_specs
 OTHER = "n128k128"       # the CPU's second configuration
 
 
-def hk(*args: str, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hkjit", *args], env=child_env(cache), capture_output=True,
+def hk(*args: str, cache: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hkjit", *args], env=child_env(cache, **env), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -344,3 +344,30 @@ def test_a_configuration_named_by_its_parameters_is_recorded_built_timed_and_use
     ls = last_json_doc(hk("cache", "ls", "--json", cache=root))
     assert sorted((e["config"], e["current"]) for e in ls["entries"]) == sorted(
         [("n64k256", True), (OTHER, True), (spelled, True)]), ls["entries"]
+
+
+def test_tune_builds_missing_candidates_in_parallel_and_drops_one_that_cannot_be_built(built_cache, tmp_path):
+    """Two candidates not in the cache, built by tune two at a time: one builds; the other's build lock is held by
+    this process (another builder, as far as tune can tell) past HKJIT_LOCK_TIMEOUT, so that build fails and the
+    configuration is not a candidate (the report says why); with no candidate left, tune exits 2 naming why."""
+    from hkjit.cache.layout import lock_name
+    from hkjit.cache.lock import BuildLock
+    from hkjit.keys import entry_key
+    root = copy_cache(built_cache, tmp_path / "cache")
+    held = entry_key(config_spec("cpu", "n48k64"))[0]
+    with BuildLock(root, lock_name("cpu", "gemm_bf16", held), timeout=10):
+        p = hk("tune", "--shapes", "24x64x64", "--configs", "n64k256,n48k64,n32k64", "-j", "2", "--repeat", "2",
+               "--no-record", "--json", cache=root, HKJIT_LOCK_TIMEOUT="3")
+        rep = last_json_doc(p)
+        assert rep["builds"]["n64k256"] == "hit" and rep["builds"]["n32k64"] == "built", rep["builds"]
+        assert rep["builds"]["n48k64"].startswith("failed: gave up after 3 s waiting"), rep["builds"]
+        assert rep["candidates"] == ["n64k256", "n32k64"] and rep["results"][0]["winner"] in rep["candidates"]
+        assert "n48k64 failed to build: not a candidate" in p.stderr
+        text = hk("tune", "--shapes", "24x64x64", "--configs", "n64k256,n48k64", "--repeat", "2", "--no-record",
+                  cache=root, HKJIT_LOCK_TIMEOUT="3")
+        assert text.returncode == 0 and "n48k64: failed: gave up" in text.stdout, text.stdout + text.stderr
+        none = hk("tune", "--shapes", "24x64x64", "--configs", "n48k64", "--no-record", cache=root,
+                  HKJIT_LOCK_TIMEOUT="3")
+    assert none.returncode == 2 and "no candidate configuration could be built: n48k64: gave up" in none.stderr, \
+        none.stderr
+    assert "Traceback" not in none.stderr

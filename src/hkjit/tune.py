@@ -10,12 +10,15 @@ same rounds, for the speed-ups printed beside the winners (it is not a candidate
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+from .errors import BuildError
 
 log = logging.getLogger("hkjit")
 
@@ -45,6 +48,7 @@ class TuneReport:
     record: str = ""                                 # the tuning record written ("" when nothing was recorded)
     timer: str = ""
     repeat: int = 0
+    builds: dict = field(default_factory=dict)       # config -> "hit" | "built" | "failed: <why>" (not a candidate)
 
     def to_json(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "rows"},
@@ -62,12 +66,36 @@ def _check(data, config: str) -> float:
     return relative_error(c, a.double() @ b.double())
 
 
+def _build(arch: str, names: list[str], jobs: int, root: Path, say: Callable[[str], None]) -> dict[str, str]:
+    """Build the candidates that are not cached, `jobs` at a time (warmup's pool: a spelled configuration is
+    usually not built yet, and one nvcc build takes most of a minute); name -> "hit" | "built" | "failed: why"."""
+    from .warmup import warmup
+    missing = [c for c in names if not _cached(arch, c, root)]
+    if missing:
+        say(f"hkjit tune: building {len(missing)} configuration(s) not in the cache ({', '.join(missing)}), "
+            f"{jobs} at a time ...")
+    out = {c: "hit" for c in names}
+    for r in warmup(arch=arch, kernel="gemm_bf16", config=missing, jobs=jobs, root=root) if missing else []:
+        out[r.config] = r.status if r.status != "failed" else f"failed: {r.error}"
+        if r.status == "failed":
+            say(f"hkjit tune: {r.config} failed to build: not a candidate ({r.error.splitlines()[0][:300]})")
+    return out
+
+
+def _cached(arch: str, config: str, root: Path) -> bool:
+    from .loader import load_cached
+    from .specs import config_spec
+    return load_cached(config_spec(arch, config), root) is not None
+
+
 def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, repeat: int | None = None,
          warmup: int | None = None, sets: int = 3, record: bool = True, root: Path | None = None,
-         say: Callable[[str], None] | None = None) -> TuneReport:
+         say: Callable[[str], None] | None = None, jobs: int | None = None) -> TuneReport:
     """Time every candidate configuration (configs: names, ["all"] or None: all of this device's arch) on each
-    shape and record the winners for this device and toolchain (record=False: only report). Candidates are built
-    first if they are not cached. Raises CacheError before any timing when the record cannot be written."""
+    shape and record the winners for this device and toolchain (record=False: only report). Candidates that are
+    not cached are built first, `jobs` at a time (default: up to 8, one per CPU); one that fails to build is not a
+    candidate (the report's `builds` says why). Raises CacheError before any timing when the record cannot be
+    written, BuildError when no candidate builds."""
     from . import bench
     from .cache.roots import cache_root, ensure_writable
     from .selftest import load_with_progress
@@ -86,7 +114,14 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
     root = root or cache_root()
     if record:
         ensure_writable(root)                       # fail before minutes of timing, not after
-    candidates = bench.config_names(arch, configs or ["all"])
+    asked = bench.config_names(arch, configs or ["all"])
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
+        raise ValueError(f"tune: jobs must be a positive integer, got {jobs!r}")
+    builds = _build(arch, asked, jobs or min(8, os.cpu_count() or 1), root, say)
+    candidates = [c for c in asked if not builds[c].startswith("failed")]
+    if not candidates:
+        raise BuildError("tune: no candidate configuration could be built: " + "; ".join(
+            f"{c}: {builds[c].removeprefix('failed: ').splitlines()[0][:300]}" for c in asked))
     for c in candidates:
         load_with_progress(config_spec(arch, c), say)
     gpu = device.type == "cuda"
@@ -111,7 +146,7 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
         rows.append(TuneRow(m, n, k, winner, ms, errors, statistics.median(samples[-1]) * 1e3,
                             max(bench.spread(s) for s in samples)))
     report = TuneReport(label, arch, candidates, rows, timer=bench.timer_label(device, False, max(1, sets)),
-                        repeat=repeat)
+                        repeat=repeat, builds=builds)
     winners = {r.shape: {"config": r.winner, "ms": r.ms, "torch_ms": r.torch_ms} for r in rows if r.winner}
     if record and winners:
         report.record = str(write_winners(arch, label, winners, root))

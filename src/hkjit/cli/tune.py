@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup", type=int, metavar="N", help="untimed calls first (GPU 5, CPU 1)")
     t.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")
     t.add_argument("--no-record", action="store_true", help="report only; write no tuning record")
+    t.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel builds of the candidates not in the cache "
+                   "(default: up to 8, one per CPU); one that fails to build is not a candidate")
     t.set_defaults(func=cmd_tune)
 
 
@@ -38,7 +40,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     shapes = [s for group in args.shapes for s in group]
     try:
         rep = tune(shapes, configs=config_names(args.configs), repeat=args.repeat, warmup=args.warmup,
-                   sets=args.sets, record=not args.no_record, say=say_unless(args.quiet))
+                   sets=args.sets, record=not args.no_record, say=say_unless(args.quiet), jobs=args.jobs)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.json:
@@ -60,5 +62,8 @@ def format_report(rep: TuneReport) -> str:
             else:
                 cells.append(f"{'wrong':>14}")
         lines.append(f"{r.shape:<18} " + " ".join(cells) + f"  {r.winner or '(none correct)'}")
+    for c, how in rep.builds.items():
+        if how.startswith("failed"):
+            lines.append(f"{c}: {how.splitlines()[0][:300]} (not a candidate)")
     lines.append(f"recorded in {rep.record}" if rep.record else "nothing recorded")
     return "\n".join(lines)
