@@ -117,9 +117,10 @@ def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] 
 
     arch: an arch name or a list of them ("cpu", "gfx950", "sm_90a"; default: this machine's GPU, and an error
     naming arch= on a machine without one); kernel: a kernel name or a list (default: all); jobs: parallel builds;
-    root: the writable cache root (default: HKJIT_CACHE_DIR); config: kernel configurations (specs.CONFIGS): a
-    name, a list, or "all" (default: the configured set: the arch's default, those the selection table names and
-    those a tuning record names; on the CPU that is one build). A kernel that cannot be built is a "failed"
+    root: the writable cache root (default: HKJIT_CACHE_DIR); config: kernel configurations (specs.CONFIGS, or
+    names that spell one by its parameters: specs.find_config): a name, a list, or "all" (default: the configured
+    set: the arch's default, those the selection table names and those a tuning record names; on the CPU that is
+    one build). A kernel that cannot be built is a "failed"
     WarmupResult with the reason, not an exception; bad arguments raise. Returns one result per kernel, in order::
 
         hkjit.warmup(arch="cpu")        # [WarmupResult(arch='cpu', kernel='gemm_bf16', status='hit', ...)]
