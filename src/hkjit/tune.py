@@ -102,6 +102,7 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
     from .specs import config_spec
     from .targets import detect_target
     from .tuning import write_winners
+    from .warmup import check_jobs
     from .validation import REL_TOL, device_label
     say = say or log.info
     if not shapes:
@@ -115,8 +116,8 @@ def tune(shapes: list[tuple[int, int, int]], configs: list[str] | None = None, r
     if record:
         ensure_writable(root)                       # fail before minutes of timing, not after
     asked = bench.config_names(arch, configs or ["all"])
-    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
-        raise ValueError(f"tune: jobs must be a positive integer, got {jobs!r}")
+    if jobs is not None:
+        check_jobs(jobs, "tune")
     builds = _build(arch, asked, jobs or min(8, os.cpu_count() or 1), root, say)
     candidates = [c for c in asked if not builds[c].startswith("failed")]
     if not candidates:

@@ -109,6 +109,12 @@ def warmup_specs(arch: str | Iterable[str] | None = None, kernel: str | Iterable
     return specs
 
 
+def check_jobs(jobs: object, who: str) -> None:
+    """A parallel-build count as the Python API takes it: a positive int (not a bool); ValueError naming `who`."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"{who}: jobs must be a positive integer, got {jobs!r}")
+
+
 def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] | None = None, jobs: int = 1,
            root: Path | str | None = None, on_start: Callable[[KernelSpec], None] | None = None,
            on_done: Callable[[WarmupResult], None] | None = None,
@@ -126,8 +132,7 @@ def warmup(arch: str | Iterable[str] | None = None, kernel: str | Iterable[str] 
         hkjit.warmup(arch="cpu")        # [WarmupResult(arch='cpu', kernel='gemm_bf16', status='hit', ...)]
         hkjit.warmup(arch=["cpu", "gfx950"], jobs=2)
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"hkjit.warmup: jobs must be a positive integer, got {jobs!r}")
+    check_jobs(jobs, "hkjit.warmup")
     root = Path(root) if root is not None else None
     specs = warmup_specs(arch, kernel, config=config, root=root)
 
