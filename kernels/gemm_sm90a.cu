@@ -853,6 +853,24 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
     return best;
 }
 
+// The launch attributes of the GEMM (a cluster of `cluster` CTAs when > 1) and of the split-K reduction (cluster 1):
+// programmatic stream serialization when PDL is set (see PDL above). Returns how many of attr it filled.
+static int launch_attrs(cudaLaunchAttribute (&attr)[2], int cluster) {
+    int n = 0;
+    if (cluster > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n].val.clusterDim.x = cluster;
+        attr[n].val.clusterDim.y = attr[n].val.clusterDim.z = 1;
+        n++;
+    }
+    if (PDL) {
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n].val.programmaticStreamSerializationAllowed = 1;
+        n++;
+    }
+    return n;
+}
+
 }  // namespace hkjit_sm90a
 
 extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64_t ldb, void* C, int64_t ldc,
@@ -951,24 +969,12 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     {   // one launch path: no attribute, a cluster dimension, programmatic serialization, or both
         cudaLaunchConfig_t cfg{};
         cudaLaunchAttribute attr[2]{};
-        int n = 0;
-        if (csize > 1) {
-            attr[n].id = cudaLaunchAttributeClusterDimension;
-            attr[n].val.clusterDim.x = csize;
-            attr[n].val.clusterDim.y = attr[n].val.clusterDim.z = 1;
-            n++;
-        }
-        if (PDL) {
-            attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-            attr[n].val.programmaticStreamSerializationAllowed = 1;
-            n++;
-        }
         cfg.gridDim = dim3(grid);
         cfg.blockDim = dim3(NUM_THREADS);
         cfg.dynamicSmemBytes = SMEM_BYTES;
         cfg.stream = st;
         cfg.attrs = attr;
-        cfg.numAttrs = n;
+        cfg.numAttrs = launch_attrs(attr, csize);
         e = cudaLaunchKernelEx(&cfg, gemm_kernel, ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, splits,
                                (int)M, (int)N, (int)K);
         if (e == cudaSuccess) e = cudaGetLastError();
@@ -979,14 +985,12 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
             const int threads = 256;
             const int64_t blocks = std::min<int64_t>((quads + threads - 1) / threads, (int64_t)sms * 8);
             cudaLaunchConfig_t cfg{};
-            cudaLaunchAttribute attr{};
-            attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-            attr.val.programmaticStreamSerializationAllowed = 1;
+            cudaLaunchAttribute attr[2]{};
             cfg.gridDim = dim3((unsigned)blocks);
             cfg.blockDim = dim3(threads);
             cfg.stream = st;
-            cfg.attrs = &attr;
-            cfg.numAttrs = PDL ? 1 : 0;
+            cfg.attrs = attr;
+            cfg.numAttrs = launch_attrs(attr, 1);
             e = cudaLaunchKernelEx(&cfg, splitk_reduce_kernel, (const float*)ws, splits, ldw,
                                    reinterpret_cast<__nv_bfloat16*>(C), ldc, (int)c_rows, (int)c_cols);
             if (e == cudaSuccess) e = cudaGetLastError();
