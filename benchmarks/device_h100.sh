@@ -5,7 +5,7 @@
 #     STEPS="warmup tests bench" bash benchmarks/device_h100.sh      # only some steps (a short device session)
 # Steps: doctor warmup latency profile host tests selftest tune bench (default: all). TUNE_SHAPES / BENCH_SHAPES
 # (default llm), TUNE_REPEAT / BENCH_REPEAT, TUNE_CONFIGS (default: every listed configuration; e.g.
-# "all,128x160,64x96-pingpong" adds configurations named by their parameters), BENCH_CONFIGS (default
+# "all,128x96,64x96-pingpong" adds configurations named by their parameters), BENCH_CONFIGS (default
 # "--configs all"; "" for none) and BENCH_ARGS (e.g. "--graph") tune the last two.
 # Needs: torch (CUDA), nvcc, ninja, filelock, xxhash; platformdirs as a wheel in .whl/ and ThunderKittens in
 # .carry/ThunderKittens (or THUNDERKITTENS_ROOT) when the machine cannot download them.

@@ -65,7 +65,7 @@ def test_configurations_are_data_with_their_own_keys():
 
 
 SPELLED = {   # name -> (defines, (block_m, block_n)) of configurations outside CONFIGS that their names spell
-    "128x160": (("-DHKJIT_SM90A_BM=128", "-DHKJIT_SM90A_BN=160"), (128, 160)),
+    "128x96": (("-DHKJIT_SM90A_BM=128", "-DHKJIT_SM90A_BN=96"), (128, 96)),
     "64x96-pingpong-st6": (("-DHKJIT_SM90A_BM=64", "-DHKJIT_SM90A_BN=96", "-DHKJIT_SM90A_PINGPONG=1",
                             "-DHKJIT_SM90A_STAGES=6"), (64, 96)),
     "64x80-csplit": (("-DHKJIT_SM90A_BM=64", "-DHKJIT_SM90A_BN=80", "-DHKJIT_SM90A_SPLITK=2"), (64, 80)),
@@ -76,7 +76,7 @@ SPELLED = {   # name -> (defines, (block_m, block_n)) of configurations outside 
 REFUSED = {   # name -> what the refusal says
     "128x100": "BN 100 is not a multiple of 16 from 64 to 256", "96x128": "BM 96 is not 64, 128 or 256",
     "64x96-st6-pingpong": "out of order", "64x96-splitk-splitk": "out of order or repeated",
-    "64x96-fast": "unknown part -fast", "128x160-st1": "2..16 stages", "128x160-g0": "at least 1 tile row",
+    "64x96-fast": "unknown part -fast", "128x96-st1": "2..16 stages", "128x96-g0": "at least 1 tile row",
     "256x144": "at most 128 columns", "128x160-pingpong": "at most 128 columns",
     "256x64-pingpong": "ping-pong needs BM 64 or 128", "64x96-splitk-csplit": "take one",
     "128x128-csplit": "BM x BN <= 8192", "16x64-swap-splitk": "out of order",
@@ -107,15 +107,15 @@ def test_configurations_named_by_their_parameters():
     for cfg in configs_for("sm_90a")[1:]:              # the listed names mean what the grammar says ...
         got = specs._parse_sm90a(cfg.name + ("-pdl" if cfg.name == "16x64-swap" else ""))   # ... this one has PDL
         assert set(got.defines) == set(cfg.defines) and got.constraints == cfg.constraints, cfg.name
-    assert resolve_configs("sm_90a", ["128x160", "all", "128x160"]) == ["128x160"] + [
+    assert resolve_configs("sm_90a", ["128x96", "all", "128x96"]) == ["128x96"] + [
         c.name for c in configs_for("sm_90a")]
-    assert key_of(key_inputs(config_spec("sm_90a", "128x160"))) != key_of(key_inputs(config_spec("sm_90a", "128x192")))
+    assert key_of(key_inputs(config_spec("sm_90a", "128x96"))) != key_of(key_inputs(config_spec("sm_90a", "128x192")))
     with pytest.raises(UnsupportedTargetError, match="at most a 64 MiB fp32 panel"):
         find_config("cpu", "n2048k128")
     cpu = find_config("cpu", "n32k128")
     assert cpu.defines == ("-DHKJIT_REF_BLOCK_N=32", "-DHKJIT_REF_BLOCK_K=128") and cpu.constraints.block_n == 32
-    with pytest.raises(UnsupportedTargetError, match="'128x160' for gfx950: this arch takes only the listed names"):
-        find_config("gfx950", "128x160")
+    with pytest.raises(UnsupportedTargetError, match="'128x96' for gfx950: this arch takes only the listed names"):
+        find_config("gfx950", "128x96")
 
 
 def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
@@ -124,12 +124,14 @@ def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
         assert all(r.config in known for r in table.rules), arch
     pick = {shape: select_by_table("sm_90a", *shape)[:2] for shape in (
         (16, 4096, 4096), (16, 10240, 8192), (32, 4096, 4096), (16, 28672, 8192), (64, 4096, 4096), (64, 10240, 8192), (128, 28672, 8192),
-        (256, 10240, 8192), (128, 8192, 8192), (1024, 1024, 8192), (3000, 5000, 7000), (8192, 8192, 8192))}
+        (256, 10240, 8192), (256, 28672, 4096), (128, 10240, 8192), (64, 28672, 8192), (128, 8192, 8192), (1024, 1024, 8192), (3000, 5000, 7000), (8192, 8192, 8192))}
     assert pick == {
         (16, 4096, 4096): ("16x64-swap", "decode-16-swap"), (16, 10240, 8192): ("16x128-swap", "decode-16-swap-wide"),
         (32, 4096, 4096): ("64x128-splitk", "decode-16"), (16, 28672, 8192): ("64x256-pingpong", "decode-widest"),
-        (64, 4096, 4096): ("64x64-splitk", "decode-64"), (64, 10240, 8192): ("64x128-pingpong", "decode-64-wide"),
-        (128, 28672, 8192): ("128x256", "decode-wide"), (256, 10240, 8192): ("128x192", "decode-10k-256"),
+        (64, 4096, 4096): ("64x64-splitk", "decode-64"), (64, 10240, 8192): ("64x80-pingpong", "decode-64-wide"),
+        (128, 28672, 8192): ("128x224", "decode-wide"), (256, 10240, 8192): ("128x160", "decode-10k-256"),
+        (256, 28672, 4096): ("128x224", "decode-wide"), (128, 10240, 8192): ("64x160-splitk", "decode-10k"),
+        (64, 28672, 8192): ("64x256-pingpong", "decode-widest"),
         (128, 8192, 8192): ("64x128-splitk", "decode"), (1024, 1024, 8192): ("64x128-splitk", "few-tiles"),
         (3000, 5000, 7000): ("128x256-cluster2", "row-pitch"), (8192, 8192, 8192): ("128x192", "deep-square")}
     for shape in ((4096, 4096, 4096), (8192, 28672, 4096), (2048, 4096, 4096), (8192, 10240, 8192)):
@@ -142,8 +144,8 @@ def test_warmup_builds_one_cpu_configuration_by_default():
     assert [s.config for s in warmup_specs("cpu", config="all")] == ["n64k256", OTHER]
     assert [s.config for s in warmup_specs("sm_90a")] == ["128x256", "16x64-swap", "16x128-swap", "64x128-splitk",
                                                           "64x256-pingpong", "64x256-splitk", "64x64-splitk",
-                                                          "64x128-pingpong", "64x192-pingpong", "128x192",
-                                                          "128x256-cluster2"]
+                                                          "64x80-pingpong", "128x224", "64x160-splitk", "128x160",
+                                                          "64x192-pingpong", "128x256-cluster2", "128x192"]
     with pytest.raises(Exception, match="no configuration 'bogus' for cpu"):
         warmup_specs("cpu", config="bogus")
 

@@ -200,6 +200,9 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("sm_90a", 8192, 10240, 8192).rule == "parity"           # N outside the measured win
         assert decide("sm_90a", 4097, 4095, 4096).rule == "unaligned"         # cuBLAS is slow there: kernel
         assert decide("sm_90a", 128, 28672, 8192).rule == "decode-wide"       # 1.11x
+        assert decide("sm_90a", 256, 28672, 4096).rule == "decode-wide"       # 128x224 tiles: 1.07x
+        assert decide("sm_90a", 64, 28672, 8192).rule == "parity"             # 0.98-1.00x: cuBLAS kept
+        assert decide("sm_90a", 512, 28672, 8192).rule == "parity"            # M > 256: prefill, at parity
         assert decide("sm_90a", 64, 8192, 28672).rule == "decode-deep"        # split-K 1.07x
         assert decide("sm_90a", 64, 4096, 14336).rule == "tiny"               # split-K's two launches: 0.55x
         assert decide("sm_90a", 16, 28672, 4096).rule == "tiny"

@@ -176,6 +176,13 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="256x128 tiles (2 consumers x 2 row blocks): the transposed tile, ties 128x256 within 1%"),
         KernelConfig("128x192", _sm90a(128, 192), _sm90a_tile(128, 192),
                      why="128x192 tiles: best on deep square products (8192^3 1.03x, 16384x8192x28672 1.045x)"),
+        KernelConfig("128x224", _sm90a(128, 224), _sm90a_tile(128, 224),
+                     why="128x224 tiles: N = 28672 in 128 tiles a row block (128x256: 112, 85% of the SMs busy): "
+                         "M = 65..256 with N >= 16384 (256x28672x8192 1.10x, 256x28672x4096 1.07x; 128x256 0.98 / "
+                         "0.97x)"),
+        KernelConfig("128x160", _sm90a(128, 160), _sm90a_tile(128, 160),
+                     why="128x160 tiles: N = 10240 in 64 tiles a row block (128x192: 54): M = 129..256 with "
+                         "N = 10240 (256x10240x8192 0.95x; 128x192 0.88x)"),
         KernelConfig("128x128", _sm90a(128, 128), _sm90a_tile(128, 128),
                      why="128x128 tiles, 6 stages: M = 128..256 with N = 10240 (0.90x); 0.87-0.93x when large"),
         KernelConfig("128x256-repack", ("-DHKJIT_SM90A_REPACK=1",), _sm90a_tile(128, 256),
@@ -192,11 +199,17 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="ping-pong (each consumer owns a 64x256 tile, one stores while the other computes), no "
                          "split: M <= 64 with N >= 16384 (0.93-1.08x; 0.95x of 128x256 on prefill)"),
         KernelConfig("64x192-pingpong", _sm90a(64, 192, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 192),
-                     why="ping-pong, 64x192 tiles, 6 stages: M = 65..128 with N = 10240 (0.98-1.03x), "
-                         "M = 129..256 with N = 6144 (0.96-0.99x)"),
+                     why="ping-pong, 64x192 tiles, 6 stages: M = 129..256 with N = 6144 (0.92-0.99x); M = 65..128 "
+                         "with N = 10240 until run 25 (0.96-1.03x; 64x160-splitk 1.02x)"),
         KernelConfig("64x128-pingpong", _sm90a(64, 128, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 128),
-                     why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 5000..16383 (0.90-0.93x where "
-                         "64x64-splitk is 0.77-0.82x)"),
+                     why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 5000..16383 until run 25 "
+                         "(0.88-0.99x; 64x80-pingpong 0.93-1.00x), 256x4096x4096 1.05x (= 64x128-splitk)"),
+        KernelConfig("64x160-splitk", _sm90a(64, 160, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 160),
+                     why="64x160 tiles, K split: M = 65..128 with N = 10240 (128x10240x8192 1.02x; 64x192-pingpong "
+                         "0.96x)"),
+        KernelConfig("64x80-pingpong", _sm90a(64, 80, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 80),
+                     why="ping-pong, 64x80 tiles: M = 33..64 with N = 5000..16383 (64x6144x4096 0.93x, "
+                         "64x10240x8192 0.93x, 64x8192x8192 1.00x; 64x128-pingpong 0.89 / 0.88 / 0.99x)"),
         # swap: the kernel computes C^T = Bt . A^T (its BM x BN tile is C's BN x BM), K split over CTA pairs that
         # sum through distributed shared memory (HKJIT_SM90A_SPLITK=2); 16x64-swap is launched with programmatic
         # dependent launch (HKJIT_SM90A_PDL=1: +2% back to back on the M = 16 decode shapes in H200 runs 20 and 21;
@@ -221,7 +234,7 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
 # ------------------------------------------------------------------------------------- named by their parameters
 # A configuration outside CONFIGS may be asked for by a name that spells its parameters (warmup --config, tune /
 # bench --configs, a tuning record's winner): `tune` can then time a tile the kernel supports but no one has
-# listed (sm_90a 128x160), and a winner it records is used like a listed one. The names of CONFIGS always mean
+# listed (sm_90a 128x96), and a winner it records is used like a listed one. The names of CONFIGS always mean
 # what CONFIGS says; a spelled name whose defines equal a listed configuration's is refused (one name each).
 
 #: sm_90a name suffixes, in the one order a name lists them, and the defines each adds (see gemm_sm90a.cu)

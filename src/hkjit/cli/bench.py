@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "separated; default: 1024..8192 cubes and ragged/skinny shapes on a GPU, 128..512 on the CPU")
     b.add_argument("--configs", action="append", metavar="all|NAME,...", help="also time the kernel forced in each "
                    "of these configurations (all: every listed one of this arch's; a name may spell one by its "
-                   "parameters, e.g. 128x160)")
+                   "parameters, e.g. 128x96)")
     b.add_argument("--repeat", type=int, metavar="N", help="timed calls per function and shape (GPU 200, CPU 10)")
     b.add_argument("--warmup", type=int, metavar="N",
                    help="untimed calls first, at least one per input set (GPU 5, CPU 1)")

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="shapes to tune (comma- or space-separated), or a named set (llm)")
     t.add_argument("--configs", action="append", metavar="all|NAME,...", help="candidate configurations (default: "
                    "all listed ones of this arch); names may spell configurations by their parameters (sm_90a "
-                   "128x160, 64x96-pingpong; cpu n32k512): the winners are recorded and used like listed ones")
+                   "128x96, 64x96-pingpong; cpu n32k512): the winners are recorded and used like listed ones")
     t.add_argument("--repeat", type=int, metavar="N", help="timed calls per configuration and shape (GPU 200, CPU 10)")
     t.add_argument("--warmup", type=int, metavar="N", help="untimed calls first (GPU 5, CPU 1)")
     t.add_argument("--sets", type=int, default=3, metavar="N", help="input sets rotated (default: %(default)s)")

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--kernel", action="append", metavar="NAME", help="kernel to build, repeatable (default: all)")
     w.add_argument("--config", action="append", metavar="NAME|all", help="kernel configurations to build, "
                    "repeatable or comma-separated, or all (every listed one); a name may also spell a configuration "
-                   "by its parameters, e.g. sm_90a 128x160 or 64x96-pingpong-st6, cpu n32k512 (default: the arch's "
+                   "by its parameters, e.g. sm_90a 128x96 or 64x96-pingpong-st6, cpu n32k512 (default: the arch's "
                    "default, those the selection table names and those a tuning record in the cache names)")
     w.add_argument("-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1),
                    help="parallel builds (default: %(default)s)")
