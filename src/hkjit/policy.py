@@ -67,13 +67,17 @@ POLICY: dict[str, ArchPolicy] = {
              "(64x8192x28672, 128x8192x28672; at K = 14336 the two launches lose: 0.55-0.78x timed call by call)",
              also=(("m", 64, 129), ("k", 20000, _INF))),
         Rule("tiny", "mnk", 2 ** 32, "torch", "under 2^32 multiply-adds the launch costs more than the product "
-             "(512^3: 0.62x, 1024^3: 0.87x at best): cuBLAS wins"),
+             "(512^3: 0.62x, 1024^3: 0.87x at best; the decode shapes below it 0.78-0.98x with their selected "
+             "configuration through hkjit bench, e.g. 64x4096x4096 0.78-0.84x, 16x4096x4096 0.97-0.98x, H200 "
+             "2026-12-01): cuBLAS wins"),
         Rule("unaligned", "aligned", 1, "kernel", "N or K is not a multiple of 8: cuBLAS leaves its fast paths "
              "(4097x4095x4096: 5.9x on the H200), hkjit pads the row strides and keeps TMA"),
         Rule("deep-square", "n", 10240, "kernel", "M >= 8192, N = 8192..10239, K >= 8192 (128x192 tiles): "
              "1.025-1.045x", also=(("m", 8192, _INF), ("n", 8192, 10240), ("k", 8192, _INF))),
         Rule("parity", "mnk", _INF, "torch", "no measured win for this shape class (prefill at K = 4096: "
-             "0.96-1.01x, the other M = 16 decode shapes 0.92-1.03x swapped, K % 64 != 0 0.77-0.84x): cuBLAS kept"),
+             "0.96-1.01x, the other M = 16 decode shapes 0.92-1.03x swapped, decode M = 64..256 at N <= 10240 and "
+             "K <= 14336 0.91-1.06x (one shape above 1.02x: 256x4096x4096, 0.96-1.06x over four runs), K % 64 != 0 "
+             "0.77-0.88x): cuBLAS kept"),
     ), "the kernel (unreachable: the last rule routes every shape without a measured win to torch)"),
     # Not measured (no MI350X available to us): conservative bounds in the same shape as the H100's, scaled to
     # the 256x256 block; `python -m hkjit bench` on an MI350X tells where to move them.
