@@ -184,7 +184,8 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="128x160 tiles: N = 10240 in 64 tiles a row block (128x192: 54): M = 129..256 with "
                          "N = 10240 (256x10240x8192 0.95x; 128x192 0.88x)"),
         KernelConfig("128x128", _sm90a(128, 128), _sm90a_tile(128, 128),
-                     why="128x128 tiles, 6 stages: M = 128..256 with N = 10240 (0.90x); 0.87-0.93x when large"),
+                     why="128x128 tiles, 6 stages: not selected (256x10240x8192 0.90x, where 128x160 is 0.95x; "
+                         "0.87-0.93x when large)"),
         KernelConfig("128x256-repack", ("-DHKJIT_SM90A_REPACK=1",), _sm90a_tile(128, 256),
                      why="copies an operand whose row pitch is off the 128-byte grid (K % 64 != 0) to an aligned "
                          "pitch first (3000x5000x7000: 0.61x -> 0.77x, 4096x4096x4104: 0.65x -> 0.84x)"),
