@@ -200,7 +200,9 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("sm_90a", 8192, 10240, 8192).rule == "parity"           # N outside the measured win
         assert decide("sm_90a", 4097, 4095, 4096).rule == "unaligned"         # cuBLAS is slow there: kernel
         assert decide("sm_90a", 128, 28672, 8192).rule == "decode-wide"       # 1.11x
-        assert decide("sm_90a", 256, 28672, 4096).rule == "decode-wide"       # 128x224 tiles: 1.07x
+        assert decide("sm_90a", 256, 28672, 4096).rule == "decode-wide-256"   # 128x224 tiles: 1.03-1.05x
+        assert decide("sm_90a", 256, 16384, 8192).rule == "parity"            # not measured at M > 128
+        assert decide("sm_90a", 256, 30720, 4096).rule == "parity"            # 128x224 would make 3 waves
         assert decide("sm_90a", 64, 28672, 8192).rule == "parity"             # 0.98-1.00x: cuBLAS kept
         assert decide("sm_90a", 512, 28672, 8192).rule == "parity"            # M > 256: prefill, at parity
         assert decide("sm_90a", 64, 8192, 28672).rule == "decode-deep"        # split-K 1.07x

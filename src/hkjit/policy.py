@@ -46,9 +46,10 @@ POLICY: dict[str, ArchPolicy] = {
     # CUDA-graph timing, candidates shuffled every round, 2026-12-01; NOTES.md has the tables), the configuration
     # being SELECTION's pick. The kernel wins where cuBLAS leaves its fast path (N or K not a multiple of 8: 5.7-5.9x),
     # on deep square products with N = 8192 (128x192 tiles: 8192^3 1.03x, 8192x8192x28672 1.025x, 16384x8192x28672
-    # 1.045x), on M = 64..128 decode products with a deep K (split-K: 1.03-1.06x), on M = 97..256 with N >= 16384
-    # (128x224 tiles, 2026-12-01 sixth session: 1.03-1.06x), and on two M = 16 decode classes with the swapped configurations (N = 10240..16383 or K >= 20000:
-    # 1.04-1.07x through hkjit bench, 1.01-1.08x in five graph runs). Everywhere else it is at parity within run-to-run
+    # 1.045x), on M = 64..128 decode products with a deep K (split-K: 1.03-1.06x), on M = 97..128 with N >= 16384 and
+    # M = 129..256 with N around 28672 (128x224 tiles, 2026-12-01 sixth session: 1.03-1.09x), and on two M = 16
+    # decode classes with the swapped configurations (N = 10240..16383 or K >= 20000: 1.04-1.07x through hkjit
+    # bench, 1.01-1.08x in five graph runs). Everywhere else it is at parity within run-to-run
     # noise (prefill at K = 4096: 0.96-1.01x; the other M = 16 decode shapes 0.92-1.03x) or behind (K % 64 != 0:
     # 0.77-0.84x repacked; mid-size: 0.87-0.95x). Parity goes to cuBLAS: a win must be measured, so the last rule
     # sends the rest to torch.
@@ -59,10 +60,13 @@ POLICY: dict[str, ArchPolicy] = {
         Rule("decode-16-deep", "m", 17, "kernel", "M = 9..16, N < 10240, K >= 20000 (16x64-swap): 1.04x through "
              "hkjit bench (16x8192x28672), 1.01-1.06x in five CUDA-graph runs; M <= 8 not measured",
              also=(("m", 9, 17), ("n", 0, 10240), ("k", 20000, _INF))),
-        Rule("decode-wide", "m", 257, "kernel", "M = 97..256 with N >= 16384 (128x224 tiles): 1.04-1.06x "
-             "(128x28672x4096, 128x28672x8192) and 1.03-1.05x (256x28672x4096, 256x28672x8192, where 128x256 was "
-             "0.97-0.98x) through hkjit bench, two runs; M = 64 is 0.98-1.00x: torch",
-             also=(("m", 97, 257), ("n", 16384, _INF))),
+        Rule("decode-wide", "m", 129, "kernel", "M = 97..128 with N >= 16384 (128x224 / 128x256 tiles): 1.04-1.09x "
+             "(128x28672x4096, 128x28672x8192 through hkjit bench, three runs; 128x256 1.02-1.04x before); M = 64 is "
+             "0.98-1.00x: torch", also=(("m", 97, 129), ("n", 16384, _INF))),
+        Rule("decode-wide-256", "m", 257, "kernel", "M = 129..256 with N = 26880..29568, where 128x224 tiles fill "
+             ">= 90% of two waves: 1.03-1.05x (256x28672x4096, 256x28672x8192 through hkjit bench, three runs; "
+             "128x256 0.97-0.98x); other N at M > 128 not measured: torch",
+             also=(("m", 129, 257), ("n", 26880, 29569))),
         Rule("decode-deep", "m", 129, "kernel", "M = 64..128 with K >= 20000 (split-K): 1.04-1.08x "
              "(64x8192x28672, 128x8192x28672; at K = 14336 the two launches lose: 0.55-0.78x timed call by call)",
              also=(("m", 64, 129), ("k", 20000, _INF))),
@@ -145,9 +149,17 @@ SELECTION: dict[str, ArchSelection] = {
         ConfigRule("decode-64-wide", "m", 65, "64x80-pingpong", "M = 33..64, N = 5000..16383: 64x80 ping-pong "
                    "(64x6144x4096 0.93 / 0.89x, 64x10240x8192 0.93 / 0.88x, 64x8192x8192 1.00 / 0.99x against "
                    "64x128-pingpong)"),
-        ConfigRule("decode-wide", "m", 257, "128x224", "M = 65..256, N >= 16384: 128x224 tiles, 128 a row block "
-                   "at N = 28672 (128x28672x8192 1.06 / 1.05x, 256x28672x8192 1.10 / 0.98x, 256x28672x4096 "
-                   "1.07 / 0.97x against 128x256)", also=(("n", 16384, _INF),)),
+        # 128x224 where its tiles fill the waves better than 128x256's: ceil(N / 224) <= 132 a row block (N <= 29568),
+        # and at two row blocks N > 16896 (at N = 16384 128x256 makes 128 tiles, one full wave; 128x224 148)
+        ConfigRule("decode-wide", "m", 129, "128x224", "M = 65..128, N = 16384..29568: 128x224 tiles, 128 at "
+                   "N = 28672 (128x28672x8192 1.06 / 1.05x, 128x28672x4096 1.04 / 1.04x against 128x256)",
+                   also=(("n", 16384, 29569),)),
+        ConfigRule("decode-wide-256", "m", 257, "128x224", "M = 129..256, N = 16897..29568: 128x224 tiles, 256 at "
+                   "N = 28672 (256x28672x8192 1.10 / 0.98x, 256x28672x4096 1.07 / 0.97x against 128x256)",
+                   also=(("m", 129, 257), ("n", 16897, 29569))),
+        ConfigRule("decode-wider", "m", 257, "128x256", "M = 65..256 with the other N >= 16384: 128x256 tiles (whole "
+                   "waves at N = 16384 with 256 rows; past N = 29568 128x224 makes a wave more)",
+                   also=(("n", 16384, _INF),)),
         ConfigRule("decode-10k", "m", 129, "64x160-splitk", "M = 65..128, N = 10240..16383: 64x160 tiles, K split "
                    "(128x10240x8192 1.02 / 0.96x against 64x192-pingpong)", also=(("n", 10240, 16384),)),
         ConfigRule("decode-10k-256", "m", 257, "128x160", "M = 129..256, N = 10240..16383: 128x160 tiles "

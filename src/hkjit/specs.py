@@ -178,8 +178,8 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="128x192 tiles: best on deep square products (8192^3 1.03x, 16384x8192x28672 1.045x)"),
         KernelConfig("128x224", _sm90a(128, 224), _sm90a_tile(128, 224),
                      why="128x224 tiles: N = 28672 in 128 tiles a row block (128x256: 112, 85% of the SMs busy): "
-                         "M = 65..256 with N >= 16384 (256x28672x8192 1.10x, 256x28672x4096 1.07x; 128x256 0.98 / "
-                         "0.97x)"),
+                         "M = 65..256 with N = 16384..29568 (256x28672x8192 1.10x, 256x28672x4096 1.07x; 128x256 "
+                         "0.98 / 0.97x)"),
         KernelConfig("128x160", _sm90a(128, 160), _sm90a_tile(128, 160),
                      why="128x160 tiles: N = 10240 in 64 tiles a row block (128x192: 54): M = 129..256 with "
                          "N = 10240 (256x10240x8192 0.95x; 128x192 0.88x)"),
