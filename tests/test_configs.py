@@ -125,7 +125,7 @@ def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
     pick = {shape: select_by_table("sm_90a", *shape)[:2] for shape in (
         (16, 4096, 4096), (16, 10240, 8192), (32, 4096, 4096), (16, 28672, 8192), (64, 4096, 4096), (64, 10240, 8192), (128, 28672, 8192),
         (256, 10240, 8192), (256, 28672, 4096), (128, 10240, 8192), (64, 28672, 8192), (256, 16384, 8192),
-        (128, 32768, 8192), (256, 30720, 4096), (128, 8192, 8192), (1024, 1024, 8192), (3000, 5000, 7000), (8192, 8192, 8192))}
+        (128, 32768, 8192), (256, 30720, 4096), (64, 14336, 8192), (256, 12288, 8192), (256, 14336, 8192), (128, 8192, 8192), (1024, 1024, 8192), (3000, 5000, 7000), (8192, 8192, 8192))}
     assert pick == {
         (16, 4096, 4096): ("16x64-swap", "decode-16-swap"), (16, 10240, 8192): ("16x128-swap", "decode-16-swap-wide"),
         (32, 4096, 4096): ("64x128-splitk", "decode-16"), (16, 28672, 8192): ("64x256-pingpong", "decode-widest"),
@@ -133,7 +133,8 @@ def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
         (128, 28672, 8192): ("128x224", "decode-wide"), (256, 10240, 8192): ("128x160", "decode-10k-256"),
         (256, 28672, 4096): ("128x224", "decode-wide-256"), (128, 10240, 8192): ("64x160-splitk", "decode-10k"),
         (256, 16384, 8192): ("128x256", "decode-wider"), (128, 32768, 8192): ("128x256", "decode-wider"),
-        (256, 30720, 4096): ("128x256", "decode-wider"),
+        (256, 30720, 4096): ("128x256", "decode-wider"), (64, 14336, 8192): ("64x128-pingpong", "decode-64-wider"),
+        (256, 12288, 8192): ("128x192", "decode-11k-256"), (256, 14336, 8192): ("128x160", "decode-10k-256"),
         (64, 28672, 8192): ("64x256-pingpong", "decode-widest"),
         (128, 8192, 8192): ("64x128-splitk", "decode"), (1024, 1024, 8192): ("64x128-splitk", "few-tiles"),
         (3000, 5000, 7000): ("128x256-cluster2", "row-pitch"), (8192, 8192, 8192): ("128x192", "deep-square")}
@@ -147,8 +148,8 @@ def test_warmup_builds_one_cpu_configuration_by_default():
     assert [s.config for s in warmup_specs("cpu", config="all")] == ["n64k256", OTHER]
     assert [s.config for s in warmup_specs("sm_90a")] == ["128x256", "16x64-swap", "16x128-swap", "64x128-splitk",
                                                           "64x256-pingpong", "64x256-splitk", "64x64-splitk",
-                                                          "64x80-pingpong", "128x224", "64x160-splitk", "128x160",
-                                                          "64x192-pingpong", "128x256-cluster2", "128x192"]
+                                                          "64x80-pingpong", "64x128-pingpong", "128x224", "64x160-splitk",
+                                                          "128x192", "128x160", "64x192-pingpong", "128x256-cluster2"]
     with pytest.raises(Exception, match="no configuration 'bogus' for cpu"):
         warmup_specs("cpu", config="bogus")
 

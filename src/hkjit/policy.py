@@ -146,9 +146,11 @@ SELECTION: dict[str, ArchSelection] = {
         ConfigRule("decode-64", "m", 65, "64x64-splitk", "M = 33..64, N < 5000: 64x64 tiles, K split (0.85-1.02x)",
                    also=(("n", 0, 5000),)),
         # H200 run 25 (NOTES.md, sixth session: tile widths off the 64-column grid; one run, "new / old pick")
-        ConfigRule("decode-64-wide", "m", 65, "64x80-pingpong", "M = 33..64, N = 5000..16383: 64x80 ping-pong "
-                   "(64x6144x4096 0.93 / 0.89x, 64x10240x8192 0.93 / 0.88x, 64x8192x8192 1.00 / 0.99x against "
-                   "64x128-pingpong)"),
+        ConfigRule("decode-64-wide", "m", 65, "64x80-pingpong", "M = 33..64, N = 5000..10560 (ceil(N / 80) <= 132 "
+                   "tiles, one wave): 64x80 ping-pong (64x6144x4096 0.93 / 0.89x, 64x10240x8192 0.93 / 0.88x, "
+                   "64x8192x8192 1.00 / 0.99x against 64x128-pingpong)", also=(("n", 0, 10561),)),
+        ConfigRule("decode-64-wider", "m", 65, "64x128-pingpong", "M = 33..64, N = 10561..16383: 64x128 ping-pong "
+                   "(64x80 tiles would make more than one wave; not measured at these N)"),
         # 128x224 where its tiles fill the waves better than 128x256's: ceil(N / 224) <= 132 a row block (N <= 29568),
         # and at two row blocks N > 16896 (at N = 16384 128x256 makes 128 tiles, one full wave; 128x224 148)
         ConfigRule("decode-wide", "m", 129, "128x224", "M = 65..128, N = 16384..29568: 128x224 tiles, 128 at "
@@ -162,8 +164,12 @@ SELECTION: dict[str, ArchSelection] = {
                    also=(("n", 16384, _INF),)),
         ConfigRule("decode-10k", "m", 129, "64x160-splitk", "M = 65..128, N = 10240..16383: 64x160 tiles, K split "
                    "(128x10240x8192 1.02 / 0.96x against 64x192-pingpong)", also=(("n", 10240, 16384),)),
-        ConfigRule("decode-10k-256", "m", 257, "128x160", "M = 129..256, N = 10240..16383: 128x160 tiles "
-                   "(256x10240x8192 0.95 / 0.88x against 128x192)", also=(("n", 10240, 16384),)),
+        # 128x160 where its tiles fill the waves better than 128x192's: two row blocks make one wave up to N = 10560
+        # with 128x160 and up to N = 12672 with 128x192 (between them 128x160 needs a second wave)
+        ConfigRule("decode-11k-256", "m", 257, "128x192", "M = 129..256, N = 10561..12672: 128x192 tiles, one wave "
+                   "(128x160 would need two; not measured at these N)", also=(("m", 129, 257), ("n", 10561, 12673))),
+        ConfigRule("decode-10k-256", "m", 257, "128x160", "M = 129..256, N = 10240..10560 and 12673..16383: "
+                   "128x160 tiles (256x10240x8192 0.95 / 0.88x against 128x192)", also=(("n", 10240, 16384),)),
         ConfigRule("decode-8k-256", "m", 257, "64x256-splitk", "M = 129..256, N = 8192..10239: 64x256 tiles, K "
                    "split (256x8192x8192 0.94 / 0.93x, 256x8192x28672 1.02 / 1.02x; 64x128-splitk 0.77-0.83x)",
                    also=(("m", 129, 257), ("n", 8192, 10240))),

@@ -203,13 +203,13 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="ping-pong, 64x192 tiles, 6 stages: M = 129..256 with N = 6144 (0.92-0.99x); M = 65..128 "
                          "with N = 10240 until run 25 (0.96-1.03x; 64x160-splitk 1.02x)"),
         KernelConfig("64x128-pingpong", _sm90a(64, 128, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 128),
-                     why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 5000..16383 until run 25 "
-                         "(0.88-0.99x; 64x80-pingpong 0.93-1.00x), 256x4096x4096 1.05x (= 64x128-splitk)"),
+                     why="ping-pong, 64x128 tiles, 8 stages: M = 33..64 with N = 10561..16383, where 64x80 tiles "
+                         "make more than one wave (at N <= 10560 64x80-pingpong: 0.93-1.00x where this is 0.88-0.99x)"),
         KernelConfig("64x160-splitk", _sm90a(64, 160, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 160),
                      why="64x160 tiles, K split: M = 65..128 with N = 10240 (128x10240x8192 1.02x; 64x192-pingpong "
                          "0.96x)"),
         KernelConfig("64x80-pingpong", _sm90a(64, 80, "-DHKJIT_SM90A_PINGPONG=1"), _sm90a_tile(64, 80),
-                     why="ping-pong, 64x80 tiles: M = 33..64 with N = 5000..16383 (64x6144x4096 0.93x, "
+                     why="ping-pong, 64x80 tiles: M = 33..64 with N = 5000..10560 (64x6144x4096 0.93x, "
                          "64x10240x8192 0.93x, 64x8192x8192 1.00x; 64x128-pingpong 0.89 / 0.88 / 0.99x)"),
         # swap: the kernel computes C^T = Bt . A^T (its BM x BN tile is C's BN x BM), K split over CTA pairs that
         # sum through distributed shared memory (HKJIT_SM90A_SPLITK=2); 16x64-swap is launched with programmatic
