@@ -143,6 +143,30 @@ def test_selection_table_names_known_configs_and_routes_the_issue_shapes():
     assert select_by_table("cpu", 3000, 5000, 7000)[0] == "n64k256"
 
 
+def _waves(config: str, m: int, n: int) -> int:
+    """Waves of a plain (unsplit) configuration's tiles on the H100/H200's 132 SMs."""
+    c = config_spec("sm_90a", config).constraints
+    return -(-(-(-m // c.block_m) * -(-n // c.block_n)) // 132)
+
+
+def test_width_rules_never_need_more_waves_than_the_tile_they_replace():
+    """The tiles off the 64 grid are selected for their tile count: wherever a width rule picks one (or keeps the
+    older tile at its edges), the pick needs no more waves than the other would. Guards the N bounds of the rules,
+    which come from this arithmetic, not from measurements at every N."""
+    pairs = {(65, 257, 16384, 40000): ("128x224", "128x256"), (129, 257, 10240, 16384): ("128x160", "128x192"),
+             (33, 65, 5000, 16384): ("64x80-pingpong", "64x128-pingpong")}
+    for (m_lo, m_hi, n_lo, n_hi), (new, old) in pairs.items():
+        seen = set()
+        for m in (m_lo, (m_lo + m_hi) // 2, m_hi - 1):
+            for n in range(n_lo, n_hi, 8):
+                pick = select_by_table("sm_90a", m, n, 4096)[0]
+                assert pick in (new, old), (m, n, pick)
+                other = old if pick == new else new
+                assert _waves(pick, m, n) <= _waves(other, m, n), (m, n, pick)
+                seen.add(pick)
+        assert seen == {new, old}, (new, old, seen)
+
+
 def test_warmup_builds_one_cpu_configuration_by_default():
     assert [(s.arch, s.config) for s in warmup_specs("cpu")] == [("cpu", "n64k256")]
     assert [s.config for s in warmup_specs("cpu", config="all")] == ["n64k256", OTHER]
