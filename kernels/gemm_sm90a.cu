@@ -753,12 +753,18 @@ constexpr int MAX_DEVICES = 64;
 static device_info g_devices[MAX_DEVICES];
 static std::mutex g_devices_mutex;
 
-static cudaError_t max_clusters(int size, int sms, int* out) {   // clusters of `size` CTAs resident at once
-    cudaLaunchConfig_t cfg{};
+// The launch attribute of a 1-D cluster of `size` CTAs (the occupancy query below and launch_attrs).
+static cudaLaunchAttribute cluster_dim(int size) {
     cudaLaunchAttribute attr{};
     attr.id = cudaLaunchAttributeClusterDimension;
     attr.val.clusterDim.x = size;
     attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+    return attr;
+}
+
+static cudaError_t max_clusters(int size, int sms, int* out) {   // clusters of `size` CTAs resident at once
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr = cluster_dim(size);
     cfg.gridDim = dim3(sms / size * size);
     cfg.blockDim = dim3(NUM_THREADS);
     cfg.dynamicSmemBytes = SMEM_BYTES;
@@ -857,12 +863,7 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
 // programmatic stream serialization when PDL is set (see PDL above). Returns how many of attr it filled.
 static int launch_attrs(cudaLaunchAttribute (&attr)[2], int cluster) {
     int n = 0;
-    if (cluster > 1) {
-        attr[n].id = cudaLaunchAttributeClusterDimension;
-        attr[n].val.clusterDim.x = cluster;
-        attr[n].val.clusterDim.y = attr[n].val.clusterDim.z = 1;
-        n++;
-    }
+    if (cluster > 1) attr[n++] = cluster_dim(cluster);
     if (PDL) {
         attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         attr[n].val.programmaticStreamSerializationAllowed = 1;
