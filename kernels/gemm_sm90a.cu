@@ -46,13 +46,22 @@
 //   * Split-K (HKJIT_SM90A_SPLITK=1): a work unit is (tile, K slice). When the output tiles cannot fill the SMs
 //     (fewer than 2 waves) the launcher picks S <= 16 slices (each >= 4 K blocks) by a small cost model (SM
 //     occupancy over the waves vs the partials' extra traffic, choose_splits; S = 1: the plain path above). Each unit
-//     writes its fp32 partial tile with plain stores into a workspace [S][M][n_tiles * BN]; a second kernel sums
-//     the S partials of each element in slice order and writes bf16 C. The sum order is fixed, so the result is
-//     deterministic (bit-identical from call to call). The workspace is taken with cudaMallocFromPoolAsync from a
-//     memory pool this library owns (one per device, release threshold unlimited, so a steady state allocates
-//     nothing from the driver) and freed with cudaFreeAsync on the same stream after the reduction: stream
-//     ordered, no ABI change, graph-capturable, and no global state a concurrent stream could race on (an
-//     in-kernel atomic reduction would need a zeroed buffer we own and would not be deterministic).
+//     writes its fp32 partial of a consumer's rows into that rows' region of a workspace in its registers' order
+//     (float4 f of thread t at f * 128 + t: coalesced stores, and every unit of a tile holds the same elements in
+//     the same registers), then arrives on a counter of those rows (one per tile and m64 row block, after the
+//     partials); the last of the S arrivals loads the S partials in slice order into its accumulators (all of a
+//     slice's loads in flight at once) and stores them as the unsplit epilogue does (TMA). So the sum is done in
+//     the GEMM's own launch: H200 run 29 timed the second, reduction kernel of the first version at 13-19% of
+//     64x4096x4096-sized products (and run 33 a first in-launch sum that walked the fragment pair by pair, one
+//     L2 round trip each, at up to 5x slower). The sum order is fixed, so the result is deterministic
+//     (bit-identical from call to call, and to the reduction kernel's). A counter word is stamp | count: the stamp
+//     is a tag plus a number no other launch of this process has, so the workspace needs no zeroing (no memset
+//     launch) and a stale word counts as 0; the last arrival leaves count 0, so a CUDA graph's replays (one stamp)
+//     start from 0 as well. The workspace is taken with cudaMallocFromPoolAsync from a memory pool this library
+//     owns (one per device, release threshold unlimited, so a steady state allocates nothing from the driver) and
+//     freed with cudaFreeAsync on the same stream after the kernel: stream ordered, no ABI change,
+//     graph-capturable, and no global state a concurrent stream could race on. The swapped kernel (SWAP) keeps
+//     the second kernel (its partials are written transposed, in C's orientation).
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
 //   * Ping-pong (HKJIT_SM90A_PINGPONG=1, CUTLASS's "KernelTmaWarpSpecializedPingpong" schedule): without it the two
 //     consumers split one tile and both sit in the epilogue (convert, stmatrix, TMA store issue) while the tensor
@@ -137,6 +146,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -264,6 +274,7 @@ struct __align__(1024) smem_t {
     semaphore full[STAGES];
     semaphore empty[STAGES];
     semaphore ready, freed;                       // cluster split-K: all partials written / all read
+    int last[2];                                  // workspace split-K: this consumer's unit was its rows' last
 };
 constexpr size_t SMEM_BYTES = sizeof(smem_t) + 1024;   // + slack to align the dynamic base to 1024 bytes
 static_assert(sizeof(a_tile) * (BM / 64) + sizeof(b_tile) == STAGE_BYTES, "stage layout");
@@ -395,6 +406,21 @@ __device__ static inline void mbar_wait(semaphore& s, int phase) {
     kittens::wait(s, phase);
     asm volatile("" ::: "memory");
 }
+// Workspace split-K: one arrival on the counter of a tile's rows; true for the last of the `splits` arrivals (which
+// then sums the partials). A counter word is stamp | count, the stamp being a tag and this launch's number (see
+// "Split-K" above): the workspace is not zeroed, and a word that is not this launch's reads as count 0. The last
+// arrival leaves count 0 with the stamp, so a graph replay (the same stamp) starts from 0 too; the last is the
+// arrival that makes the count exactly `splits`, so a count left standing would sum nothing (and leave C unwritten).
+__device__ static inline bool arrive_count(unsigned long long* f, unsigned long long stamp, int splits) {
+    unsigned long long old = *reinterpret_cast<volatile unsigned long long*>(f), seen;
+    int n;
+    do {
+        seen = old;
+        n = (seen & ~0xffull) == stamp ? (int)(seen & 0xff) : 0;
+        old = atomicCAS(f, seen, stamp | (n + 1 == splits ? 0ull : (unsigned long long)(n + 1)));
+    } while (old != seen);
+    return n + 1 == splits;
+}
 
 // A work unit is one output tile (CLUSTER: one pair of vertically adjacent tiles; `m` counts pairs, tile_row() picks
 // this CTA's) and one K slice [kb0, kb1) of it (the whole K when splits == 1).
@@ -431,7 +457,8 @@ template <int J0 = 0, typename F> __device__ static inline void for_each_pair(co
 __global__ void __launch_bounds__(NUM_THREADS, 1)
 gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
             const __grid_constant__ CUtensorMap tm_c, __nv_bfloat16* __restrict__ Cptr, int64_t ldc,
-            float* __restrict__ ws, int splits, int M, int N, int K) {
+            float* __restrict__ ws, unsigned long long* __restrict__ counts, unsigned long long stamp, int splits,
+            int M, int N, int K) {
     extern __shared__ uint8_t smem_raw[];
     smem_t& sm = *reinterpret_cast<smem_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
 
@@ -592,14 +619,47 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 });
                 continue;
             } else if (SPLITK && splits > 1) {
-                // ---- split epilogue: fp32 partial straight from registers into ws[split][M][n_tiles * BN]
-                const int64_t ldw = (int64_t)n_tiles * BN;
-                float* base = ws + (int64_t)w.split * M * ldw;
-                const int r0 = w.m * BM, c0 = w.n * BN;                 // the tile's origin in C
-                for_each_pair(acc, rb0, [&](int r, int c, float2 v) {
-                    if (r0 + r < M) *reinterpret_cast<float2*>(base + (int64_t)(r0 + r) * ldw + c0 + c) = v;
-                });
-                continue;
+                // ---- split epilogue: this consumer's fp32 partial, in its registers' order (float4 f of thread t
+                // at f * 128 + t: coalesced, and every unit of the tile holds the same elements in the same
+                // registers), into its rows' region of the workspace; the last of the `splits` units to arrive
+                // sums the S partials in slice order into its accumulators and stores them as any unit does (the
+                // epilogue below). See "Split-K" above.
+                if (w.m * BM + rb0 * 64 >= M) continue;   // rows past M (CLUSTER: a whole phantom tile row)
+                const int lt = threadIdx.x % 128;
+                const int64_t rows = ((int64_t)w.m * n_tiles + w.n) * (BM / 64) + rb0;   // counter of my rows
+                constexpr int SLICE4 = MW * 16 * BN;                    // float4s of one unit's partial (my rows)
+                float4* mine = reinterpret_cast<float4*>(ws) + (rows * splits + (int64_t)w.split * MW) * (16 * BN) + lt;
+                #pragma unroll
+                for (int i = 0; i < MW; i++)
+                    #pragma unroll
+                    for (int j = 0; j < BN / 16; j++)
+                        #pragma unroll
+                        for (int h = 0; h < 2; h++) {
+                            const float2* d = acc[i].tiles[0][j].data + 2 * h;
+                            __stcg(mine + ((i * (BN / 16) + j) * 2 + h) * 128, make_float4(d[0].x, d[0].y, d[1].x, d[1].y));
+                        }
+                __threadfence();                                        // my partial is visible before my arrival
+                named_sync(1 + cid, 128);
+                if (issuer) sm.last[cid] = arrive_count(counts + rows, stamp, splits);
+                named_sync(1 + cid, 128);
+                if (!sm.last[cid]) continue;
+                __threadfence();                                        // the others' partials, after their arrivals
+                const float4* first = reinterpret_cast<const float4*>(ws) + rows * splits * (16 * BN) + lt;
+                auto add_slice = [&](int s, bool assign) {              // acc (+)= partial s, all loads in flight
+                    #pragma unroll
+                    for (int i = 0; i < MW; i++)
+                        #pragma unroll
+                        for (int j = 0; j < BN / 16; j++)
+                            #pragma unroll
+                            for (int h = 0; h < 2; h++) {
+                                float2* d = acc[i].tiles[0][j].data + 2 * h;
+                                const float4 t = __ldcg(first + (int64_t)s * SLICE4 + ((i * (BN / 16) + j) * 2 + h) * 128);
+                                if (assign) { d[0] = make_float2(t.x, t.y); d[1] = make_float2(t.z, t.w); }
+                                else { d[0].x += t.x; d[0].y += t.y; d[1].x += t.z; d[1].y += t.w; }
+                            }
+                };
+                add_slice(0, true);
+                for (int s = 1; s < splits; s++) add_slice(s, false);
             }
 
             // ---- epilogue (not SWAP: it stores from registers above): chunks of 64 x 64, bf16, through
@@ -859,6 +919,16 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
     return best;
 }
 
+// Workspace split-K: the stamp of a launch's counters (see arrive_count): a tag in the top 16 bits (as the high
+// float of a partial pair, a NaN whose payload arithmetic never produces) and a launch number in the next 40 that no
+// other launch of this process has (counted from the clock at first use: 2^40 launches before one repeats), count
+// bits zero.
+static unsigned long long next_stamp() {
+    static std::atomic<unsigned long long> n{(unsigned long long)std::chrono::steady_clock::now().time_since_epoch()
+                                                 .count()};
+    return (0xffb5ull << 48) | ((n.fetch_add(1, std::memory_order_relaxed) & ((1ull << 40) - 1)) << 8);
+}
+
 // The launch attributes of the GEMM (a cluster of `cluster` CTAs when > 1) and of the split-K reduction (cluster 1):
 // programmatic stream serialization when PDL is set (see PDL above). Returns how many of attr it filled.
 static int launch_attrs(cudaLaunchAttribute (&attr)[2], int cluster) {
@@ -955,11 +1025,21 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
     const int splits = CL_SPLIT ? choose_cluster_split(units, (K + BK - 1) / BK, ctas, fit)
                                 : choose_splits(units * CLUSTER, (K + BK - 1) / BK, ctas, c_rows, K);
     float* ws = nullptr;
-    const int64_t ldw = SWAP ? (c_cols + 3) / 4 * 4 : n_tiles * BN;   // the partials' row stride (C's orientation)
+    unsigned long long* counts = nullptr;   // not SWAP: one counter per tile and m64 row block, after the partials
+    unsigned long long stamp = 0;
+    const int64_t ldw = (c_cols + 3) / 4 * 4;   // SWAP: the partials' row stride (C's orientation)
     if (SPLITK && splits > 1) {
-        e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), (size_t)splits * c_rows * ldw * sizeof(float), pool,
-                                    st);
+        // SWAP: S partials of C; else S partials of every tile (in registers' order), then the counters
+        const int64_t m_tiles = (M + BM - 1) / BM;
+        const size_t part = SWAP ? (size_t)splits * c_rows * ldw * sizeof(float)
+                                 : (size_t)splits * m_tiles * BM * n_tiles * BN * sizeof(float);
+        const size_t nc = SWAP ? 0 : (size_t)m_tiles * n_tiles * (BM / 64);
+        e = cudaMallocFromPoolAsync(reinterpret_cast<void**>(&ws), part + nc * 8, pool, st);
         if (e != cudaSuccess) return release(e);
+        if (!SWAP) {
+            counts = reinterpret_cast<unsigned long long*>(reinterpret_cast<char*>(ws) + part);
+            stamp = next_stamp();
+        }
     }
     // CTAs per cluster: CLUSTER (multicast pairs), or the cluster split's S; the grid is whole clusters
     const int csize = CL_SPLIT ? splits : CLUSTER;
@@ -976,12 +1056,13 @@ extern "C" int hkjit_gemm_bf16(const void* A, int64_t lda, const void* Bt, int64
         cfg.stream = st;
         cfg.attrs = attr;
         cfg.numAttrs = launch_attrs(attr, csize);
-        e = cudaLaunchKernelEx(&cfg, gemm_kernel, ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, splits,
+        e = cudaLaunchKernelEx(&cfg, gemm_kernel, ma, mb, mc, reinterpret_cast<__nv_bfloat16*>(C), ldc, ws, counts,
+                               stamp, splits,
                                (int)M, (int)N, (int)K);
         if (e == cudaSuccess) e = cudaGetLastError();
     }
     if (SPLITK && splits > 1) {
-        if (e == cudaSuccess) {
+        if (SWAP && e == cudaSuccess) {   // swapped: the partials are summed by a second kernel
             const int64_t quads = c_rows * ((c_cols + 3) / 4);
             const int threads = 256;
             const int64_t blocks = std::min<int64_t>((quads + threads - 1) / threads, (int64_t)sms * 8);

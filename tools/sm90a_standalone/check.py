@@ -167,6 +167,38 @@ def chain_after_long(lib, gen, K0=32768, N=1024):
     return dict(ok=err <= TOL, err=err, note="" if err <= TOL else CHAIN_NOTE)
 
 
+def graph_replays(lib, M, N, K, gen, rounds=3):
+    """One call captured in a CUDA graph, replayed `rounds` times with fresh A and a NaN-poisoned C before each:
+    every replay reuses the captured launch's arguments (the split-K counters' stamp among them), so a replay that
+    finds the last one's counters not put back sums too early and reads the poison."""
+    A = torch.empty(M, K, device="cuda", dtype=torch.bfloat16)
+    Bt = torch.randn(N, K, device="cuda", generator=gen).to(torch.bfloat16)
+    C = torch.empty(M, N, device="cuda", dtype=torch.bfloat16)
+    A.normal_(generator=gen)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):                     # a first call outside the capture (set-up, pool)
+        rc = call(lib, A, K, Bt, K, C, N, M, N, K, side)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    if rc:
+        return dict(ok=False, err=float("nan"), note=f"rc={rc}")
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        rc = call(lib, A, K, Bt, K, C, N, M, N, K)
+    if rc:
+        return dict(ok=False, err=float("nan"), note=f"rc={rc} in capture")
+    err = 0.0
+    for _ in range(rounds):
+        A.normal_(generator=gen)
+        C.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        err = max(err, worst_rel_err(((C, A.double() @ Bt.double().T),)))
+    del g
+    return dict(ok=err <= TOL, err=err, note="" if err <= TOL else "graph replay wrong (a launch's state reused?)")
+
+
 def correctness(libs):
     """rows of (shape label, {lib name: result})."""
     gen = torch.Generator(device="cuda")
@@ -199,6 +231,8 @@ def correctness(libs):
     for (M, K) in ((16, 4096), (256, 4096), (4096, 4096)):   # back-to-back calls (PDL builds overlap them)
         rows.append((f"{M}x{K}x{K} chained", {name: chain(lib, M, K, gen) for name, lib in libs}))
     rows.append(("16x1024x32768 then 16x1024x1024", {name: chain_after_long(lib, gen) for name, lib in libs}))
+    for (M, N, K) in ((64, 4096, 4096), (200, 8192, 2048)):   # split K in SPLITK builds: replays reuse the stamp
+        rows.append((f"{M}x{N}x{K} graph x3", {name: graph_replays(lib, M, N, K, gen) for name, lib in libs}))
     side = torch.cuda.Stream()
     for (M, N, K) in [(1024, 768, 512), (32, 768, 4096)]:   # the second one splits K in SPLITK builds
         with torch.cuda.stream(side):

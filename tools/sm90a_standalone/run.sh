@@ -82,6 +82,9 @@ MUTANTS_LIST=(
  "mut_pdlwait#s/pdl_wait();   \/\/ PDL: the kernel before/pdl_launch_dependents();   \/\/ PDL: the kernel before/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=2 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=16 -DHKJIT_SM90A_PDL=1"
  "mut_tail#s/for_each_pair<BN \/ 64 \* 4>(acc/for_each_pair<BN \/ 64 * 4 + 1>(acc/#-DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=160"
  "mut_tailedge#s/if (gc + 1 < N) \*reinterpret_cast/if (true) *reinterpret_cast/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=96 -DHKJIT_SM90A_PINGPONG=1"
+ "mut_fslice#s/(rows \* splits + (int64_t)w.split \* MW)/(rows * splits + (int64_t)0 * MW)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1"
+ "mut_cidx#s/arrive_count(counts + rows, stamp, splits)/arrive_count(counts + rows - rb0, stamp, splits)/#-DHKJIT_SM90A_SPLITK=1"
+ "mut_reset#s/(n + 1 == splits ? 0ull : (unsigned long long)(n + 1))/(unsigned long long)(n + 1)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
  "mut_swslice#s/(split ? (int64_t)w.split \* N \* ldw : 0)/0/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=16"
 )
 # EXPERIMENTS="name#sed-script#flags ..." (newline-separated, names x_*) adds timing experiments in the same form.
