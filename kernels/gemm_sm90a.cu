@@ -49,18 +49,19 @@
 //     writes its fp32 partial of a consumer's rows into that rows' region of a workspace in its registers' order
 //     (float4 f of thread t at f * 128 + t: coalesced stores, and every unit of a tile holds the same elements in
 //     the same registers), then arrives on a counter of those rows (one per tile and m64 row block, after the
-//     partials); the last of the S arrivals loads the S partials in slice order into its accumulators (all of a
-//     slice's loads in flight at once) and stores them as the unsplit epilogue does (TMA). So the sum is done in
+//     partials); the last of the S arrivals loads the S partials in slice order into its accumulators (up to 32
+//     float4 loads in flight a thread) and stores them as the unsplit epilogue does (TMA). So the sum is done in
 //     the GEMM's own launch: H200 run 29 timed the second, reduction kernel of the first version at 13-19% of
 //     64x4096x4096-sized products (and run 33 a first in-launch sum that walked the fragment pair by pair, one
 //     L2 round trip each, at up to 5x slower). The sum order is fixed, so the result is deterministic
-//     (bit-identical from call to call, and to the reduction kernel's). A counter word is stamp | count: the stamp
-//     is a tag plus a number no other launch of this process has, so the workspace needs no zeroing (no memset
-//     launch) and a stale word counts as 0; the last arrival leaves count 0, so a CUDA graph's replays (one stamp)
-//     start from 0 as well. The workspace is taken with cudaMallocFromPoolAsync from a memory pool this library
-//     owns (one per device, release threshold unlimited, so a steady state allocates nothing from the driver) and
-//     freed with cudaFreeAsync on the same stream after the kernel: stream ordered, no ABI change,
-//     graph-capturable, and no global state a concurrent stream could race on. The swapped kernel (SWAP) keeps
+//     (bit-identical from call to call, and to the reduction kernel's). A counter word is stamp | count, the stamp
+//     above any stale word of the workspace and increasing from launch to launch: an arrival's atomic max with
+//     the stamp and then atomic add count without the workspace being zeroed (no memset launch); the last
+//     arrival leaves count 0, so a CUDA graph's replays (one stamp) start from 0 as well. The workspace is taken
+//     with cudaMallocFromPoolAsync from a memory pool this library owns (one per device, release threshold
+//     unlimited, so a steady state allocates nothing from the driver) and freed with cudaFreeAsync on the same
+//     stream after the kernel: stream ordered, no ABI change, graph-capturable, and no global state a concurrent
+//     stream could race on. The swapped kernel (SWAP) keeps
 //     the second kernel (its partials are written transposed, in C's orientation).
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
 //   * Ping-pong (HKJIT_SM90A_PINGPONG=1, CUTLASS's "KernelTmaWarpSpecializedPingpong" schedule): without it the two
@@ -146,7 +147,6 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -407,19 +407,21 @@ __device__ static inline void mbar_wait(semaphore& s, int phase) {
     asm volatile("" ::: "memory");
 }
 // Workspace split-K: one arrival on the counter of a tile's rows; true for the last of the `splits` arrivals (which
-// then sums the partials). A counter word is stamp | count, the stamp being a tag and this launch's number (see
-// "Split-K" above): the workspace is not zeroed, and a word that is not this launch's reads as count 0. The last
-// arrival leaves count 0 with the stamp, so a graph replay (the same stamp) starts from 0 too; the last is the
-// arrival that makes the count exactly `splits`, so a count left standing would sum nothing (and leave C unwritten).
+// then sums the partials). A counter word is stamp | count (count in the low 8 bits; see next_stamp), so the
+// workspace is not zeroed: the atomic max lifts a stale word (a partial, always below a stamp, or an earlier
+// launch's counter) to this launch's stamp with count 0, and keeps a later launch's stamp, whose count that launch
+// left at 0, when a CUDA graph replays this one; then one atomic add counts. Same thread, same word: the two are
+// performed in program order, and only the add's answer is waited for (one L2 round trip, not a read and a CAS).
+// The last arrival puts the count back to 0 (every arrival of this launch is in), so a graph's replays (one stamp)
+// start from 0 too; "last" is the arrival that makes the count exactly `splits`, so a count left standing would
+// sum nothing (and leave C unwritten).
 __device__ static inline bool arrive_count(unsigned long long* f, unsigned long long stamp, int splits) {
-    unsigned long long old = *reinterpret_cast<volatile unsigned long long*>(f), seen;
-    int n;
-    do {
-        seen = old;
-        n = (seen & ~0xffull) == stamp ? (int)(seen & 0xff) : 0;
-        old = atomicCAS(f, seen, stamp | (n + 1 == splits ? 0ull : (unsigned long long)(n + 1)));
-    } while (old != seen);
-    return n + 1 == splits;
+    unsigned long long old;
+    asm volatile("red.relaxed.gpu.global.max.u64 [%0], %1;\n" :: "l"(f), "l"(stamp) : "memory");
+    asm volatile("atom.relaxed.gpu.global.add.u64 %0, [%1], 1;\n" : "=l"(old) : "l"(f) : "memory");
+    const bool last = (int)(old & 0xff) + 1 == splits;
+    if (last) *reinterpret_cast<volatile unsigned long long*>(f) = old & ~0xffull;   // count 0: replays start clean
+    return last;
 }
 
 // A work unit is one output tile (CLUSTER: one pair of vertically adjacent tiles; `m` counts pairs, tile_row() picks
@@ -452,6 +454,21 @@ template <int J0 = 0, typename F> __device__ static inline void for_each_pair(co
             f(r0, c0, d[0]); f(r0 + 8, c0, d[1]); f(r0, c0 + 8, d[2]); f(r0 + 8, c0 + 8, d[3]);
         }
     }
+}
+
+// Workspace split-K: a consumer thread's accumulators as CH4 float4 chunks (chunk f: pairs 2h, 2h + 1 of wgmma
+// fragment j of row block i, f = (i * BN / 16 + j) * 2 + h), the order its partial is stored and summed in.
+constexpr int CH4 = MW * BN / 8;                    // float4s a consumer thread holds
+constexpr int SLICE4 = CH4 * 128;                   // float4s of one unit's partial of a consumer's rows
+constexpr int SUM_U = CH4 <= 8 ? 4 : CH4 <= 16 ? 2 : 1;   // slices whose loads the last unit has in flight at once
+__device__ static inline float4 chunk(const acc_t (&acc)[MW], int f) {
+    const float2* d = acc[f / (BN / 8)].tiles[0][f % (BN / 8) / 2].data + 2 * (f % 2);
+    return make_float4(d[0].x, d[0].y, d[1].x, d[1].y);
+}
+__device__ static inline void add_chunk(acc_t (&acc)[MW], int f, float4 t, bool assign) {
+    float2* d = acc[f / (BN / 8)].tiles[0][f % (BN / 8) / 2].data + 2 * (f % 2);
+    if (assign) { d[0] = make_float2(t.x, t.y); d[1] = make_float2(t.z, t.w); }
+    else { d[0].x += t.x; d[0].y += t.y; d[1].x += t.z; d[1].y += t.w; }
 }
 
 __global__ void __launch_bounds__(NUM_THREADS, 1)
@@ -627,17 +644,9 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 if (w.m * BM + rb0 * 64 >= M) continue;   // rows past M (CLUSTER: a whole phantom tile row)
                 const int lt = threadIdx.x % 128;
                 const int64_t rows = ((int64_t)w.m * n_tiles + w.n) * (BM / 64) + rb0;   // counter of my rows
-                constexpr int SLICE4 = MW * 16 * BN;                    // float4s of one unit's partial (my rows)
                 float4* mine = reinterpret_cast<float4*>(ws) + (rows * splits + (int64_t)w.split * MW) * (16 * BN) + lt;
                 #pragma unroll
-                for (int i = 0; i < MW; i++)
-                    #pragma unroll
-                    for (int j = 0; j < BN / 16; j++)
-                        #pragma unroll
-                        for (int h = 0; h < 2; h++) {
-                            const float2* d = acc[i].tiles[0][j].data + 2 * h;
-                            __stcg(mine + ((i * (BN / 16) + j) * 2 + h) * 128, make_float4(d[0].x, d[0].y, d[1].x, d[1].y));
-                        }
+                for (int f = 0; f < CH4; f++) __stcg(mine + f * 128, chunk(acc, f));
                 __threadfence();                                        // my partial is visible before my arrival
                 named_sync(1 + cid, 128);
                 if (issuer) sm.last[cid] = arrive_count(counts + rows, stamp, splits);
@@ -645,21 +654,28 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 if (!sm.last[cid]) continue;
                 __threadfence();                                        // the others' partials, after their arrivals
                 const float4* first = reinterpret_cast<const float4*>(ws) + rows * splits * (16 * BN) + lt;
-                auto add_slice = [&](int s, bool assign) {              // acc (+)= partial s, all loads in flight
-                    #pragma unroll
-                    for (int i = 0; i < MW; i++)
+                // acc = slice 0 + slice 1 + ... in this order; SUM_U slices' loads in flight at once (<= 32 float4s)
+                auto part = [&](int s, int f) { return __ldcg(first + (int64_t)s * SLICE4 + f * 128); };
+                #pragma unroll
+                for (int f = 0; f < CH4; f++) add_chunk(acc, f, part(0, f), true);
+                int s = 1;
+                if constexpr (SUM_U > 1) {
+                    for (; s + SUM_U <= splits; s += SUM_U) {
+                        float4 t[SUM_U][CH4];
                         #pragma unroll
-                        for (int j = 0; j < BN / 16; j++)
+                        for (int u = 0; u < SUM_U; u++)
                             #pragma unroll
-                            for (int h = 0; h < 2; h++) {
-                                float2* d = acc[i].tiles[0][j].data + 2 * h;
-                                const float4 t = __ldcg(first + (int64_t)s * SLICE4 + ((i * (BN / 16) + j) * 2 + h) * 128);
-                                if (assign) { d[0] = make_float2(t.x, t.y); d[1] = make_float2(t.z, t.w); }
-                                else { d[0].x += t.x; d[0].y += t.y; d[1].x += t.z; d[1].y += t.w; }
-                            }
-                };
-                add_slice(0, true);
-                for (int s = 1; s < splits; s++) add_slice(s, false);
+                            for (int f = 0; f < CH4; f++) t[u][f] = part(s + u, f);
+                        #pragma unroll
+                        for (int u = 0; u < SUM_U; u++)
+                            #pragma unroll
+                            for (int f = 0; f < CH4; f++) add_chunk(acc, f, t[u][f], false);
+                    }
+                }
+                for (; s < splits; s++) {
+                    #pragma unroll
+                    for (int f = 0; f < CH4; f++) add_chunk(acc, f, part(s, f), false);
+                }
             }
 
             // ---- epilogue (not SWAP: it stores from registers above): chunks of 64 x 64, bf16, through
@@ -919,14 +935,14 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
     return best;
 }
 
-// Workspace split-K: the stamp of a launch's counters (see arrive_count): a tag in the top 16 bits (as the high
-// float of a partial pair, a NaN whose payload arithmetic never produces) and a launch number in the next 40 that no
-// other launch of this process has (counted from the clock at first use: 2^40 launches before one repeats), count
-// bits zero.
+// Workspace split-K: the stamp of a launch's counters (see arrive_count): all ones in the top 16 bits (the high
+// float of a partial pair would be a NaN with a payload arithmetic never produces, so every stale partial word is
+// below every stamp) and a launch number in the next 40 that increases from launch to launch of this process, so
+// the max of arrive_count also clears a count an earlier launch could have left (2^40 launches before it wraps;
+// after that a count can only be cleared by the launch that set it, as every launch does). Count bits zero.
 static unsigned long long next_stamp() {
-    static std::atomic<unsigned long long> n{(unsigned long long)std::chrono::steady_clock::now().time_since_epoch()
-                                                 .count()};
-    return (0xffb5ull << 48) | ((n.fetch_add(1, std::memory_order_relaxed) & ((1ull << 40) - 1)) << 8);
+    static std::atomic<unsigned long long> n{1};
+    return (0xffffull << 48) | ((n.fetch_add(1, std::memory_order_relaxed) & ((1ull << 40) - 1)) << 8);
 }
 
 // The launch attributes of the GEMM (a cluster of `cluster` CTAs when > 1) and of the split-K reduction (cluster 1):

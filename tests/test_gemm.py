@@ -206,6 +206,10 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("sm_90a", 64, 28672, 8192).rule == "parity"             # 0.98-1.00x: cuBLAS kept
         assert decide("sm_90a", 512, 28672, 8192).rule == "parity"            # M > 256: prefill, at parity
         assert decide("sm_90a", 64, 8192, 28672).rule == "decode-deep"        # split-K 1.07x
+        assert decide("sm_90a", 64, 8192, 8192).rule == "decode-64-8k"        # 64x64-splitk: 1.04x
+        assert decide("sm_90a", 64, 8192, 4096).rule == "tiny"                # K under the measured class
+        assert decide("sm_90a", 56, 8192, 16384).rule == "parity"             # M < 64: not measured
+        assert decide("sm_90a", 64, 8456, 8192).rule == "parity"              # 64x64 tiles: a second wave
         assert decide("sm_90a", 64, 4096, 14336).rule == "tiny"               # split-K's two launches: 0.55x
         assert decide("sm_90a", 16, 28672, 4096).rule == "tiny"
         assert decide("sm_90a", 16, 10240, 8192).rule == "decode-16-wide"    # 16x128-swap: 1.05-1.08x

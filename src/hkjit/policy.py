@@ -70,6 +70,10 @@ POLICY: dict[str, ArchPolicy] = {
         Rule("decode-deep", "m", 129, "kernel", "M = 64..128 with K >= 20000 (split-K): 1.04-1.08x "
              "(64x8192x28672, 128x8192x28672; at K = 14336 the two launches lose: 0.55-0.78x timed call by call)",
              also=(("m", 64, 129), ("k", 20000, _INF))),
+        Rule("decode-64-8k", "m", 65, "kernel", "M = 64, N = 7681..8448, K >= 8192 (64x64-splitk, one wave of "
+             "121..132 tiles, summed in one launch): 1.04 / 1.04x (64x8192x8192 through hkjit bench, H200 runs 34-35; "
+             "64x80-pingpong 1.01 / 1.02x); M < 64 not measured", also=(("m", 64, 65), ("n", 7681, 8449),
+                                                                       ("k", 8192, _INF))),
         Rule("tiny", "mnk", 2 ** 32, "torch", "under 2^32 multiply-adds the launch costs more than the product "
              "(512^3: 0.62x, 1024^3: 0.87x at best; the decode shapes below it 0.78-0.98x with their selected "
              "configuration through hkjit bench, e.g. 64x4096x4096 0.78-0.84x, 16x4096x4096 0.97-0.98x, H200 "
@@ -145,6 +149,10 @@ SELECTION: dict[str, ArchSelection] = {
                    "(0.88-0.99x)"),
         ConfigRule("decode-64", "m", 65, "64x64-splitk", "M = 33..64, N < 5000: 64x64 tiles, K split (0.85-1.02x)",
                    also=(("n", 0, 5000),)),
+        # H200 runs 34-35 (NOTES.md, seventh session: split-K summed in one launch), through hkjit bench
+        ConfigRule("decode-64-8k", "m", 65, "64x64-splitk", "M = 33..64, N = 7681..8448 (ceil(N / 64) = 121..132 "
+                   "tiles, one wave >= 92% full; 64x80 tiles fill 73-80%): 64x64 tiles (64x8192x8192 1.04 / 1.04x, "
+                   "64x8192x28672 1.08 / 1.09x; 64x80-pingpong 1.01 / 1.02x, 1.06 / 1.06x)", also=(("n", 7681, 8449),)),
         # H200 run 25 (NOTES.md, sixth session: tile widths off the 64-column grid; one run, "new / old pick")
         ConfigRule("decode-64-wide", "m", 65, "64x80-pingpong", "M = 33..64, N = 5000..10560 (ceil(N / 80) <= 132 "
                    "tiles, one wave): 64x80 ping-pong (64x6144x4096 0.93 / 0.89x, 64x10240x8192 0.93 / 0.88x, "

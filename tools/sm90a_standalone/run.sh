@@ -69,7 +69,7 @@ build() {  # name flags... ; writes lib<name>.so and ptxas_<name>.txt
 # experiments (timed, wrong output allowed): x_l2none / x_l2p128 (tensor-map L2 promotion NONE / 128B instead of
 # 256B, sed s/CU_TENSOR_MAP_L2_PROMOTION_L2_256B/..._NONE/) were measured 2026-12-01 and changed nothing.
 MUTANTS_LIST=(
- "mut_reduce#s/for (int s = 1; s < splits; s++)/for (int s = 1; s < splits - 1; s++)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
+ "mut_reduce#s/for (int s = 1; s < splits; s++)/for (int s = 1; s < splits - 1; s++)/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=32"
  "mut_kslice#s/(int)((int64_t)(split + 1) \* k_blocks \/ splits)}/(int)((int64_t)(split + 1) * k_blocks \/ splits) - (splits > 1)}/#-DHKJIT_SM90A_SPLITK=1"
  "mut_edge#s/if ((N \& 7) == 0 || col0 + 64 <= N)/if (true)/#-DHKJIT_SM90A_BM=256 -DHKJIT_SM90A_BN=128"
  "mut_repack#s/rows\[i\], K \/ 8);/rows[i], K \/ 8 - 1);/#-DHKJIT_SM90A_REPACK=1"
@@ -84,7 +84,9 @@ MUTANTS_LIST=(
  "mut_tailedge#s/if (gc + 1 < N) \*reinterpret_cast/if (true) *reinterpret_cast/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=96 -DHKJIT_SM90A_PINGPONG=1"
  "mut_fslice#s/(rows \* splits + (int64_t)w.split \* MW)/(rows * splits + (int64_t)0 * MW)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1"
  "mut_cidx#s/arrive_count(counts + rows, stamp, splits)/arrive_count(counts + rows - rb0, stamp, splits)/#-DHKJIT_SM90A_SPLITK=1"
- "mut_reset#s/(n + 1 == splits ? 0ull : (unsigned long long)(n + 1))/(unsigned long long)(n + 1)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
+ "mut_fsum#s/add_chunk(acc, f, part(s, f), false)/add_chunk(acc, f, part(s, f), true)/#-DHKJIT_SM90A_SPLITK=1"
+ "mut_fsumu#s/add_chunk(acc, f, t\[u\]\[f\], false)/add_chunk(acc, f, t[u][f], u == 0)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1"
+ "mut_reset#s/if (last) \*reinterpret_cast<volatile unsigned long long\*>(f) = old \& ~0xffull;/if (false) {}/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
  "mut_swslice#s/(split ? (int64_t)w.split \* N \* ldw : 0)/0/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=16"
 )
 # EXPERIMENTS="name#sed-script#flags ..." (newline-separated, names x_*) adds timing experiments in the same form.
