@@ -210,7 +210,7 @@ def test_dispatch_policy_and_overrides(monkeypatch):
         assert decide("sm_90a", 64, 8192, 4096).rule == "tiny"                # K under the measured class
         assert decide("sm_90a", 56, 8192, 16384).rule == "parity"             # M < 64: not measured
         assert decide("sm_90a", 64, 8456, 8192).rule == "parity"              # 64x64 tiles: a second wave
-        assert decide("sm_90a", 64, 4096, 14336).rule == "tiny"               # split-K's two launches: 0.55x
+        assert decide("sm_90a", 64, 4096, 14336).rule == "tiny"               # under 2^32; split-K 1.00-1.02x: parity
         assert decide("sm_90a", 16, 28672, 4096).rule == "tiny"
         assert decide("sm_90a", 16, 10240, 8192).rule == "decode-16-wide"    # 16x128-swap: 1.05-1.08x
         assert decide("sm_90a", 16, 8192, 28672).rule == "decode-16-deep"    # 16x64-swap: 1.01-1.06x

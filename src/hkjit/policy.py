@@ -46,7 +46,8 @@ POLICY: dict[str, ArchPolicy] = {
     # CUDA-graph timing, candidates shuffled every round, 2026-12-01; NOTES.md has the tables), the configuration
     # being SELECTION's pick. The kernel wins where cuBLAS leaves its fast path (N or K not a multiple of 8: 5.7-5.9x),
     # on deep square products with N = 8192 (128x192 tiles: 8192^3 1.03x, 8192x8192x28672 1.025x, 16384x8192x28672
-    # 1.045x), on M = 64..128 decode products with a deep K (split-K: 1.03-1.06x), on M = 97..128 with N >= 16384 and
+    # 1.045x), on M = 64..128 decode products with a deep K (split-K: 1.03-1.06x) and at M = 64, N = 8192 (64x64
+    # split-K, 2026-12-02: 1.01-1.04x), on M = 97..128 with N >= 16384 and
     # M = 129..256 with N around 28672 (128x224 tiles, 2026-12-01 sixth session: 1.03-1.09x), and on two M = 16
     # decode classes with the swapped configurations (N = 10240..16383 or K >= 20000: 1.04-1.07x through hkjit
     # bench, 1.01-1.08x in five graph runs). Everywhere else it is at parity within run-to-run
@@ -68,7 +69,8 @@ POLICY: dict[str, ArchPolicy] = {
              "128x256 0.97-0.98x); other N at M > 128 not measured: torch",
              also=(("m", 129, 257), ("n", 26880, 29569))),
         Rule("decode-deep", "m", 129, "kernel", "M = 64..128 with K >= 20000 (split-K): 1.04-1.08x "
-             "(64x8192x28672, 128x8192x28672; at K = 14336 the two launches lose: 0.55-0.78x timed call by call)",
+             "(64x8192x28672, 128x8192x28672; at K = 14336 with the reduction kernel's second launch 0.55-0.78x timed "
+             "call by call, summed in one launch since 2026-12-02: 64x4096x14336 1.00-1.02x, 128x4096x14336 0.98x)",
              also=(("m", 64, 129), ("k", 20000, _INF))),
         Rule("decode-64-8k", "m", 65, "kernel", "M = 64, N = 7681..8448, K >= 8192 (64x64-splitk, one wave of "
              "121..132 tiles, summed in one launch): 1.04 / 1.04x (64x8192x8192 through hkjit bench, H200 runs 34-35; "
