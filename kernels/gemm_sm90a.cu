@@ -55,9 +55,10 @@
 //     64x4096x4096-sized products (and run 33 a first in-launch sum that walked the fragment pair by pair, one
 //     L2 round trip each, at up to 5x slower). The sum order is fixed, so the result is deterministic
 //     (bit-identical from call to call, and to the reduction kernel's). A counter word is stamp | count, the stamp
-//     above any stale word of the workspace and increasing from launch to launch: an arrival's atomic max with
-//     the stamp and then atomic add count without the workspace being zeroed (no memset launch); the last
-//     arrival leaves count 0, so a CUDA graph's replays (one stamp) start from 0 as well. The workspace is taken
+//     a tag and a number no other launch of this process has, so the workspace needs no zeroing (no memset
+//     launch): a word without this launch's stamp counts as 0. An arrival is one CAS on the word as read before
+//     its partial was stored (retried only when another arrival came in between); the last arrival leaves count
+//     0, so a CUDA graph's replays (one stamp) start from 0 as well. The workspace is taken
 //     with cudaMallocFromPoolAsync from a memory pool this library owns (one per device, release threshold
 //     unlimited, so a steady state allocates nothing from the driver) and freed with cudaFreeAsync on the same
 //     stream after the kernel: stream ordered, no ABI change, graph-capturable, and no global state a concurrent
@@ -407,21 +408,28 @@ __device__ static inline void mbar_wait(semaphore& s, int phase) {
     asm volatile("" ::: "memory");
 }
 // Workspace split-K: one arrival on the counter of a tile's rows; true for the last of the `splits` arrivals (which
-// then sums the partials). A counter word is stamp | count (count in the low 8 bits; see next_stamp), so the
-// workspace is not zeroed: the atomic max lifts a stale word (a partial, always below a stamp, or an earlier
-// launch's counter) to this launch's stamp with count 0, and keeps a later launch's stamp, whose count that launch
-// left at 0, when a CUDA graph replays this one; then one atomic add counts. Same thread, same word: the two are
-// performed in program order, and only the add's answer is waited for (one L2 round trip, not a read and a CAS).
-// The last arrival puts the count back to 0 (every arrival of this launch is in), so a graph's replays (one stamp)
-// start from 0 too; "last" is the arrival that makes the count exactly `splits`, so a count left standing would
-// sum nothing (and leave C unwritten).
-__device__ static inline bool arrive_count(unsigned long long* f, unsigned long long stamp, int splits) {
-    unsigned long long old;
-    asm volatile("red.relaxed.gpu.global.max.u64 [%0], %1;\n" :: "l"(f), "l"(stamp) : "memory");
-    asm volatile("atom.relaxed.gpu.global.add.u64 %0, [%1], 1;\n" : "=l"(old) : "l"(f) : "memory");
-    const bool last = (int)(old & 0xff) + 1 == splits;
-    if (last) *reinterpret_cast<volatile unsigned long long*>(f) = old & ~0xffull;   // count 0: replays start clean
-    return last;
+// then sums the partials). A counter word is stamp | count (count in the low 8 bits; the stamp is this launch's,
+// see next_stamp), so the workspace is not zeroed: a word without this launch's stamp (whatever the memory held,
+// e.g. another CUDA graph's data where graphs share memory) counts as 0. `guess` is the word as read before the
+// partials were stored (off the critical path): when no other arrival came in between, the CAS takes it at once
+// (one L2 round trip); else it is retried with the word it found. The last arrival leaves count 0, so a graph's
+// replays (one stamp) start from 0 too; "last" is the arrival that makes the count exactly `splits`, so a count
+// left standing would sum nothing (and leave C unwritten). H200 run 37: an atomic max to the stamp and one add
+// (no read first) timed 1-3% faster on the split decode shapes, but needs every stale word to be below the stamp,
+// which memory shared with other CUDA graphs (any data) does not promise.
+__device__ static inline unsigned long long read_count(const unsigned long long* f) {
+    unsigned long long v;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n" : "=l"(v) : "l"(f) : "memory");
+    return v;
+}
+__device__ static inline bool arrive_count(unsigned long long* f, unsigned long long stamp, int splits,
+                                           unsigned long long guess) {
+    for (unsigned long long seen = guess;;) {
+        const int n = (seen & ~0xffull) == stamp ? (int)(seen & 0xff) : 0;
+        const unsigned long long old = atomicCAS(f, seen, stamp | (n + 1 == splits ? 0ull : (unsigned long long)(n + 1)));
+        if (old == seen) return n + 1 == splits;
+        seen = old;
+    }
 }
 
 // A work unit is one output tile (CLUSTER: one pair of vertically adjacent tiles; `m` counts pairs, tile_row() picks
@@ -644,12 +652,13 @@ gemm_kernel(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CU
                 if (w.m * BM + rb0 * 64 >= M) continue;   // rows past M (CLUSTER: a whole phantom tile row)
                 const int lt = threadIdx.x % 128;
                 const int64_t rows = ((int64_t)w.m * n_tiles + w.n) * (BM / 64) + rb0;   // counter of my rows
+                const unsigned long long guess = issuer ? read_count(counts + rows) : 0;   // see arrive_count
                 float4* mine = reinterpret_cast<float4*>(ws) + (rows * splits + (int64_t)w.split * MW) * (16 * BN) + lt;
                 #pragma unroll
                 for (int f = 0; f < CH4; f++) __stcg(mine + f * 128, chunk(acc, f));
                 __threadfence();                                        // my partial is visible before my arrival
                 named_sync(1 + cid, 128);
-                if (issuer) sm.last[cid] = arrive_count(counts + rows, stamp, splits);
+                if (issuer) sm.last[cid] = arrive_count(counts + rows, stamp, splits, guess);
                 named_sync(1 + cid, 128);
                 if (!sm.last[cid]) continue;
                 __threadfence();                                        // the others' partials, after their arrivals
@@ -935,11 +944,9 @@ static int choose_cluster_split(int64_t tiles, int64_t k_blocks, int sms, const 
     return best;
 }
 
-// Workspace split-K: the stamp of a launch's counters (see arrive_count): all ones in the top 16 bits (the high
-// float of a partial pair would be a NaN with a payload arithmetic never produces, so every stale partial word is
-// below every stamp) and a launch number in the next 40 that increases from launch to launch of this process, so
-// the max of arrive_count also clears a count an earlier launch could have left (2^40 launches before it wraps;
-// after that a count can only be cleared by the launch that set it, as every launch does). Count bits zero.
+// Workspace split-K: the stamp of a launch's counters (see arrive_count): a tag in the top 16 bits (as the high
+// float of a partial pair: a NaN with a payload arithmetic never produces) and a launch number in the next 40 that
+// no other launch of this process has (2^40 launches before one repeats), count bits zero.
 static unsigned long long next_stamp() {
     static std::atomic<unsigned long long> n{1};
     return (0xffffull << 48) | ((n.fetch_add(1, std::memory_order_relaxed) & ((1ull << 40) - 1)) << 8);

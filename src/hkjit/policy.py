@@ -72,9 +72,9 @@ POLICY: dict[str, ArchPolicy] = {
              "(64x8192x28672, 128x8192x28672; at K = 14336 with the reduction kernel's second launch 0.55-0.78x timed "
              "call by call, summed in one launch since 2026-12-02: 64x4096x14336 1.00-1.02x, 128x4096x14336 0.98x)",
              also=(("m", 64, 129), ("k", 20000, _INF))),
-        Rule("decode-64-8k", "m", 65, "kernel", "M = 64, N = 7681..8448, K >= 8192 (64x64-splitk, one wave of "
-             "121..132 tiles, summed in one launch): 1.04 / 1.04x (64x8192x8192 through hkjit bench, H200 runs 34-35; "
-             "64x80-pingpong 1.01 / 1.02x); M < 64 not measured", also=(("m", 64, 65), ("n", 7681, 8449),
+        Rule("decode-64-8k", "m", 65, "kernel", "M = 64, N = 7681..8448, K >= 8192 (64x64-splitk: one wave of "
+             "121..132 tiles, K not split): 1.04 / 1.04 / 1.01x (64x8192x8192 through hkjit bench, H200 runs 34-36; "
+             "64x80-pingpong 1.01 / 1.02 / 0.99x); M < 64 not measured", also=(("m", 64, 65), ("n", 7681, 8449),
                                                                        ("k", 8192, _INF))),
         Rule("tiny", "mnk", 2 ** 32, "torch", "under 2^32 multiply-adds the launch costs more than the product "
              "(512^3: 0.62x, 1024^3: 0.87x at best; the decode shapes below it 0.78-0.98x with their selected "

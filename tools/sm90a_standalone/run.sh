@@ -83,10 +83,11 @@ MUTANTS_LIST=(
  "mut_tail#s/for_each_pair<BN \/ 64 \* 4>(acc/for_each_pair<BN \/ 64 * 4 + 1>(acc/#-DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=160"
  "mut_tailedge#s/if (gc + 1 < N) \*reinterpret_cast/if (true) *reinterpret_cast/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=96 -DHKJIT_SM90A_PINGPONG=1"
  "mut_fslice#s/(rows \* splits + (int64_t)w.split \* MW)/(rows * splits + (int64_t)0 * MW)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1"
- "mut_cidx#s/arrive_count(counts + rows, stamp, splits)/arrive_count(counts + rows - rb0, stamp, splits)/#-DHKJIT_SM90A_SPLITK=1"
+ "mut_cidx#s/arrive_count(counts + rows, stamp, splits, guess)/arrive_count(counts + rows - rb0, stamp, splits, guess)/#-DHKJIT_SM90A_SPLITK=1"
  "mut_fsum#s/add_chunk(acc, f, part(s, f), false)/add_chunk(acc, f, part(s, f), true)/#-DHKJIT_SM90A_SPLITK=1"
  "mut_fsumu#s/add_chunk(acc, f, t\[u\]\[f\], false)/add_chunk(acc, f, t[u][f], u == 0)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1"
- "mut_reset#s/if (last) \*reinterpret_cast<volatile unsigned long long\*>(f) = old \& ~0xffull;/if (false) {}/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
+ "mut_stamp#s/(seen \& ~0xffull) == stamp ? (int)(seen \& 0xff) : 0/(int)(seen \& 0xff)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=64 -DHKJIT_SM90A_SPLITK=1"
+ "mut_reset#s/(n + 1 == splits ? 0ull : (unsigned long long)(n + 1))/(unsigned long long)(n + 1)/#-DHKJIT_SM90A_BM=64 -DHKJIT_SM90A_BN=128 -DHKJIT_SM90A_SPLITK=1"
  "mut_swslice#s/(split ? (int64_t)w.split \* N \* ldw : 0)/0/#-DHKJIT_SM90A_SWAP=1 -DHKJIT_SM90A_SPLITK=1 -DHKJIT_SM90A_BM=128 -DHKJIT_SM90A_BN=16"
 )
 # EXPERIMENTS="name#sed-script#flags ..." (newline-separated, names x_*) adds timing experiments in the same form.
