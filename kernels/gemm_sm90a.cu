@@ -50,20 +50,21 @@
 //     (float4 f of thread t at f * 128 + t: coalesced stores, and every unit of a tile holds the same elements in
 //     the same registers), then arrives on a counter of those rows (one per tile and m64 row block, after the
 //     partials); the last of the S arrivals loads the S partials in slice order into its accumulators (up to 32
-//     float4 loads in flight a thread) and stores them as the unsplit epilogue does (TMA). So the sum is done in
-//     the GEMM's own launch: H200 run 29 timed the second, reduction kernel of the first version at 13-19% of
-//     64x4096x4096-sized products (and run 33 a first in-launch sum that walked the fragment pair by pair, one
-//     L2 round trip each, at up to 5x slower). The sum order is fixed, so the result is deterministic
+//     float4 loads in flight a thread) and stores them as the unsplit epilogue does (TMA): one launch, no second
+//     kernel. (H200 run 29 had timed the reduction kernel's whole cost at 13-19% of 64x4096x4096-sized products;
+//     summed in the launch, runs 33-37 timed the kernel within run-to-run noise of the two-kernel version: the
+//     last unit's tail is paid either way, and what is saved is a launch. A first version that summed pair by
+//     pair, one L2 round trip each, was up to 5x slower.) The sum order is fixed, so the result is deterministic
 //     (bit-identical from call to call, and to the reduction kernel's). A counter word is stamp | count, the stamp
 //     a tag and a number no other launch of this process has, so the workspace needs no zeroing (no memset
 //     launch): a word without this launch's stamp counts as 0. An arrival is one CAS on the word as read before
 //     its partial was stored (retried only when another arrival came in between); the last arrival leaves count
-//     0, so a CUDA graph's replays (one stamp) start from 0 as well. The workspace is taken
-//     with cudaMallocFromPoolAsync from a memory pool this library owns (one per device, release threshold
-//     unlimited, so a steady state allocates nothing from the driver) and freed with cudaFreeAsync on the same
-//     stream after the kernel: stream ordered, no ABI change, graph-capturable, and no global state a concurrent
-//     stream could race on. The swapped kernel (SWAP) keeps
-//     the second kernel (its partials are written transposed, in C's orientation).
+//     0, so a CUDA graph's replays (one stamp) start from 0 as well. The workspace is taken with
+//     cudaMallocFromPoolAsync from a memory pool this library owns (one per device, release threshold unlimited,
+//     so a steady state allocates nothing from the driver) and freed with cudaFreeAsync on the same stream after
+//     the kernel: stream ordered, no ABI change, graph-capturable, and no global state a concurrent stream could
+//     race on. The swapped kernel (SWAP) keeps the second kernel (its partials are written transposed, in C's
+//     orientation).
 //   * Tiles are visited in groups of GROUP_M tile rows (L2 reuse of Bt).
 //   * Ping-pong (HKJIT_SM90A_PINGPONG=1, CUTLASS's "KernelTmaWarpSpecializedPingpong" schedule): without it the two
 //     consumers split one tile and both sit in the epilogue (convert, stmatrix, TMA store issue) while the tensor
