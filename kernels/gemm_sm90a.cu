@@ -470,12 +470,15 @@ template <int J0 = 0, typename F> __device__ static inline void for_each_pair(co
 constexpr int CH4 = MW * BN / 8;                    // float4s a consumer thread holds
 constexpr int SLICE4 = CH4 * 128;                   // float4s of one unit's partial of a consumer's rows
 constexpr int SUM_U = CH4 <= 8 ? 4 : CH4 <= 16 ? 2 : 1;   // slices whose loads the last unit has in flight at once
+template <typename Acc> __device__ static inline auto* chunk_pairs(Acc& acc, int f) {   // its two float2s
+    return acc[f / (BN / 8)].tiles[0][f % (BN / 8) / 2].data + 2 * (f % 2);
+}
 __device__ static inline float4 chunk(const acc_t (&acc)[MW], int f) {
-    const float2* d = acc[f / (BN / 8)].tiles[0][f % (BN / 8) / 2].data + 2 * (f % 2);
+    const float2* d = chunk_pairs(acc, f);
     return make_float4(d[0].x, d[0].y, d[1].x, d[1].y);
 }
 __device__ static inline void add_chunk(acc_t (&acc)[MW], int f, float4 t, bool assign) {
-    float2* d = acc[f / (BN / 8)].tiles[0][f % (BN / 8) / 2].data + 2 * (f % 2);
+    float2* d = chunk_pairs(acc, f);
     if (assign) { d[0] = make_float2(t.x, t.y); d[1] = make_float2(t.z, t.w); }
     else { d[0].x += t.x; d[0].y += t.y; d[1].x += t.z; d[1].y += t.w; }
 }
