@@ -190,7 +190,8 @@ CONFIGS: dict[str, tuple[KernelConfig, ...]] = {
                      why="copies an operand whose row pitch is off the 128-byte grid (K % 64 != 0) to an aligned "
                          "pitch first (3000x5000x7000: 0.61x -> 0.77x, 4096x4096x4104: 0.65x -> 0.84x)"),
         KernelConfig("64x64-splitk", _sm90a(64, 64, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 64),
-                     why="64x64 tiles, K split across SMs: M = 33..64 with N < 9000 (0.87-1.10x)"),
+                     why="64x64 tiles, K split across SMs: M = 33..64 with N < 5000 (0.85-1.02x) and N = 7681..8448, "
+                         "one wave of tiles (64x8192x8192 1.01-1.04x, 64x8192x28672 1.07-1.09x)"),
         KernelConfig("64x128-splitk", _sm90a(64, 128, "-DHKJIT_SM90A_SPLITK=1"), _sm90a_tile(64, 128),
                      why="64x128 tiles, K split: M <= 32 with N < 8192, M = 65..256, few-tile products "
                          "(128x8192x8192: 0.45x -> 0.97x)"),
